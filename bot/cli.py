@@ -1,0 +1,207 @@
+"""The `coachloop` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+
+from bot.clock import SystemClock
+from bot.config import ConfigError, load_settings
+
+
+def _database(env_only: bool = True) -> str:
+    return os.environ.get("DATABASE_URL", "").strip() or "sqlite:///coachloop.db"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bot.app import build_services, create_bolt_app
+    from handlers.http import create_web_app
+    from scheduler.runner import start_scheduler
+
+    settings = load_settings()
+    services = build_services(settings, SystemClock())
+    if settings.org_file:
+        _import_org(services.db, settings.org_file, services.slack)
+    bolt_app = create_bolt_app(services)
+    scheduler = start_scheduler(services)
+    socket_handler = None
+    if settings.slack_app_token:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        socket_handler = SocketModeHandler(bolt_app, settings.slack_app_token)
+        socket_handler.connect()
+        print("Socket Mode connected; the QA webhook and ops endpoints stay on HTTP.")
+    print(f"coachloop listening on http://{settings.host}:{settings.port}")
+    try:
+        uvicorn.run(
+            create_web_app(services, bolt_app), host=settings.host, port=settings.port, log_level="info"
+        )
+    finally:
+        scheduler.shutdown(wait=False)
+        if socket_handler is not None:
+            socket_handler.close()
+    return 0
+
+
+def _import_org(db: object, path: str, slack: object | None) -> int:
+    from bot.org import OrgFileError, apply_org, lookup_people, parse_org
+    from handlers.directory import SlackDirectory
+    from storage.db import Database
+
+    assert isinstance(db, Database)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            spec = parse_org(fh.read(), source=os.path.basename(path))
+    except OSError as exc:
+        print(f"cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except OrgFileError as exc:
+        print(f"{path} was not imported; nothing changed:", file=sys.stderr)
+        for line in exc.errors:
+            print(f"  {line}", file=sys.stderr)
+        return 2
+    directory = SlackDirectory(slack) if slack is not None else None  # type: ignore[arg-type]
+    with db.unit_of_work() as session:
+        found = lookup_people(spec, session, directory)
+    with db.unit_of_work() as session:
+        report = apply_org(session, spec, found, SystemClock().now())
+    for line in report.lines():
+        print(line)
+    if directory is None:
+        print(
+            "SLACK_BOT_TOKEN is not set: Slack ids were not looked up (give slack_id in the file, or set it)."
+        )
+    return 0
+
+
+def cmd_org_import(args: argparse.Namespace) -> int:
+    from bot.app import slack_client
+    from bot.config import Settings
+    from storage.db import Database
+
+    db = Database(_database())
+    db.create_schema()
+    token = os.environ.get("SLACK_BOT_TOKEN", "").strip()
+    slack = None
+    if token:
+        partial = Settings(
+            database_url=db.url,
+            slack_bot_token=token,
+            slack_signing_secret="",
+            qa_webhook_secret="",
+            slack_api_url=os.environ.get("SLACK_API_URL") or None,
+        )
+        slack = slack_client(partial, interactive=True)
+    return _import_org(db, args.file, slack)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from bot.app import build_services
+    from scheduler.sweeps import Sweeps
+
+    services = build_services(load_settings(), SystemClock())
+    report = Sweeps(services).run_once()
+    print(report.summary())
+    return 0
+
+
+def _team_calendar(name: str):  # type: ignore[no-untyped-def]
+    from bot.team_calendar import calendar_for
+    from storage.db import Database
+    from storage.queries import team_by_name
+
+    db = Database(_database())
+    db.create_schema()
+    with db.unit_of_work() as session:
+        team = team_by_name(session, name)
+        if team is None:
+            raise ConfigError(
+                f"no team named {name!r}; import the org file first (coachloop org import org.yml)"
+            )
+        return team, calendar_for(team)
+
+
+def cmd_deadline(args: argparse.Namespace) -> int:
+    from bot.timers_explain import explain_deadline
+
+    try:
+        landed = datetime.fromisoformat(args.landed.replace("Z", "+00:00"))
+    except ValueError:
+        print("--landed must be an ISO 8601 time with offset, e.g. 2026-11-27T16:00:00Z", file=sys.stderr)
+        return 2
+    if landed.tzinfo is None:
+        print("--landed needs a UTC offset (Z or +01:00)", file=sys.stderr)
+        return 2
+    team, cal = _team_calendar(args.team)
+    print(explain_deadline(cal, landed, team.window_days))
+    return 0
+
+
+def cmd_calendar(args: argparse.Namespace) -> int:
+    team, cal = _team_calendar(args.team)
+    print(f"Closed days for team {team.name} in {args.year} ({cal.timezone}):")
+    for day, reason in cal.closed_days(args.year):
+        if reason not in ("Saturday", "Sunday") or args.all:
+            print(f"  {day.isoformat()} {day.strftime('%a')}  {reason}")
+    if not args.all:
+        print("  (weekends not listed; --all lists them too)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="coachloop", description="QA scores into coaching conversations, in Slack."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the Slack app, the QA webhook and the sweeps").set_defaults(
+        func=cmd_serve
+    )
+    org = sub.add_parser("org", help="teams, people and calendars").add_subparsers(
+        dest="org_command", required=True
+    )
+    imp = org.add_parser("import", help="create or update teams and people from an org file")
+    imp.add_argument("file")
+    imp.set_defaults(func=cmd_org_import)
+    sub.add_parser("sweep", help="run every sweep once at the current time and exit").set_defaults(
+        func=cmd_sweep
+    )
+    sub.add_parser("demo", help="run the whole loop against a local stand-in of Slack").set_defaults(
+        func=cmd_demo
+    )
+    dl = sub.add_parser("deadline", help="explain a team's coaching deadline for a landing time")
+    dl.add_argument("--team", required=True)
+    dl.add_argument("--landed", required=True, help="ISO 8601 with offset, e.g. 2026-11-27T16:00:00Z")
+    dl.set_defaults(func=cmd_deadline)
+    cal = sub.add_parser("calendar", help="list a team's closed days in a year")
+    cal.add_argument("--team", required=True)
+    cal.add_argument("--year", type=int, required=True)
+    cal.add_argument("--all", action="store_true", help="list weekends too")
+    cal.set_defaults(func=cmd_calendar)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"coachloop: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,493 @@
+"""The coaching case: how scores open and join cases, and how a plan is agreed and acknowledged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from bot import evidence, timers
+from bot.errors import CaseMovedOn, InvalidInput, NotAllowed, NotFound
+from bot.evaluation_input import EvaluationInput
+from bot.leverage import Observation, Pick, rank
+from bot.team_calendar import calendar_for, timezone_of
+from storage import queries
+from storage.models import Case, Evaluation, EvaluationItem, Person
+from storage.outbox import audit, enqueue, refresh_key
+
+PERFORMANCE, DEVELOPMENTAL = "performance", "developmental"
+KINDS = {
+    PERFORMANCE: "Performance: a behaviour to change",
+    DEVELOPMENTAL: "Developmental: the agent's growth",
+}
+DEVELOPMENT_GOAL = "development-goal"
+REVIEW_METHODS = {
+    "qa_results": "Check the criterion in the next evaluations",
+    "call_review": "Review recorded contacts together",
+    "observe": "Sit in on live contacts",
+    "check_in": "Talk it through at the next 1:1",
+}
+MAX_TEXT = 3000
+MAX_DAYS_AHEAD = 30
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    evaluation_id: int
+    case_id: int | None
+    status: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class PlanDraft:
+    """Everything the coaching modal shows, pre-filled so that submitting it unchanged is valid."""
+
+    case_id: int
+    agent_name: str
+    kind: str
+    picks: list[Pick]
+    behaviour_key: str
+    example: str
+    action: str
+    by_when: date
+    earliest: date
+    latest: date
+    review_method: str
+    agent_proposed: bool
+    notes: str
+    questions: list[str]
+
+
+@dataclass(frozen=True)
+class PlanForm:
+    kind: str | None
+    behaviour_key: str | None
+    example: str | None
+    action: str | None
+    by_when: str | None
+    review_method: str | None
+    agent_proposed: bool
+    notes: str | None
+
+
+# --- scores landing -------------------------------------------------------------------------
+
+
+def _apply(evaluation: Evaluation, data: EvaluationInput) -> None:
+    evaluation.agent_email = data.agent_email
+    evaluation.evaluator_email = data.evaluator_email
+    evaluation.evaluator_name = data.evaluator_name
+    evaluation.scorecard_id = data.scorecard_id
+    evaluation.scorecard_name = data.scorecard_name
+    evaluation.score = data.score
+    evaluation.max_score = data.max_score
+    evaluation.landed_at = data.landed_at
+    evaluation.contact_id = data.contact_id
+    evaluation.contact_channel = data.contact_channel
+    evaluation.contact_started_at = data.contact_started_at
+    evaluation.contact_url = data.contact_url
+    evaluation.raw = data.raw
+    evaluation.content_hash = data.content_hash
+    evaluation.items = [
+        EvaluationItem(
+            position=i,
+            key=item.key,
+            name=item.name,
+            category=item.category,
+            score=item.score,
+            max_score=item.max_score,
+            weight=item.weight,
+            critical=item.critical,
+            comment=item.comment,
+            at_seconds=item.at_seconds,
+            good_looks_like=item.good_looks_like,
+        )
+        for i, item in enumerate(data.items)
+    ]
+
+
+def intake(session: Session, data: EvaluationInput, now: datetime, actor: str) -> IntakeResult:
+    """Record a score; open or join the agent's case. A repeat returns the original result."""
+    existing = (
+        session.query(Evaluation).filter_by(source=data.source, external_id=data.external_id).one_or_none()
+    )
+    if existing is not None:
+        if existing.content_hash == data.content_hash:
+            return IntakeResult(existing.id, existing.case_id, existing.intake_status, created=False)
+        return _revise(session, existing, data, now, actor)
+
+    evaluation = Evaluation(
+        source=data.source,
+        external_id=data.external_id,
+        received_at=now,
+        revision=1,
+        intake_status="received",
+    )
+    _apply(evaluation, data)
+    agent = queries.person_by_email(session, data.agent_email)
+    team = queries.team_of_agent(session, agent.id) if agent else None
+    session.add(evaluation)
+    if agent is None or team is None:
+        evaluation.intake_status = "unassigned_agent"
+        session.flush()
+        audit(session, now, actor, "evaluation_unassigned", evaluation_id=evaluation.id)
+        return IntakeResult(evaluation.id, None, evaluation.intake_status, created=True)
+    evaluation.agent_id = agent.id
+    session.flush()
+    case, status = attach_to_case(session, evaluation, agent, now, actor)
+    evaluation.intake_status = status
+    return IntakeResult(evaluation.id, case.id, status, created=True)
+
+
+def _revise(
+    session: Session, evaluation: Evaluation, data: EvaluationInput, now: datetime, actor: str
+) -> IntakeResult:
+    before = {"score": evaluation.score, "landed_at": evaluation.landed_at.isoformat()}
+    _apply(evaluation, data)
+    evaluation.revision += 1
+    session.flush()
+    audit(
+        session,
+        now,
+        actor,
+        "evaluation_revised",
+        case_id=evaluation.case_id,
+        evaluation_id=evaluation.id,
+        revision=evaluation.revision,
+        before=before,
+    )
+    case = session.get(Case, evaluation.case_id) if evaluation.case_id else None
+    if case is not None and case.state == queries.AWAITING:
+        session.refresh(case)
+        picks = ranked_picks(session, case)
+        case.suggested_key = picks[0].key if picks else None
+        case.kind = PERFORMANCE if any(e.has_shortfall for e in case.evaluations) else DEVELOPMENTAL
+        _refresh_leader_dm(session, case, now, f"revised-{evaluation.id}-{evaluation.revision}")
+    return IntakeResult(evaluation.id, evaluation.case_id, "revised", created=False)
+
+
+def attach_to_case(
+    session: Session, evaluation: Evaluation, agent: Person, now: datetime, actor: str
+) -> tuple[Case, str]:
+    """Join the agent's case awaiting a conversation, or open a new one."""
+    team = queries.team_of_agent(session, agent.id)
+    assert team is not None
+    cal = calendar_for(team)
+    due = cal.deadline(evaluation.landed_at, team.window_days)
+    case = queries.awaiting_case(session, agent.id)
+    if case is not None:
+        evaluation.case_id = case.id
+        session.flush()
+        session.refresh(case)
+        case.due_at = min(case.due_at, due)
+        if evaluation.has_shortfall:
+            case.kind = PERFORMANCE
+        picks = ranked_picks(session, case)
+        case.suggested_key = picks[0].key if picks else None
+        timers.schedule_conversation(session, case, cal)
+        audit(session, now, actor, "evaluation_joined", case_id=case.id, evaluation_id=evaluation.id)
+        _refresh_leader_dm(session, case, now, f"joined-{evaluation.id}")
+        return case, "joined_case"
+
+    case = Case(
+        agent_id=agent.id,
+        team_id=team.id,
+        leader_id=team.leader_id,
+        kind=PERFORMANCE if evaluation.has_shortfall else DEVELOPMENTAL,
+        state=queries.AWAITING,
+        opened_at=now,
+        due_at=due,
+    )
+    session.add(case)
+    session.flush()
+    evaluation.case_id = case.id
+    session.flush()
+    session.refresh(case)
+    picks = ranked_picks(session, case)
+    case.suggested_key = picks[0].key if picks else None
+    timers.schedule_conversation(session, case, cal)
+    audit(session, now, actor, "case_opened", case_id=case.id, evaluation_id=evaluation.id, kind=case.kind)
+    enqueue(
+        session, leader_dm_key(case.id), "leader_case", now=now, case_id=case.id, person_id=case.leader_id
+    )
+    return case, "case_opened"
+
+
+def leader_dm_key(case_id: int) -> str:
+    return f"case:{case_id}:leader_dm"
+
+
+def agent_dm_key(case_id: int) -> str:
+    return f"case:{case_id}:agent_agreement"
+
+
+def _refresh_leader_dm(session: Session, case: Case, now: datetime, what: str) -> None:
+    enqueue(
+        session,
+        refresh_key(case.id, what, now),
+        "refresh",
+        now=now,
+        case_id=case.id,
+        updates_key=leader_dm_key(case.id),
+    )
+
+
+def _refresh_agent_dm(session: Session, case: Case, now: datetime, what: str) -> None:
+    enqueue(
+        session,
+        f"case:{case.id}:agent_dm:refresh:{what}",
+        "refresh",
+        now=now,
+        case_id=case.id,
+        updates_key=agent_dm_key(case.id),
+    )
+
+
+# --- leverage on stored evaluations ---------------------------------------------------------
+
+
+def observations(session: Session, agent_id: int) -> list[Observation]:
+    """The agent's recent scored items, minus misses that a closed case has since dealt with."""
+    resolved: dict[str, datetime] = {}
+    for case in queries.agent_cases(session, agent_id):
+        if case.state == "closed" and case.behaviour_key and case.agreed_at:
+            resolved[case.behaviour_key] = max(
+                resolved.get(case.behaviour_key, case.agreed_at), case.agreed_at
+            )
+    found = []
+    for ev in queries.recent_evaluations(session, agent_id):
+        for item in ev.items:
+            if item.key in resolved and ev.landed_at <= resolved[item.key]:
+                continue
+            found.append(
+                Observation(
+                    evaluation_id=ev.id,
+                    landed_at=ev.landed_at,
+                    key=item.key,
+                    name=item.name,
+                    score=item.score,
+                    max_score=item.max_score,
+                    weight=item.weight,
+                    critical=item.critical,
+                )
+            )
+    return found
+
+
+def ranked_picks(session: Session, case: Case) -> list[Pick]:
+    under_action = frozenset(
+        c.behaviour_key
+        for c in queries.agent_cases(session, case.agent_id)
+        if c.id != case.id and c.state in queries.UNREVIEWED and c.behaviour_key
+    )
+    return rank(observations(session, case.agent_id), under_action=under_action)
+
+
+def _item_for(session: Session, pick: Pick) -> tuple[Evaluation, EvaluationItem]:
+    ev = session.get(Evaluation, pick.evidence.evaluation_id)
+    assert ev is not None
+    item = next(i for i in ev.items if i.key == pick.key)
+    return ev, item
+
+
+# --- the plan -------------------------------------------------------------------------------
+
+
+QUESTIONS = {
+    PERFORMANCE: [
+        "How do you think that contact went, in your own words?",
+        "What was going on for you at the moment the customer said that?",
+        "What could you try next time, and what would help you do it?",
+    ],
+    DEVELOPMENTAL: [
+        "Where do you want to be in 12 months?",
+        "Which part of your work do you most want to get even better at?",
+        "What is one step you could take in the next two weeks?",
+    ],
+}
+
+
+def draft_plan(session: Session, case: Case, now: datetime, behaviour_key: str | None = None) -> PlanDraft:
+    cal = calendar_for(case.team)
+    tz = timezone_of(case.leader, case.team)
+    today = now.astimezone(cal.tz).date()
+    picks = ranked_picks(session, case)
+    chosen = behaviour_key or case.behaviour_key or case.suggested_key
+    pick = next((p for p in picks if p.key == chosen), picks[0] if picks else None)
+    if case.kind == DEVELOPMENTAL and behaviour_key in (None, DEVELOPMENT_GOAL):
+        pick = None
+    if pick is not None:
+        ev, item = _item_for(session, pick)
+        example = evidence.example(ev, item, now, tz)
+        action = item.good_looks_like or f'On your next contacts, aim to meet "{item.name}" every time.'
+        key = pick.key
+    else:
+        ev = case.evaluations[-1]
+        example = evidence.developmental_example(ev, now, tz)
+        action = "Agree one step towards the agent's 12-month goal, and how we'll know it happened."
+        key = DEVELOPMENT_GOAL
+    return PlanDraft(
+        case_id=case.id,
+        agent_name=case.agent.display,
+        kind=case.kind,
+        picks=picks,
+        behaviour_key=key,
+        example=case.example or example if behaviour_key is None else example,
+        action=case.action or action if behaviour_key is None else action,
+        by_when=case.action_date or cal.add_working_days(today, case.team.window_days),
+        earliest=today,
+        latest=today + timedelta(days=MAX_DAYS_AHEAD),
+        review_method=case.review_method or "qa_results",
+        agent_proposed=bool(case.agent_proposed),
+        notes=case.notes or "",
+        questions=QUESTIONS[case.kind],
+    )
+
+
+def may_plan(person: Person | None, case: Case) -> bool:
+    if person is None:
+        return False
+    return person.id == case.leader_id or any(p.id == person.id for p in case.team.escalation_people)
+
+
+def load_case(session: Session, case_id: int, *, lock: bool = False) -> Case:
+    case = queries.case_for_update(session, case_id) if lock else session.get(Case, case_id)
+    if case is None:
+        raise NotFound(f"Coaching case #{case_id} does not exist.")
+    return case
+
+
+def check_may_plan(person: Person | None, case: Case) -> None:
+    if not may_plan(person, case):
+        raise NotAllowed(
+            f"Only {case.leader.display} (the team leader) or the team's escalation contacts "
+            f"can plan {case.agent.display}'s coaching."
+        )
+
+
+def check_awaiting(case: Case) -> None:
+    if case.state != queries.AWAITING:
+        state = case.state.replace("_", " ")
+        raise CaseMovedOn(f"This coaching case has moved on (it is now {state}); nothing was changed.")
+
+
+def _validate(form: PlanForm, draft: PlanDraft) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if form.kind not in KINDS:
+        errors["kind"] = "Choose performance or developmental coaching."
+    keys = {p.key for p in draft.picks} | {DEVELOPMENT_GOAL}
+    if form.behaviour_key not in keys:
+        errors["behaviour"] = "Choose one behaviour from the list."
+    for field, value in (("example", form.example), ("action", form.action)):
+        if not value or not value.strip():
+            errors[field] = f"Write the {field}: it is what the agent will read."
+        elif len(value) > MAX_TEXT:
+            errors[field] = f"Keep the {field} under {MAX_TEXT} characters (it has {len(value)})."
+    if form.notes and len(form.notes) > MAX_TEXT:
+        errors["notes"] = f"Keep the notes under {MAX_TEXT} characters (they have {len(form.notes)})."
+    try:
+        when = date.fromisoformat(form.by_when or "")
+    except ValueError:
+        errors["by_when"] = "Pick the date by which the agent will have tried the action."
+    else:
+        if when < draft.earliest:
+            errors["by_when"] = "That date is in the past: pick today or later."
+        elif when > draft.latest:
+            errors["by_when"] = f"Pick a date within {MAX_DAYS_AHEAD} days, so the follow-up stays close."
+    if form.review_method not in REVIEW_METHODS:
+        errors["review_method"] = "Choose how the action will be reviewed."
+    return errors
+
+
+def agree_plan(session: Session, case_id: int, actor: Person | None, form: PlanForm, now: datetime) -> Case:
+    """The team leader logs the conversation; the agent is sent the agreement."""
+    case = load_case(session, case_id, lock=True)
+    check_may_plan(actor, case)
+    check_awaiting(case)
+    assert actor is not None
+    draft = draft_plan(session, case, now)
+    errors = _validate(form, draft)
+    if errors:
+        raise InvalidInput(errors)
+    pick = next((p for p in draft.picks if p.key == form.behaviour_key), None)
+    case.kind = str(form.kind)
+    case.behaviour_key = form.behaviour_key
+    case.behaviour_name = pick.name if pick else "Development goal"
+    case.example = (form.example or "").strip()
+    case.action = (form.action or "").strip()
+    case.action_date = date.fromisoformat(str(form.by_when))
+    case.review_method = form.review_method
+    case.agent_proposed = form.agent_proposed
+    case.notes = (form.notes or "").strip() or None
+    case.state = "agreed"
+    case.agreed_at = now
+    case.agreed_by_id = actor.id
+    timers.on_agreed(session, case, calendar_for(case.team))
+    audit(
+        session,
+        now,
+        _actor(actor),
+        "plan_agreed",
+        case_id=case.id,
+        behaviour=case.behaviour_key,
+        kind=case.kind,
+        late=now > case.due_at,
+        agent_proposed=case.agent_proposed,
+    )
+    enqueue(
+        session, agent_dm_key(case.id), "agent_agreement", now=now, case_id=case.id, person_id=case.agent_id
+    )
+    _refresh_leader_dm(session, case, now, "agreed")
+    return case
+
+
+def _actor(person: Person) -> str:
+    return f"slack:{person.slack_id}" if person.slack_id else f"person:{person.id}"
+
+
+def check_is_agent(person: Person | None, case: Case) -> None:
+    if person is None or person.id != case.agent_id:
+        raise NotAllowed(f"Only {case.agent.display} can answer this agreement.")
+
+
+def acknowledge(session: Session, case_id: int, actor: Person | None, now: datetime) -> Case:
+    case = load_case(session, case_id, lock=True)
+    check_is_agent(actor, case)
+    assert actor is not None
+    if case.state == "acknowledged":
+        return case
+    if case.state not in ("agreed", "discussion_requested"):
+        raise CaseMovedOn("This agreement has moved on; nothing was changed.")
+    case.state = "acknowledged"
+    case.acknowledged_at = now
+    timers.on_acknowledged(session, case)
+    audit(session, now, _actor(actor), "agreement_acknowledged", case_id=case.id)
+    _refresh_agent_dm(session, case, now, "acknowledged")
+    _refresh_leader_dm(session, case, now, "acknowledged")
+    return case
+
+
+def request_discussion(session: Session, case_id: int, actor: Person | None, now: datetime) -> Case:
+    case = load_case(session, case_id, lock=True)
+    check_is_agent(actor, case)
+    assert actor is not None
+    if case.state == "discussion_requested":
+        return case
+    if case.state != "agreed":
+        raise CaseMovedOn("This agreement has moved on; nothing was changed.")
+    case.state = "discussion_requested"
+    case.discussion_requested_at = now
+    audit(session, now, _actor(actor), "discussion_requested", case_id=case.id)
+    enqueue(
+        session,
+        f"case:{case.id}:discussion",
+        "leader_discussion",
+        now=now,
+        case_id=case.id,
+        person_id=case.leader_id,
+    )
+    _refresh_agent_dm(session, case, now, "discussion")
+    _refresh_leader_dm(session, case, now, "discussion")
+    return case

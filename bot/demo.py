@@ -1,0 +1,295 @@
+"""`coachloop demo`: the whole loop on a temporary database against the local Slack stand-in.
+
+The real server (uvicorn + Bolt + the QA webhook + the sweeps) runs on this machine;
+signed scores go to the webhook, and signed Slack payloads play the team leader and
+the agent. Each message and modal is printed as a person would read it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from standardwebhooks import Webhook
+
+from bot.app import build_services, create_bolt_app
+from bot.clock import SystemClock
+from bot.config import Settings
+from bot.org import apply_org, lookup_people, parse_org
+from bot.runtime import BackgroundServer
+from bot.standin.client import SlackUserAgent, wait_for
+from bot.standin.render import render_blocks, render_view
+from bot.standin.server import SlackStandIn
+from handlers.directory import SlackDirectory
+from handlers.http import create_web_app
+from scheduler.runner import start_scheduler
+from storage.models import Case
+
+PEOPLE = [
+    ("U0PRIYA", "priya.shah@example.com", "Priya Shah", "Europe/London"),
+    ("U0DANA", "dana.okafor@example.com", "Dana Okafor", "Europe/London"),
+    ("U0ANA", "ana.ruiz@example.com", "Ana Ruiz", "Europe/London"),
+    ("U0TOMHALE", "tom.hale@example.com", "Tom Hale", "Europe/London"),
+    ("U0MARCUS", "marcus.bell@example.com", "Marcus Bell", "America/New_York"),
+    ("U0LENA", "lena.ito@example.com", "Lena Ito", "America/New_York"),
+    ("U0SAM", "ops@example.com", "Sam Ops", "Europe/London"),
+]
+
+
+def sign_webhook(secret: str, body: str, at: datetime) -> dict[str, str]:
+    msg_id = f"msg_{secrets.token_hex(8)}"
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, at, body),
+        "Content-Type": "application/json",
+    }
+
+
+def post_score(url: str, secret: str, payload: dict[str, Any], at: datetime | None = None) -> tuple[int, Any]:
+    body = json.dumps(payload)
+    req = urllib.request.Request(
+        f"{url}/webhooks/qa", data=body.encode(), headers=sign_webhook(secret, body, at or datetime.now(UTC))
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def sample_scores(now: datetime) -> list[dict[str, Any]]:
+    yesterday = now - timedelta(days=1)
+    contact = yesterday.replace(hour=11, minute=23, second=0, microsecond=0)
+    return [
+        {
+            "id": "ev-demo-0042",
+            "source": "zendesk-qa",
+            "agent": {"email": "ana.ruiz@example.com", "name": "Ana Ruiz"},
+            "evaluator": {"email": "lee.park@example.com", "name": "Lee Park"},
+            "scorecard": {"id": "billing-v3", "name": "Billing calls v3"},
+            "score": 68.0,
+            "max_score": 100.0,
+            "landed_at": (now - timedelta(minutes=20)).isoformat(),
+            "contact": {
+                "id": "C-88912",
+                "channel": "call",
+                "started_at": contact.isoformat(),
+                "url": "https://qa.example.com/c/88912",
+            },
+            "items": [
+                {
+                    "key": "acknowledge",
+                    "name": "Acknowledges the customer's concern",
+                    "category": "Empathy",
+                    "score": 0,
+                    "max_score": 5,
+                    "weight": 2,
+                    "critical": False,
+                    "at_seconds": 252,
+                    "comment": "Customer asked why the refund was late; agent read the policy without "
+                    "acknowledging the frustration.",
+                    "good_looks_like": "Name the frustration before explaining the policy.",
+                },
+                {
+                    "key": "verify-identity",
+                    "name": "Verifies identity before account changes",
+                    "category": "Compliance",
+                    "score": 5,
+                    "max_score": 5,
+                    "weight": 3,
+                    "critical": True,
+                },
+                {
+                    "key": "next-steps",
+                    "name": "Confirms next steps and timescales",
+                    "category": "Resolution",
+                    "score": 3,
+                    "max_score": 5,
+                    "weight": 1,
+                    "comment": "Said the refund would come 'soon' without a date.",
+                    "good_looks_like": "Give the date the refund will land, and what to do if it doesn't.",
+                },
+            ],
+        },
+        {
+            "id": "ev-demo-0057",
+            "source": "zendesk-qa",
+            "agent": {"email": "ana.ruiz@example.com", "name": "Ana Ruiz"},
+            "scorecard": {"id": "billing-v3", "name": "Billing calls v3"},
+            "score": 74.0,
+            "max_score": 100.0,
+            "landed_at": (now - timedelta(minutes=5)).isoformat(),
+            "contact": {
+                "id": "C-89001",
+                "channel": "chat",
+                "started_at": (now - timedelta(hours=3)).isoformat(),
+            },
+            "items": [
+                {
+                    "key": "acknowledge",
+                    "name": "Acknowledges the customer's concern",
+                    "score": 2,
+                    "max_score": 5,
+                    "weight": 2,
+                    "comment": "Acknowledged late, after the customer repeated the complaint.",
+                    "good_looks_like": "Name the frustration before explaining the policy.",
+                },
+                {
+                    "key": "verify-identity",
+                    "name": "Verifies identity before account changes",
+                    "score": 5,
+                    "max_score": 5,
+                    "weight": 3,
+                    "critical": True,
+                },
+            ],
+        },
+        {
+            "id": "ev-demo-0101",
+            "source": "zendesk-qa",
+            "agent": {"email": "lena.ito@example.com", "name": "Lena Ito"},
+            "scorecard": {"id": "ret-v1", "name": "Retention calls v1"},
+            "score": 100.0,
+            "max_score": 100.0,
+            "landed_at": (now - timedelta(minutes=2)).isoformat(),
+            "contact": {
+                "id": "C-70110",
+                "channel": "call",
+                "started_at": (now - timedelta(hours=5)).isoformat(),
+            },
+            "items": [
+                {
+                    "key": "save-offer",
+                    "name": "Presents the right save offer",
+                    "score": 5,
+                    "max_score": 5,
+                    "weight": 3,
+                },
+                {"key": "rapport", "name": "Builds rapport", "score": 5, "max_score": 5, "weight": 1},
+            ],
+        },
+    ]
+
+
+def _say(title: str, body: str = "") -> None:
+    print(f"\n## {title}")
+    if body:
+        print(body)
+
+
+def _message_in(
+    standin: SlackStandIn, user: str, kind: str, *, edited: bool = False
+) -> dict[str, Any] | None:
+    for m in standin.messages(standin.dm_of(user)):
+        payload = (m.get("metadata") or {}).get("event_payload", {})
+        if kind in payload.get("dedupe_key", "") and (not edited or m.get("edited")):
+            return m
+    return None
+
+
+def _wait_message(standin: SlackStandIn, user: str, kind: str, containing: str = "") -> dict[str, Any]:
+    def found() -> dict[str, Any] | None:
+        m = _message_in(standin, user, kind)
+        return m if m is not None and containing in json.dumps(m["blocks"]) else None
+
+    return wait_for(found, what=f"{kind} for {user}")
+
+
+def run_demo() -> int:
+    started = time.monotonic()
+    token, signing, webhook_secret = (
+        "xoxb-demo-" + secrets.token_hex(8),
+        secrets.token_hex(16),
+        ("whsec_" + __import__("base64").b64encode(secrets.token_bytes(24)).decode()),
+    )
+    with tempfile.TemporaryDirectory() as tmp, SlackStandIn(token) as standin:
+        for user in PEOPLE:
+            standin.add_user(*user)
+        standin.add_channel("C0LEADERS", "cx-leadership")
+        settings = Settings(
+            database_url=f"sqlite:///{Path(tmp) / 'coachloop.db'}",
+            slack_bot_token=token,
+            slack_signing_secret=signing,
+            qa_webhook_secret=webhook_secret,
+            slack_api_url=standin.url,
+        )
+        services = build_services(settings, SystemClock())
+        print(f"coachloop demo — database {settings.database_url}, Slack stand-in at {standin.url}")
+
+        spec = parse_org(resources.files("bot").joinpath("demo_org.yml").read_text(), "demo_org.yml")
+        with services.db.unit_of_work() as session:
+            found = lookup_people(spec, session, SlackDirectory(services.slack))
+        with services.db.unit_of_work() as session:
+            report = apply_org(session, spec, found, services.clock.now())
+        _say("Org file imported", "\n".join(f"  {line}" for line in report.lines()))
+
+        bolt = create_bolt_app(services)
+        server = BackgroundServer(create_web_app(services, bolt)).start()
+        scheduler = start_scheduler(services, interval=2, jitter=0.5)
+        people = SlackUserAgent(server.url, signing, standin)
+        try:
+            _say("QA scores arrive at POST /webhooks/qa (signed, Standard Webhooks)")
+            scores = sample_scores(services.clock.now())
+            for payload in scores:
+                status, answer = post_score(server.url, webhook_secret, payload)
+                print(f"  {payload['id']} for {payload['agent']['email']}: HTTP {status} {answer}")
+            status, answer = post_score(server.url, webhook_secret, scores[0])
+            print(f"  ev-demo-0042 again (a retry): HTTP {status} {answer}")
+
+            priya_dm = _wait_message(standin, "U0PRIYA", "leader_dm")
+            _say("Priya (team leader) gets a DM", render_blocks(priya_dm["blocks"]))
+            marcus_dm = _wait_message(standin, "U0MARCUS", "leader_dm")
+            _say(
+                "Marcus (Retentions, New York) gets a DM for a developmental conversation",
+                render_blocks(marcus_dm["blocks"]),
+            )
+
+            trigger = people.click("U0PRIYA", standin.dm_of("U0PRIYA"), priya_dm, "open_plan")
+            view = wait_for(
+                lambda: next((v for v in standin.views.values() if v.get("trigger_id") == trigger), None),
+                what="the coaching modal",
+            )
+            _say("Priya clicks “Plan the conversation”: the modal opens, pre-filled", render_view(view))
+
+            status, answer = people.submit("U0PRIYA", view, {"agent_proposed": ["yes"]})
+            print(f"\n  Priya ticks “the agent proposed this action” and submits: HTTP {status}")
+            ana_dm = _wait_message(standin, "U0ANA", "agent_agreement")
+            _say("Ana (agent) gets the agreement", render_blocks(ana_dm["blocks"]))
+
+            people.click("U0TOMHALE", standin.dm_of("U0ANA"), ana_dm, "ack_agreement")
+            refusal = wait_for(lambda: standin.calls_to("chat.postEphemeral"), what="the refusal")
+            _say(
+                "Tom tries to acknowledge Ana's agreement: refused, nothing changes",
+                f"  (only Tom sees) {refusal[-1].args['text']}",
+            )
+
+            people.click("U0ANA", standin.dm_of("U0ANA"), ana_dm, "ack_agreement")
+            updated = _wait_message(standin, "U0PRIYA", "leader_dm", containing="acknowledged the action")
+            _say("Ana acknowledges; Priya's original DM updates in place", render_blocks(updated["blocks"]))
+
+            with services.db.unit_of_work() as session:
+                cases = session.query(Case).order_by(Case.id).all()
+                _say("Cases")
+                for case in cases:
+                    print(
+                        f"  #{case.id} {case.agent.display:<10} {case.kind:<13} {case.state:<22} "
+                        f"{len(case.evaluations)} score(s), due {case.due_at:%a %d %b %H:%M} UTC"
+                    )
+            sent = len(standin.calls_to("chat.postMessage")) + len(standin.calls_to("chat.update"))
+            print(
+                f"\n{sent} Slack messages sent or updated through the outbox; "
+                f"finished in {time.monotonic() - started:.1f}s."
+            )
+        finally:
+            scheduler.shutdown(wait=False)
+            server.stop()
+            services.db.dispose()
+    return 0

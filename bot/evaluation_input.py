@@ -1,0 +1,216 @@
+"""Validation of the inbound "evaluation v1" payload, with an error per field path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ItemInput:
+    key: str
+    name: str
+    score: float
+    max_score: float
+    category: str | None = None
+    weight: float = 1.0
+    critical: bool = False
+    comment: str | None = None
+    at_seconds: int | None = None
+    good_looks_like: str | None = None
+
+
+@dataclass(frozen=True)
+class EvaluationInput:
+    external_id: str
+    source: str
+    agent_email: str
+    agent_name: str | None
+    evaluator_email: str | None
+    evaluator_name: str | None
+    scorecard_id: str | None
+    scorecard_name: str | None
+    score: float
+    max_score: float
+    landed_at: datetime
+    contact_id: str | None
+    contact_channel: str | None
+    contact_started_at: datetime | None
+    contact_url: str | None
+    items: tuple[ItemInput, ...]
+    raw: dict[str, Any] = field(compare=False)
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.raw, sort_keys=True).encode()).hexdigest()
+
+
+class PayloadErrors(Exception):
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__(f"{len(errors)} error(s) in the evaluation")
+        self.errors = errors
+
+
+class _Reader:
+    def __init__(self) -> None:
+        self.errors: list[dict[str, str]] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.errors.append({"path": path, "message": message})
+
+    def obj(self, data: Any, path: str, *, required: bool) -> dict[str, Any]:
+        if data is None:
+            if required:
+                self.fail(path, "is required")
+            return {}
+        if not isinstance(data, dict):
+            self.fail(path, "must be an object")
+            return {}
+        return data
+
+    def text(
+        self, data: dict[str, Any], key: str, path: str, *, required: bool, limit: int = 2000
+    ) -> str | None:
+        value = data.get(key)
+        where = f"{path}.{key}" if path else key
+        if value is None or value == "":
+            if required:
+                self.fail(where, "is required")
+            return None
+        if not isinstance(value, str):
+            self.fail(where, "must be a string")
+            return None
+        if len(value) > limit:
+            self.fail(where, f"must be at most {limit} characters")
+            return None
+        return value
+
+    def number(self, data: dict[str, Any], key: str, path: str, *, required: bool) -> float | None:
+        value = data.get(key)
+        where = f"{path}.{key}" if path else key
+        if value is None:
+            if required:
+                self.fail(where, "is required")
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            self.fail(where, "must be a number")
+            return None
+        if value < 0:
+            self.fail(where, "must not be negative")
+            return None
+        return float(value)
+
+    def timestamp(self, data: dict[str, Any], key: str, path: str, *, required: bool) -> datetime | None:
+        raw = self.text(data, key, path, required=required, limit=64)
+        where = f"{path}.{key}" if path else key
+        if raw is None:
+            return None
+        try:
+            value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            self.fail(where, "must be an ISO 8601 timestamp such as 2026-11-23T14:02:00Z")
+            return None
+        if value.tzinfo is None:
+            self.fail(where, "must carry a UTC offset (Z or +01:00)")
+            return None
+        return value
+
+
+def parse_evaluation(data: Any) -> EvaluationInput:
+    """Check an evaluation payload; raises PayloadErrors listing every problem at once."""
+    r = _Reader()
+    if not isinstance(data, dict):
+        raise PayloadErrors([{"path": "", "message": "the body must be a JSON object"}])
+    external_id = r.text(data, "id", "", required=True, limit=200)
+    source = r.text(data, "source", "", required=False, limit=100) or "webhook"
+    agent = r.obj(data.get("agent"), "agent", required=True)
+    agent_email = r.text(agent, "email", "agent", required=True, limit=320)
+    if agent_email and "@" not in agent_email:
+        r.fail("agent.email", "must be an email address")
+    evaluator = r.obj(data.get("evaluator"), "evaluator", required=False)
+    scorecard = r.obj(data.get("scorecard"), "scorecard", required=False)
+    contact = r.obj(data.get("contact"), "contact", required=False)
+    score = r.number(data, "score", "", required=True)
+    max_score = r.number(data, "max_score", "", required=True)
+    if max_score == 0:
+        r.fail("max_score", "must be greater than 0")
+    if score is not None and max_score is not None and score > max_score:
+        r.fail("score", f"must not exceed max_score ({max_score:g})")
+    landed_at = r.timestamp(data, "landed_at", "", required=True)
+    started_at = r.timestamp(contact, "started_at", "contact", required=False)
+
+    items: list[ItemInput] = []
+    raw_items = data.get("items")
+    if raw_items is None:
+        r.fail("items", "is required")
+    elif not isinstance(raw_items, list):
+        r.fail("items", "must be a list")
+    else:
+        seen: set[str] = set()
+        for i, raw_item in enumerate(raw_items):
+            path = f"items[{i}]"
+            item = r.obj(raw_item, path, required=True)
+            if not item:
+                continue
+            key = r.text(item, "key", path, required=True, limit=200)
+            name = r.text(item, "name", path, required=True, limit=500)
+            iscore = r.number(item, "score", path, required=True)
+            imax = r.number(item, "max_score", path, required=True)
+            if iscore is not None and imax is not None and iscore > imax:
+                r.fail(f"{path}.score", f"must not exceed max_score ({imax:g})")
+            if imax == 0:
+                r.fail(f"{path}.max_score", "must be greater than 0")
+            weight = r.number(item, "weight", path, required=False)
+            critical = item.get("critical", False)
+            if not isinstance(critical, bool):
+                r.fail(f"{path}.critical", "must be true or false")
+            at_seconds = item.get("at_seconds")
+            if at_seconds is not None and (
+                isinstance(at_seconds, bool) or not isinstance(at_seconds, int) or at_seconds < 0
+            ):
+                r.fail(f"{path}.at_seconds", "must be a whole number of seconds, not negative")
+            if key is not None:
+                if key in seen:
+                    r.fail(f"{path}.key", f"repeats the key {key!r}")
+                seen.add(key)
+            if key and name and iscore is not None and imax is not None:
+                items.append(
+                    ItemInput(
+                        key=key,
+                        name=name,
+                        score=iscore,
+                        max_score=imax,
+                        category=r.text(item, "category", path, required=False, limit=200),
+                        weight=1.0 if weight is None else weight,
+                        critical=critical is True,
+                        comment=r.text(item, "comment", path, required=False, limit=3000),
+                        at_seconds=at_seconds if isinstance(at_seconds, int) else None,
+                        good_looks_like=r.text(item, "good_looks_like", path, required=False, limit=3000),
+                    )
+                )
+    if r.errors:
+        raise PayloadErrors(r.errors)
+    assert external_id and agent_email and score is not None and max_score is not None and landed_at
+    return EvaluationInput(
+        external_id=external_id,
+        source=source,
+        agent_email=agent_email.strip().lower(),
+        agent_name=r.text(agent, "name", "agent", required=False, limit=200),
+        evaluator_email=r.text(evaluator, "email", "evaluator", required=False, limit=320),
+        evaluator_name=r.text(evaluator, "name", "evaluator", required=False, limit=200),
+        scorecard_id=r.text(scorecard, "id", "scorecard", required=False, limit=200),
+        scorecard_name=r.text(scorecard, "name", "scorecard", required=False, limit=200),
+        score=score,
+        max_score=max_score,
+        landed_at=landed_at,
+        contact_id=r.text(contact, "id", "contact", required=False, limit=200),
+        contact_channel=r.text(contact, "channel", "contact", required=False, limit=40),
+        contact_started_at=started_at,
+        contact_url=r.text(contact, "url", "contact", required=False, limit=2000),
+        items=tuple(items),
+        raw=data,
+    )

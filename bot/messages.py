@@ -1,0 +1,301 @@
+"""The bot's Slack messages, rendered from the case as it is at send time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bot import blocks as bk
+from bot import wording
+from bot.coaching import REVIEW_METHODS, ranked_picks
+from bot.team_calendar import calendar_for, timezone_of
+from storage.models import Case, Evaluation, OutboxMessage
+
+Block = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    blocks: list[Block]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _e(text: str | None) -> str:
+    return wording.escape_mrkdwn(text or "")
+
+
+def score_line(ev: Evaluation, now: datetime, tz: str) -> str:
+    contact = ""
+    if ev.contact_id:
+        label = f"{ev.contact_channel or 'contact'} {ev.contact_id}"
+        contact = f" · <{ev.contact_url}|{_e(label)}>" if ev.contact_url else f" · {_e(label)}"
+    card = f" on *{_e(ev.scorecard_name)}*" if ev.scorecard_name else ""
+    return f"*{ev.score:g}/{ev.max_score:g}*{card}{contact} · landed {wording.when(ev.landed_at, now, tz)}"
+
+
+def deadline_line(case: Case, now: datetime, tz: str) -> str:
+    cal = calendar_for(case.team)
+    due_local = case.due_at.astimezone(cal.tz)
+    due_text = f"{wording.short_date(due_local.date())}, {wording.clock_time(case.due_at, tz)}"
+    if case.state != "awaiting_conversation":
+        return f"Deadline was {due_text}"
+    if now > case.due_at:
+        late = cal.working_days_late(now, case.due_at)
+        return f":red_circle: *Late* — {wording.plural(late, 'working day')} past {due_text}"
+    left = cal.working_days_left(now, case.due_at)
+    if left == 0:
+        return f":large_orange_circle: *Due today*, {wording.clock_time(case.due_at, tz)}"
+    return f"By *{due_text}* — {wording.plural(left, 'working day')} left"
+
+
+def _status_line(case: Case, tz: str, now: datetime) -> str | None:
+    agent = _e(case.agent.display)
+    if case.state == "waived":
+        return f":white_circle: *Waived*: {_e(case.waived_reason)}"
+    if case.agreed_at is None:
+        return None
+    late = " (late)" if case.late else ""
+    agreed = f":white_check_mark: *Coached*{late} {wording.day_phrase(case.agreed_at, now, tz)}: "
+    agreed += f"{_e(case.behaviour_name)} — {_e(case.action)}"
+    if case.action_date:
+        agreed += f" by {wording.short_date(case.action_date)}"
+    follow = {
+        "agreed": f"Waiting for {agent} to acknowledge.",
+        "acknowledged": f"{agent} acknowledged the action.",
+        "discussion_requested": f":speech_balloon: {agent} asked to discuss the action.",
+        "reviewed": "Follow-up review held.",
+        "closed": "Follow-up review held; loop closed.",
+    }.get(case.state, "")
+    return f"{agreed}\n{follow}"
+
+
+def leader_case(session: Session, case: Case, now: datetime) -> Message:
+    tz = timezone_of(case.leader, case.team)
+    agent = case.agent.display
+    picks = ranked_picks(session, case)
+    pick = next((p for p in picks if p.key == case.suggested_key), None)
+    evs = case.evaluations
+    out: list[Block] = [bk.header(f"Coaching: {agent}")]
+    lines = [score_line(ev, now, tz) for ev in evs[-5:]]
+    if len(evs) > 5:
+        lines.insert(0, f"_{len(evs) - 5} earlier scores not shown_")
+    noun = "score" if len(evs) == 1 else f"{len(evs)} scores"
+    out.append(bk.section(f"*{_e(agent)}* — {noun} for one conversation:\n" + "\n".join(lines)))
+    out.append(bk.section(deadline_line(case, now, tz)))
+    status = _status_line(case, tz, now)
+    if case.state == "awaiting_conversation":
+        if pick is not None:
+            out.append(bk.section(f"*Suggested focus:* {_e(pick.name)}\n_Why:_ {_e(pick.reason)}"))
+        else:
+            out.append(bk.section("*Suggested focus:* a developmental conversation — no item was missed."))
+        out.append(
+            bk.actions(
+                bk.button("Plan the conversation", "open_plan", str(case.id), style="primary"),
+                block_id=f"case_{case.id}",
+            )
+        )
+    elif status:
+        out.append(bk.section(status))
+    out.append(bk.context(f"Case #{case.id} · {case.kind} coaching · team {_e(case.team.name)}"))
+    text = f"Coaching due for {agent}: {deadline_line(case, now, tz).replace('*', '')}"
+    return Message(text, out)
+
+
+def agent_agreement(case: Case, now: datetime) -> Message:
+    tz = timezone_of(case.agent, case.team)
+    leader = case.leader.display
+    review = REVIEW_METHODS.get(case.review_method or "", case.review_method or "")
+    by = wording.short_date(case.action_date) if case.action_date else "the agreed date"
+    out: list[Block] = [
+        bk.header("Your coaching agreement"),
+        bk.section(f"From your conversation with *{_e(leader)}*."),
+        bk.section(f"*1. The focus:* {_e(case.behaviour_name)}\n{_e(case.example)}"),
+        bk.section(f"*2. What you agreed to try, by {by}:*\n{_e(case.action)}"),
+        bk.section(f"*3. How it will be reviewed:* {_e(review)}"),
+    ]
+    if case.state == "agreed":
+        out.append(
+            bk.actions(
+                bk.button("Acknowledge", "ack_agreement", str(case.id), style="primary"),
+                bk.button("I'd like to discuss this", "discuss_agreement", str(case.id)),
+                block_id=f"agreement_{case.id}",
+            )
+        )
+    elif case.state == "discussion_requested":
+        out.append(bk.section(f":speech_balloon: You asked to discuss this; {_e(leader)} has been told."))
+        out.append(
+            bk.actions(
+                bk.button("Acknowledge", "ack_agreement", str(case.id), style="primary"),
+                block_id=f"agreement_{case.id}",
+            )
+        )
+    elif case.acknowledged_at is not None:
+        when = wording.day_phrase(case.acknowledged_at, now, tz)
+        out.append(bk.section(f":white_check_mark: You acknowledged this {when}."))
+    text = f"Your coaching agreement with {leader}: {case.action or ''} by {by}"
+    return Message(text, out)
+
+
+def leader_discussion(case: Case, now: datetime) -> Message:
+    agent = case.agent.display
+    text = f"{agent} would like to discuss the agreed action before trying it."
+    out = [
+        bk.section(
+            f":speech_balloon: *{_e(agent)}* would like to discuss the agreed action "
+            f"(_{_e(case.behaviour_name)}_: {_e(case.action)}). Talk it through before the review."
+        ),
+        bk.context(f"Case #{case.id}"),
+    ]
+    return Message(text, out)
+
+
+def with_metadata(message: Message, row: OutboxMessage) -> Message:
+    meta = {
+        "event_type": "coachloop_message",
+        "event_payload": {"dedupe_key": row.updates_key or row.dedupe_key, "case_id": row.case_id or 0},
+    }
+    return Message(message.text, message.blocks, meta)
+
+
+def leader_reminder(case: Case, now: datetime, which: str) -> Message:
+    tz = timezone_of(case.leader, case.team)
+    agent = case.agent.display
+    if which == "last_day":
+        head = f"Last day to coach {agent}: due today, {wording.clock_time(case.due_at, tz)}."
+    else:
+        left = calendar_for(case.team).working_days_left(now, case.due_at)
+        head = f"Reminder: coach {agent} — {wording.plural(left, 'working day')} left."
+    return Message(
+        head,
+        [
+            bk.section(f":alarm_clock: {_e(head)}"),
+            bk.actions(
+                bk.button("Plan the conversation", "open_plan", str(case.id), style="primary"),
+                block_id=f"remind_{case.id}",
+            ),
+            bk.context(f"Case #{case.id}"),
+        ],
+    )
+
+
+def escalation(session: Session, payload: dict[str, Any], now: datetime) -> Message:
+    cases = [c for c in (session.get(Case, i) for i in payload.get("case_ids", [])) if c is not None]
+    review = payload.get("reason") == "review"
+    what = "follow-up reviews overdue" if review else "coaching conversations past the deadline"
+    title = f"{len(cases)} {what}"
+    out: list[Block] = [bk.header(title)]
+    shown = cases[:15]
+    for case in shown:
+        cal = calendar_for(case.team)
+        landed = min(ev.landed_at for ev in case.evaluations) if case.evaluations else case.opened_at
+        if review and case.action_date:
+            late = cal.working_days_between(case.action_date, cal.local(now).date())
+            detail = (
+                f"review was due {wording.short_date(case.action_date)} · "
+                f"{wording.plural(late, 'working day')} late"
+            )
+        else:
+            late = cal.working_days_late(now, case.due_at)
+            detail = (
+                f"score landed {wording.short_date(cal.local(landed).date())} · "
+                f"{wording.plural(late, 'working day')} late"
+            )
+        out.append(
+            bk.section(
+                f"*{_e(case.agent.display)}* (team {_e(case.team.name)}, "
+                f"leader {_e(case.leader.display)})\n{detail}"
+            )
+        )
+        out.append(
+            bk.actions(
+                bk.button(f"Remind {case.leader.display}"[:75], "remind_leader", str(case.id)),
+                bk.button("Open the case", "open_plan" if not review else "open_review", str(case.id)),
+                block_id=f"esc_{case.id}",
+            )
+        )
+    if len(cases) > len(shown):
+        out.append(bk.context(f"…and {len(cases) - len(shown)} more."))
+    names = ", ".join(c.agent.display for c in cases)
+    return Message(f"{title}: {names}", out)
+
+
+def agent_ack_reminder(case: Case) -> Message:
+    text = f"Reminder: please acknowledge the action you agreed with {case.leader.display}."
+    return Message(
+        text,
+        [
+            bk.section(f":wave: {_e(text)}\n_{_e(case.behaviour_name)}_: {_e(case.action)}"),
+            bk.actions(
+                bk.button("Acknowledge", "ack_agreement", str(case.id), style="primary"),
+                bk.button("I'd like to discuss this", "discuss_agreement", str(case.id)),
+                block_id=f"ackrem_{case.id}",
+            ),
+        ],
+    )
+
+
+def leader_ack_overdue(case: Case) -> Message:
+    text = f"{case.agent.display} has not acknowledged the agreed action after 2 working days."
+    return Message(
+        text, [bk.section(f":hourglass: {_e(text)} A quick word may help."), bk.context(f"Case #{case.id}")]
+    )
+
+
+def review_due(case: Case, now: datetime, chase: bool) -> Message:
+    agent = case.agent.display
+    text = (
+        f"The follow-up review with {agent} is overdue."
+        if chase
+        else f"Today: follow-up review with {agent}."
+    )
+    return Message(
+        text,
+        [
+            bk.section(f":mag: *{_e(text)}*\nAgreed: _{_e(case.behaviour_name)}_ — {_e(case.action)}"),
+            bk.actions(
+                bk.button("Run the review", "open_review", str(case.id), style="primary"),
+                block_id=f"review_{case.id}",
+            ),
+            bk.context(f"Case #{case.id}"),
+        ],
+    )
+
+
+def admin_alert(payload: dict[str, Any], case: Case | None) -> Message:
+    subject = f" for case #{case.id} ({case.agent.display})" if case else ""
+    text = f"A Slack message could not be delivered{subject}: {payload.get('error')}"
+    return Message(
+        text,
+        [
+            bk.section(f":warning: {_e(text)}"),
+            bk.context(f"message {payload.get('kind')} · {_e(str(payload.get('failed_key')))}"),
+        ],
+    )
+
+
+def render(session: Session, kind: str, case: Case | None, payload: dict[str, Any], now: datetime) -> Message:
+    if kind == "escalation":
+        return escalation(session, payload, now)
+    if kind == "admin_alert":
+        return admin_alert(payload, case)
+    if case is None:
+        raise ValueError(f"message kind {kind} needs a case")
+    if kind == "leader_case":
+        return leader_case(session, case, now)
+    if kind == "agent_agreement":
+        return agent_agreement(case, now)
+    if kind == "leader_discussion":
+        return leader_discussion(case, now)
+    if kind == "leader_reminder":
+        return leader_reminder(case, now, str(payload.get("which")))
+    if kind == "agent_ack_reminder":
+        return agent_ack_reminder(case)
+    if kind == "leader_ack_overdue":
+        return leader_ack_overdue(case)
+    if kind in ("review_due", "review_chase"):
+        return review_due(case, now, chase=kind == "review_chase")
+    raise ValueError(f"unknown message kind {kind}")

@@ -1,0 +1,224 @@
+"""What Slack's own client sends when people click and type: signed payloads to /slack/events."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from slack_sdk.signature import SignatureVerifier
+
+from bot.standin.server import SlackStandIn
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T | None], *, timeout: float = 5.0, what: str = "condition") -> T:
+    """Poll until `check` returns something truthy (listeners run after their ack)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def state_values(view: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`view.state.values` as Slack would send it for a modal left as shown, plus `overrides` by block id."""
+    overrides = overrides or {}
+    values: dict[str, Any] = {}
+    for block in view.get("blocks", []):
+        if block.get("type") != "input":
+            continue
+        el = block["element"]
+        bid, kind = block["block_id"], el["type"]
+        given = overrides.get(bid, ...)
+        if kind == "plain_text_input":
+            value = el.get("initial_value") if given is ... else given
+            state: dict[str, Any] = {"type": kind, "value": value}
+        elif kind == "static_select":
+            option = el.get("initial_option")
+            if given is not ...:
+                option = next((o for o in el["options"] if o["value"] == given), None) if given else None
+            state = {"type": kind, "selected_option": option}
+        elif kind == "datepicker":
+            state = {"type": kind, "selected_date": el.get("initial_date") if given is ... else given}
+        elif kind == "checkboxes":
+            chosen = el.get("initial_options", [])
+            if given is not ...:
+                chosen = [o for o in el["options"] if o["value"] in given]
+            state = {"type": kind, "selected_options": chosen}
+        else:
+            continue
+        values[bid] = {el["action_id"]: state}
+    return values
+
+
+class SlackUserAgent:
+    """Plays people in the workspace: signs and posts the payloads their clicks produce."""
+
+    def __init__(self, app_url: str, signing_secret: str, standin: SlackStandIn) -> None:
+        self.app_url = app_url.rstrip("/")
+        self.verifier = SignatureVerifier(signing_secret)
+        self.standin = standin
+
+    def post(
+        self,
+        body: str,
+        content_type: str,
+        *,
+        sign: bool = True,
+        timestamp: int | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> tuple[int, str]:
+        ts = str(timestamp if timestamp is not None else int(time.time()))
+        headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": ts}
+        signature = self.verifier.generate_signature(timestamp=ts, body=body)
+        if sign and signature:
+            headers["X-Slack-Signature"] = signature
+        headers.update(extra_headers or {})
+        req = urllib.request.Request(f"{self.app_url}/slack/events", data=body.encode(), headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def interact(self, payload: dict[str, Any], **kw: Any) -> tuple[int, str]:
+        body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+        return self.post(body, "application/x-www-form-urlencoded", **kw)
+
+    def _user(self, user_id: str) -> dict[str, Any]:
+        user = self.standin.users.get(user_id, {"name": user_id})
+        return {"id": user_id, "username": user["name"], "name": user["name"], "team_id": "T0STANDIN"}
+
+    def click(self, user_id: str, channel: str, message: dict[str, Any], action_id: str) -> str:
+        """Click a button in a message; returns the trigger id Slack issued."""
+        button, block_id = None, None
+        for block in message.get("blocks", []):
+            for el in block.get("elements", []) if block.get("type") == "actions" else []:
+                if el.get("action_id") == action_id:
+                    button, block_id = el, block.get("block_id", "b")
+        if button is None:
+            raise LookupError(f"no button {action_id!r} in that message")
+        trigger = f"{int(time.time())}.{secrets.token_hex(6)}"
+        payload = {
+            "type": "block_actions",
+            "user": self._user(user_id),
+            "api_app_id": "A0COACH",
+            "token": "legacy",
+            "trigger_id": trigger,
+            "team": {"id": "T0STANDIN", "domain": "standin"},
+            "container": {
+                "type": "message",
+                "message_ts": message["ts"],
+                "channel_id": channel,
+                "is_ephemeral": False,
+            },
+            "channel": {"id": channel, "name": "directmessage"},
+            "message": message,
+            "response_url": "https://hooks.slack.test/actions/T0/1/x",
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": block_id,
+                    "value": button.get("value"),
+                    "text": button["text"],
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+        status, _ = self.interact(payload)
+        if status != 200:
+            raise RuntimeError(f"the app answered {status} to a click")
+        return trigger
+
+    def choose(self, user_id: str, view: dict[str, Any], block_id: str, value: str) -> None:
+        """Pick an option in a modal's select that dispatches an action."""
+        block = next(b for b in view["blocks"] if b.get("block_id") == block_id)
+        option = next(o for o in block["element"]["options"] if o["value"] == value)
+        payload = {
+            "type": "block_actions",
+            "user": self._user(user_id),
+            "api_app_id": "A0COACH",
+            "trigger_id": f"{int(time.time())}.{secrets.token_hex(6)}",
+            "team": {"id": "T0STANDIN"},
+            "container": {"type": "view", "view_id": view["id"]},
+            "view": {**view, "state": {"values": state_values(view, {block_id: value})}},
+            "actions": [
+                {
+                    "type": "static_select",
+                    "action_id": block["element"]["action_id"],
+                    "block_id": block_id,
+                    "selected_option": option,
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+        self.interact(payload)
+
+    def submit(
+        self,
+        user_id: str,
+        view: dict[str, Any],
+        overrides: dict[str, Any] | None = None,
+        *,
+        private_metadata: str | None = None,
+    ) -> tuple[int, dict[str, Any] | None]:
+        """Submit a modal as shown (plus overrides); returns the status and the response_action body."""
+        sent_view = {
+            **view,
+            "state": {"values": state_values(view, overrides)},
+            "private_metadata": view.get("private_metadata", "")
+            if private_metadata is None
+            else private_metadata,
+        }
+        payload = {
+            "type": "view_submission",
+            "user": self._user(user_id),
+            "api_app_id": "A0COACH",
+            "team": {"id": "T0STANDIN"},
+            "trigger_id": f"{int(time.time())}.{secrets.token_hex(6)}",
+            "view": sent_view,
+            "response_urls": [],
+        }
+        status, text = self.interact(payload)
+        return status, json.loads(text) if text.strip() else None
+
+    def event(self, event: dict[str, Any], **kw: Any) -> tuple[int, str]:
+        body = {
+            "type": "event_callback",
+            "team_id": "T0STANDIN",
+            "api_app_id": "A0COACH",
+            "event": {**event, "event_ts": f"{time.time():.6f}"},
+            "event_id": f"Ev{secrets.token_hex(5).upper()}",
+            "event_time": int(time.time()),
+        }
+        return self.post(json.dumps(body), "application/json", **kw)
+
+    def command(
+        self, user_id: str, command: str, text: str = "", channel: str = "C0GENERAL"
+    ) -> tuple[int, str]:
+        body = urllib.parse.urlencode(
+            {
+                "token": "legacy",
+                "team_id": "T0STANDIN",
+                "channel_id": channel,
+                "user_id": user_id,
+                "user_name": self.standin.users.get(user_id, {}).get("name", user_id),
+                "command": command,
+                "text": text,
+                "api_app_id": "A0COACH",
+                "trigger_id": f"{int(time.time())}.{secrets.token_hex(6)}",
+                "response_url": "https://hooks.slack.test/commands/T0/1/x",
+            }
+        )
+        return self.post(body, "application/x-www-form-urlencoded")

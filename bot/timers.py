@@ -1,0 +1,98 @@
+"""Which timers each transition writes or cancels (in the same transaction)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.calendar import WorkCalendar
+from storage.models import Case, Timer
+from storage.outbox import cancel_timers, schedule_timer
+
+CONVERSATION = ("remind_day3", "remind_last_day", "escalate")
+ACKNOWLEDGEMENT = ("ack_reminder", "ack_overdue")
+REVIEW = ("review_due", "review_chase", "review_escalate")
+SECOND_ESCALATION_AFTER = 3
+ACK_REMINDER_AFTER, ACK_OVERDUE_AFTER = 1, 2
+REVIEW_CHASE_AFTER, REVIEW_ESCALATE_AFTER = 2, 5
+
+
+def _set(session: Session, key: str, kind: str, case: Case, due: datetime) -> None:
+    """Write a pending timer, or move a still-pending one to its new time."""
+    timer = session.scalar(select(Timer).where(Timer.dedupe_key == key))
+    if timer is None:
+        schedule_timer(session, key, kind, case_id=case.id, due_at=due)
+    elif timer.status == "pending":
+        timer.due_at = due
+
+
+def schedule_conversation(session: Session, case: Case, cal: WorkCalendar) -> None:
+    due_day = cal.local(case.due_at).date()
+    landed = min(ev.landed_at for ev in case.evaluations)
+    day3 = cal.add_working_days(cal.effective_landing_day(landed), 3)
+    if day3 < due_day:
+        _set(session, f"case:{case.id}:remind:day3", "remind_day3", case, cal.start_of_business(day3))
+    _set(session, f"case:{case.id}:remind:last_day", "remind_last_day", case, cal.start_of_business(due_day))
+    _set(session, f"case:{case.id}:escalate:1", "escalate", case, case.due_at)
+    second = cal.end_of_business(cal.add_working_days(due_day, SECOND_ESCALATION_AFTER))
+    _set(session, f"case:{case.id}:escalate:2", "escalate", case, second)
+
+
+def after_working_days(cal: WorkCalendar, at: datetime, n: int) -> datetime:
+    """The same moment `n` working days later, brought inside business hours."""
+    local = cal.local(at)
+    day = cal.add_working_days(local.date(), n)
+    wall = min(max(local.time(), cal.start), cal.end)
+    return cal.next_opening(cal.at_local(day, wall))
+
+
+def on_agreed(session: Session, case: Case, cal: WorkCalendar) -> None:
+    cancel_timers(session, case.id, CONVERSATION)
+    assert case.agreed_at is not None and case.action_date is not None
+    _set(
+        session,
+        f"case:{case.id}:ack:remind",
+        "ack_reminder",
+        case,
+        after_working_days(cal, case.agreed_at, ACK_REMINDER_AFTER),
+    )
+    _set(
+        session,
+        f"case:{case.id}:ack:overdue",
+        "ack_overdue",
+        case,
+        after_working_days(cal, case.agreed_at, ACK_OVERDUE_AFTER),
+    )
+    review_day = (
+        case.action_date if cal.is_working_day(case.action_date) else cal.next_working_day(case.action_date)
+    )
+    review_at = cal.start_of_business(review_day)
+    _set(session, f"case:{case.id}:review:due", "review_due", case, review_at)
+    _set(
+        session,
+        f"case:{case.id}:review:chase",
+        "review_chase",
+        case,
+        cal.start_of_business(cal.add_working_days(review_day, REVIEW_CHASE_AFTER)),
+    )
+    _set(
+        session,
+        f"case:{case.id}:review:escalate",
+        "review_escalate",
+        case,
+        cal.start_of_business(cal.add_working_days(review_day, REVIEW_ESCALATE_AFTER)),
+    )
+
+
+def on_acknowledged(session: Session, case: Case) -> None:
+    cancel_timers(session, case.id, ACKNOWLEDGEMENT)
+
+
+def on_reviewed(session: Session, case: Case) -> None:
+    cancel_timers(session, case.id, ACKNOWLEDGEMENT + REVIEW)
+
+
+def on_waived(session: Session, case: Case) -> None:
+    cancel_timers(session, case.id, CONVERSATION)

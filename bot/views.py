@@ -1,0 +1,117 @@
+"""Modals: the coaching plan, and short notices that replace a modal."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot import blocks as bk
+from bot.coaching import DEVELOPMENT_GOAL, KINDS, REVIEW_METHODS, PlanDraft, PlanForm
+
+PLAN_CALLBACK = "coaching_plan"
+BEHAVIOUR_ACTION = "plan_behaviour"
+
+
+def metadata(case_id: int) -> str:
+    return json.dumps({"case_id": case_id})
+
+
+def case_id_from_metadata(raw: str | None) -> int | None:
+    """The case id a modal carries; anything else in it is ignored."""
+    try:
+        value = json.loads(raw or "")
+    except ValueError:
+        return None
+    case_id = value.get("case_id") if isinstance(value, dict) else None
+    return case_id if isinstance(case_id, int) and not isinstance(case_id, bool) else None
+
+
+def plan_modal(draft: PlanDraft) -> dict[str, Any]:
+    behaviours = [bk.option(p.name, p.key, p.reason) for p in draft.picks]
+    behaviours.append(
+        bk.option("Development goal (agent-led)", DEVELOPMENT_GOAL, "Where they want to be in 12 months")
+    )
+    questions = "\n".join(f"• {q}" for q in draft.questions)
+    checkbox = bk.option("The agent proposed this action", "yes")
+    proposed: dict[str, Any] = {"type": "checkboxes", "action_id": "agent_proposed", "options": [checkbox]}
+    if draft.agent_proposed:
+        proposed["initial_options"] = [checkbox]
+    blocks = [
+        bk.section(f"*Coaching {draft.agent_name}.* Ask before you tell:\n{questions}"),
+        bk.context("Let the agent find the answer; tick the box below if the action was theirs."),
+        bk.divider(),
+        bk.input_block(
+            "kind",
+            "Kind of conversation",
+            bk.static_select("kind", [bk.option(v, k) for k, v in KINDS.items()], draft.kind),
+        ),
+        bk.input_block(
+            "behaviour",
+            "One behaviour to work on",
+            bk.static_select(BEHAVIOUR_ACTION, behaviours, draft.behaviour_key),
+            hint="Highest leverage first. Changing it refreshes the example and action.",
+            dispatch=True,
+        ),
+        bk.input_block("example", "The specific example", bk.text_input("example", draft.example)),
+        bk.input_block("action", "The action the agent will try", bk.text_input("action", draft.action)),
+        bk.input_block(
+            "by_when",
+            "Tried by",
+            {"type": "datepicker", "action_id": "by_when", "initial_date": draft.by_when.isoformat()},
+        ),
+        bk.input_block(
+            "review_method",
+            "How it will be reviewed",
+            bk.static_select(
+                "review_method", [bk.option(v, k) for k, v in REVIEW_METHODS.items()], draft.review_method
+            ),
+        ),
+        bk.input_block("agent_proposed", "Ownership", proposed, optional=True),
+        bk.input_block(
+            "notes",
+            "Notes (for you, not sent to the agent)",
+            bk.text_input("notes", draft.notes),
+            optional=True,
+        ),
+    ]
+    return bk.modal(
+        f"Coach {draft.agent_name}",
+        blocks,
+        callback_id=PLAN_CALLBACK,
+        private_metadata=metadata(draft.case_id),
+        submit="Agree the plan",
+        close="Cancel",
+    )
+
+
+def notice_modal(title: str, text: str) -> dict[str, Any]:
+    return bk.modal(title, [bk.section(text)], callback_id="notice")
+
+
+def _value(values: dict[str, Any], block_id: str) -> dict[str, Any]:
+    block = values.get(block_id) or {}
+    return next(iter(block.values()), {}) if isinstance(block, dict) else {}
+
+
+def read_plan_form(values: dict[str, Any]) -> PlanForm:
+    """The submitted `view.state.values` as a PlanForm (missing parts read as None)."""
+
+    def selected(block_id: str) -> str | None:
+        opt = _value(values, block_id).get("selected_option")
+        return opt.get("value") if isinstance(opt, dict) else None
+
+    def typed(block_id: str) -> str | None:
+        v = _value(values, block_id).get("value")
+        return v if isinstance(v, str) else None
+
+    chosen = _value(values, "agent_proposed").get("selected_options") or []
+    return PlanForm(
+        kind=selected("kind"),
+        behaviour_key=selected("behaviour"),
+        example=typed("example"),
+        action=typed("action"),
+        by_when=_value(values, "by_when").get("selected_date"),
+        review_method=selected("review_method"),
+        agent_proposed=any(isinstance(o, dict) and o.get("value") == "yes" for o in chosen),
+        notes=typed("notes"),
+    )

@@ -1,0 +1,17 @@
+"""Thin Slack glue: each module registers its listeners with `register(app, services)`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from slack_bolt import App
+
+    from bot.app import Services
+
+
+def register_all(app: App, services: Services) -> None:
+    from handlers import agreement, context, plan
+
+    for module in (context, plan, agreement):
+        module.register(app, services)

@@ -1,0 +1,115 @@
+"""POST /webhooks/qa: signed "evaluation v1" scores from a QA platform.
+
+Signatures follow Standard Webhooks (HMAC-SHA256 over "id.timestamp.body"); the
+timestamp tolerance is checked against the injected clock.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from standardwebhooks import Webhook
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from bot import coaching
+from bot.app import Services
+from bot.evaluation_input import PayloadErrors, parse_evaluation
+from bot.metrics import WEBHOOKS
+
+log = logging.getLogger("coachloop.ingest")
+MAX_BODY = 1024 * 1024
+TOLERANCE_SECONDS = 5 * 60
+
+
+class Unauthorized(Exception):
+    pass
+
+
+def verify_signature(secret: str, headers: Any, body: str, now: datetime) -> None:
+    msg_id = headers.get("webhook-id")
+    stamp = headers.get("webhook-timestamp")
+    signatures = headers.get("webhook-signature")
+    if not (msg_id and stamp and signatures):
+        raise Unauthorized("missing webhook-id, webhook-timestamp or webhook-signature header")
+    try:
+        sent = int(stamp)
+    except ValueError:
+        raise Unauthorized("webhook-timestamp must be UNIX seconds") from None
+    if abs(now.timestamp() - sent) > TOLERANCE_SECONDS:
+        raise Unauthorized("webhook-timestamp is more than 5 minutes away from now")
+    expected = Webhook(secret).sign(msg_id, datetime.fromtimestamp(sent, UTC), body).split(",", 1)[1]
+    for candidate in signatures.split():
+        version, _, value = candidate.partition(",")
+        if version == "v1" and hmac.compare_digest(value, expected):
+            return
+    raise Unauthorized("no signature matches")
+
+
+def _error(status: int, message: str, outcome: str, **extra: Any) -> JSONResponse:
+    WEBHOOKS.labels(outcome).inc()
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+async def _read_limited(request: Request) -> bytes | None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def make_endpoint(services: Services) -> Any:
+    async def qa_webhook(request: Request) -> JSONResponse:
+        raw = await _read_limited(request)
+        if raw is None:
+            return _error(413, "body larger than 1 MiB", "too_large")
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return _error(400, "body is not UTF-8 text", "bad_body")
+        try:
+            verify_signature(services.settings.qa_webhook_secret, request.headers, body, services.clock.now())
+        except Unauthorized as exc:
+            return _error(401, f"signature rejected: {exc}", "unauthorized")
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            return _error(400, f"body is not JSON: {exc}", "bad_json")
+        try:
+            parsed = parse_evaluation(data)
+        except PayloadErrors as exc:
+            return _error(422, "the evaluation does not match evaluation v1", "invalid", errors=exc.errors)
+        result = await run_in_threadpool(_intake, services, parsed, request.headers.get("webhook-id", ""))
+        WEBHOOKS.labels(result.status).inc()
+        log.info("evaluation %s: %s (case %s)", result.evaluation_id, result.status, result.case_id)
+        return JSONResponse(
+            {"evaluation_id": result.evaluation_id, "case_id": result.case_id, "status": result.status},
+            status_code=202 if result.created else 200,
+        )
+
+    return qa_webhook
+
+
+def _intake(services: Services, parsed: Any, msg_id: str) -> coaching.IntakeResult:
+    actor = f"webhook:{parsed.source}"
+    for attempt in range(3):
+        try:
+            with services.db.unit_of_work() as session:
+                return coaching.intake(session, parsed, services.clock.now(), actor)
+        except IntegrityError:
+            # The same score arrived twice at once: the other request stored it; answer as a repeat.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")

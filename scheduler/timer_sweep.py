@@ -1,0 +1,30 @@
+"""Fires due timers: each is re-checked against its case and queues what it needs, in one transaction."""
+
+from __future__ import annotations
+
+from bot import followup
+from bot.clock import Clock
+from bot.metrics import TIMERS
+from storage.db import Database
+from storage.outbox import claim_timers
+
+
+class TimerSweep:
+    def __init__(self, db: Database, clock: Clock, *, batch: int = 200) -> None:
+        self.db, self.clock, self.batch = db, clock, batch
+
+    def run_once(self) -> int:
+        now = self.clock.now()
+        fired = 0
+        while True:
+            with self.db.unit_of_work() as session:
+                due = claim_timers(session, now, limit=self.batch, postgres=not self.db.is_sqlite)
+                batch = followup.EscalationBatch()
+                for timer in due:
+                    followup.fire(session, timer, now, batch)
+                    timer.status, timer.fired_at = "done", now
+                    TIMERS.labels(timer.kind).inc()
+                batch.flush(session, now)
+                fired += len(due)
+            if len(due) < self.batch:
+                return fired

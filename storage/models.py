@@ -1,0 +1,241 @@
+"""SQLAlchemy 2 typed models: the database is the source of truth."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC, on every database alike."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("refusing to store a naive datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Person(Base):
+    __tablename__ = "people"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    slack_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    dm_channel: Mapped[str | None] = mapped_column(String(32))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    @property
+    def display(self) -> str:
+        return self.name or self.email
+
+
+class Team(Base):
+    __tablename__ = "teams"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    leader_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    timezone: Mapped[str] = mapped_column(String(64))
+    working_days: Mapped[str] = mapped_column(String(40))
+    day_start: Mapped[str] = mapped_column(String(5))
+    day_end: Mapped[str] = mapped_column(String(5))
+    holiday_country: Mapped[str | None] = mapped_column(String(8))
+    holiday_subdivision: Mapped[str | None] = mapped_column(String(16))
+    closed_dates: Mapped[list[Any]] = mapped_column(default=list)
+    window_days: Mapped[int] = mapped_column(Integer, default=5)
+    escalation_channels: Mapped[list[Any]] = mapped_column(default=list)
+
+    leader: Mapped[Person] = relationship(foreign_keys=[leader_id], lazy="joined")
+    agents: Mapped[list[Person]] = relationship(secondary="team_agents", order_by="Person.email")
+    escalation_people: Mapped[list[Person]] = relationship(
+        secondary="team_escalations", order_by="Person.email"
+    )
+
+
+class TeamAgent(Base):
+    __tablename__ = "team_agents"
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True, unique=True)
+
+
+class TeamEscalation(Base):
+    __tablename__ = "team_escalations"
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
+
+
+class Evaluation(Base):
+    __tablename__ = "evaluations"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(200))
+    agent_email: Mapped[str] = mapped_column(String(320), index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
+    evaluator_email: Mapped[str | None] = mapped_column(String(320))
+    evaluator_name: Mapped[str | None] = mapped_column(String(200))
+    scorecard_id: Mapped[str | None] = mapped_column(String(200))
+    scorecard_name: Mapped[str | None] = mapped_column(String(200))
+    score: Mapped[float] = mapped_column(Float)
+    max_score: Mapped[float] = mapped_column(Float)
+    landed_at: Mapped[datetime]
+    contact_id: Mapped[str | None] = mapped_column(String(200))
+    contact_channel: Mapped[str | None] = mapped_column(String(40))
+    contact_started_at: Mapped[datetime | None]
+    contact_url: Mapped[str | None] = mapped_column(String(2000))
+    raw: Mapped[dict[str, Any]] = mapped_column()
+    content_hash: Mapped[str] = mapped_column(String(64))
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    intake_status: Mapped[str] = mapped_column(String(30))
+    received_at: Mapped[datetime]
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+
+    items: Mapped[list[EvaluationItem]] = relationship(
+        order_by="EvaluationItem.position", cascade="all, delete-orphan", lazy="selectin"
+    )
+    agent: Mapped[Person | None] = relationship(foreign_keys=[agent_id])
+
+    @property
+    def has_shortfall(self) -> bool:
+        return self.score < self.max_score or any(i.missed for i in self.items)
+
+
+class EvaluationItem(Base):
+    __tablename__ = "evaluation_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(500))
+    category: Mapped[str | None] = mapped_column(String(200))
+    score: Mapped[float] = mapped_column(Float)
+    max_score: Mapped[float] = mapped_column(Float)
+    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    critical: Mapped[bool] = mapped_column(Boolean, default=False)
+    comment: Mapped[str | None] = mapped_column(Text)
+    at_seconds: Mapped[int | None] = mapped_column(Integer)
+    good_looks_like: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def missed(self) -> bool:
+        return self.score < self.max_score
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), index=True)
+    leader_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(30), index=True)
+    opened_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    breached_at: Mapped[datetime | None]
+    suggested_key: Mapped[str | None] = mapped_column(String(200))
+    behaviour_key: Mapped[str | None] = mapped_column(String(200))
+    behaviour_name: Mapped[str | None] = mapped_column(String(500))
+    example: Mapped[str | None] = mapped_column(Text)
+    action: Mapped[str | None] = mapped_column(Text)
+    action_date: Mapped[date | None] = mapped_column(Date)
+    review_method: Mapped[str | None] = mapped_column(String(40))
+    agent_proposed: Mapped[bool | None] = mapped_column(Boolean)
+    notes: Mapped[str | None] = mapped_column(Text)
+    agreed_at: Mapped[datetime | None]
+    agreed_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    acknowledged_at: Mapped[datetime | None]
+    discussion_requested_at: Mapped[datetime | None]
+    reviewed_at: Mapped[datetime | None]
+    review_happened: Mapped[str | None] = mapped_column(String(10))
+    review_worked: Mapped[str | None] = mapped_column(Text)
+    review_next: Mapped[str | None] = mapped_column(String(20))
+    waived_reason: Mapped[str | None] = mapped_column(Text)
+    waived_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    previous_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+
+    agent: Mapped[Person] = relationship(foreign_keys=[agent_id], lazy="joined")
+    leader: Mapped[Person] = relationship(foreign_keys=[leader_id], lazy="joined")
+    team: Mapped[Team] = relationship(lazy="joined")
+    evaluations: Mapped[list[Evaluation]] = relationship(
+        foreign_keys=[Evaluation.case_id], order_by="Evaluation.landed_at", lazy="selectin"
+    )
+
+    @property
+    def late(self) -> bool:
+        return self.breached_at is not None or (self.agreed_at is not None and self.agreed_at > self.due_at)
+
+
+class Timer(Base):
+    __tablename__ = "timers"
+    __table_args__ = (Index("ix_timers_due", "status", "due_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    due_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    fired_at: Mapped[datetime | None]
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "due_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    channel: Mapped[str | None] = mapped_column(String(100))
+    updates_key: Mapped[str | None] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    due_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    slack_channel: Mapped[str | None] = mapped_column(String(32))
+    slack_ts: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+    person: Mapped[Person | None] = relationship(lazy="joined")
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    action: Mapped[str] = mapped_column(String(60))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,66 @@
+"""Reads the domain needs, in one place."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from storage.models import Case, Evaluation, Person, Team, TeamAgent
+
+AWAITING = "awaiting_conversation"
+UNREVIEWED = ("agreed", "acknowledged", "discussion_requested")
+
+
+def person_by_email(session: Session, email: str) -> Person | None:
+    return session.scalar(select(Person).where(Person.email == email.strip().lower()))
+
+
+def person_by_slack_id(session: Session, slack_id: str) -> Person | None:
+    return session.scalar(select(Person).where(Person.slack_id == slack_id))
+
+
+def team_of_agent(session: Session, person_id: int) -> Team | None:
+    return session.scalar(select(Team).join(TeamAgent).where(TeamAgent.person_id == person_id))
+
+
+def team_by_name(session: Session, name: str) -> Team | None:
+    return session.scalar(select(Team).where(Team.name == name))
+
+
+def case_for_update(session: Session, case_id: int) -> Case | None:
+    """The case, locked against concurrent transitions on PostgreSQL (SQLite is serialised already)."""
+    query = select(Case).where(Case.id == case_id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=Case)
+    return session.scalar(query)
+
+
+def awaiting_case(session: Session, agent_id: int) -> Case | None:
+    return session.scalar(
+        select(Case).where(Case.agent_id == agent_id, Case.state == AWAITING).order_by(Case.id).limit(1)
+    )
+
+
+def recent_evaluations(session: Session, agent_id: int, limit: int = 8) -> list[Evaluation]:
+    return list(
+        session.scalars(
+            select(Evaluation)
+            .where(Evaluation.agent_id == agent_id)
+            .order_by(Evaluation.landed_at.desc(), Evaluation.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def agent_cases(session: Session, agent_id: int) -> list[Case]:
+    return list(session.scalars(select(Case).where(Case.agent_id == agent_id).order_by(Case.id)))
+
+
+def unassigned_evaluations(session: Session, email: str) -> list[Evaluation]:
+    return list(
+        session.scalars(
+            select(Evaluation)
+            .where(Evaluation.agent_email == email, Evaluation.agent_id.is_(None))
+            .order_by(Evaluation.landed_at, Evaluation.id)
+        )
+    )

@@ -1,0 +1,185 @@
+"""Fixtures: an injected clock, real SQLite files and a real PostgreSQL schema per test,
+the Slack stand-in, and the whole app served over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.app import Services, create_bolt_app, slack_client
+from bot.clock import FixedClock
+from bot.config import Settings
+from bot.demo import PEOPLE, post_score
+from bot.org import apply_org, lookup_people, parse_org
+from bot.runtime import BackgroundServer
+from bot.standin.client import SlackUserAgent
+from bot.standin.server import SlackStandIn
+from handlers.directory import SlackDirectory
+from handlers.http import create_web_app
+from scheduler.sweeps import Sweeps
+from storage.db import Database
+
+PG_URL = os.environ.get("COACHLOOP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+# Monday 23 November 2026, 14:30 in London (UTC+0 in winter).
+MONDAY_AFTERNOON = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)
+
+
+def _postgres_available() -> str | None:
+    try:
+        engine = create_engine(PG_URL)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    problem = _postgres_available()
+    if problem is not None:
+        if os.environ.get("COACHLOOP_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required but not reachable at {PG_URL}: {problem}")
+        pytest.skip(f"no PostgreSQL at COACHLOOP_TEST_DATABASE_URL ({PG_URL}): {problem}")
+    return PG_URL
+
+
+def make_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Database:
+    if backend == "sqlite":
+        db = Database(f"sqlite:///{tmp_path / 'coachloop.db'}")
+    else:
+        url = request.getfixturevalue("postgres_url")
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(url)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        db = Database(url, schema=schema)
+
+        def drop() -> None:
+            db.dispose()
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+
+        request.addfinalizer(drop)
+    db.create_schema()
+    return db
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    database = make_database(request.param, tmp_path, request)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def sqlite_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    database = make_database("sqlite", tmp_path, request)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(MONDAY_AFTERNOON)
+
+
+@pytest.fixture
+def standin() -> Iterator[SlackStandIn]:
+    with SlackStandIn("xoxb-test-" + secrets.token_hex(6)) as s:
+        for user in PEOPLE:
+            s.add_user(*user)
+        s.add_channel("C0LEADERS", "cx-leadership")
+        yield s
+
+
+def sample_org() -> str:
+    return resources.files("bot").joinpath("demo_org.yml").read_text()
+
+
+@dataclass
+class Stack:
+    """The running app: services, the HTTP server, the Slack stand-in and people to click."""
+
+    services: Services
+    server: BackgroundServer
+    standin: SlackStandIn
+    people: SlackUserAgent
+    clock: FixedClock
+    sweeps: Sweeps
+
+    @property
+    def db(self) -> Database:
+        return self.services.db
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def post_score(self, payload: dict[str, Any], at: datetime | None = None) -> tuple[int, Any]:
+        return post_score(self.url, self.services.settings.qa_webhook_secret, payload, at or self.clock.now())
+
+    def sweep(self) -> Any:
+        return self.sweeps.run_once()
+
+    def dm(self, user_id: str) -> list[dict[str, Any]]:
+        return self.standin.messages(self.standin.dm_of(user_id))
+
+    def message(self, user_id: str, key_part: str) -> dict[str, Any]:
+        for m in self.dm(user_id):
+            if key_part in (m.get("metadata") or {}).get("event_payload", {}).get("dedupe_key", ""):
+                return m
+        raise LookupError(f"no message {key_part!r} in {user_id}'s DM")
+
+
+def build_stack(db: Database, standin: SlackStandIn, clock: FixedClock, org_text: str | None = None) -> Stack:
+    settings = Settings(
+        database_url=db.url,
+        slack_bot_token=standin.token,
+        slack_signing_secret=secrets.token_hex(16),
+        qa_webhook_secret="whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
+        slack_api_url=standin.url,
+    )
+    services = Services(
+        settings=settings, db=db, clock=clock, slack=slack_client(settings, interactive=False)
+    )
+    spec = parse_org(org_text or sample_org())
+    with db.unit_of_work() as session:
+        found = lookup_people(spec, session, SlackDirectory(services.slack))
+    with db.unit_of_work() as session:
+        apply_org(session, spec, found, clock.now())
+    bolt = create_bolt_app(services)
+    server = BackgroundServer(create_web_app(services, bolt)).start()
+    people = SlackUserAgent(server.url, settings.slack_signing_secret, standin)
+    return Stack(services, server, standin, people, clock, Sweeps(services))
+
+
+@pytest.fixture
+def stack(sqlite_db: Database, standin: SlackStandIn, clock: FixedClock) -> Iterator[Stack]:
+    s = build_stack(sqlite_db, standin, clock)
+    yield s
+    s.server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_stack(
+    request: pytest.FixtureRequest, tmp_path: Path, standin: SlackStandIn, clock: FixedClock
+) -> Iterator[Stack]:
+    database = make_database(request.param, tmp_path, request)
+    s = build_stack(database, standin, clock)
+    yield s
+    s.server.stop()
+    database.dispose()
