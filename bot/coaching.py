@@ -164,7 +164,7 @@ def _revise(
         picks = ranked_picks(session, case)
         case.suggested_key = picks[0].key if picks else None
         case.kind = PERFORMANCE if any(e.has_shortfall for e in case.evaluations) else DEVELOPMENTAL
-        _refresh_leader_dm(session, case, now, f"revised-{evaluation.id}-{evaluation.revision}")
+        refresh_leader_dm(session, case, now, f"revised-{evaluation.id}-{evaluation.revision}")
     return IntakeResult(evaluation.id, evaluation.case_id, "revised", created=False)
 
 
@@ -188,7 +188,7 @@ def attach_to_case(
         case.suggested_key = picks[0].key if picks else None
         timers.schedule_conversation(session, case, cal)
         audit(session, now, actor, "evaluation_joined", case_id=case.id, evaluation_id=evaluation.id)
-        _refresh_leader_dm(session, case, now, f"joined-{evaluation.id}")
+        refresh_leader_dm(session, case, now, f"joined-{evaluation.id}")
         return case, "joined_case"
 
     case = Case(
@@ -223,7 +223,7 @@ def agent_dm_key(case_id: int) -> str:
     return f"case:{case_id}:agent_agreement"
 
 
-def _refresh_leader_dm(session: Session, case: Case, now: datetime, what: str) -> None:
+def refresh_leader_dm(session: Session, case: Case, now: datetime, what: str) -> None:
     enqueue(
         session,
         refresh_key(case.id, what, now),
@@ -252,7 +252,8 @@ def observations(session: Session, agent_id: int) -> list[Observation]:
     """The agent's recent scored items, minus misses that a closed case has since dealt with."""
     resolved: dict[str, datetime] = {}
     for case in queries.agent_cases(session, agent_id):
-        if case.state == "closed" and case.behaviour_key and case.agreed_at:
+        # A closed case resolves the misses before its conversation, unless it asked to re-coach them.
+        if case.state == "closed" and case.behaviour_key and case.agreed_at and case.review_next != "recoach":
             resolved[case.behaviour_key] = max(
                 resolved.get(case.behaviour_key, case.agreed_at), case.agreed_at
             )
@@ -324,8 +325,8 @@ def draft_plan(session: Session, case: Case, now: datetime, behaviour_key: str |
         action = item.good_looks_like or f'On your next contacts, aim to meet "{item.name}" every time.'
         key = pick.key
     else:
-        ev = case.evaluations[-1]
-        example = evidence.developmental_example(ev, now, tz)
+        latest = case.evaluations[-1] if case.evaluations else None
+        example = evidence.developmental_example(latest, now, tz) if latest else ""
         action = "Agree one step towards the agent's 12-month goal, and how we'll know it happened."
         key = DEVELOPMENT_GOAL
     return PlanDraft(
@@ -428,7 +429,7 @@ def agree_plan(session: Session, case_id: int, actor: Person | None, form: PlanF
     audit(
         session,
         now,
-        _actor(actor),
+        actor_label(actor),
         "plan_agreed",
         case_id=case.id,
         behaviour=case.behaviour_key,
@@ -439,11 +440,11 @@ def agree_plan(session: Session, case_id: int, actor: Person | None, form: PlanF
     enqueue(
         session, agent_dm_key(case.id), "agent_agreement", now=now, case_id=case.id, person_id=case.agent_id
     )
-    _refresh_leader_dm(session, case, now, "agreed")
+    refresh_leader_dm(session, case, now, "agreed")
     return case
 
 
-def _actor(person: Person) -> str:
+def actor_label(person: Person) -> str:
     return f"slack:{person.slack_id}" if person.slack_id else f"person:{person.id}"
 
 
@@ -463,9 +464,9 @@ def acknowledge(session: Session, case_id: int, actor: Person | None, now: datet
     case.state = "acknowledged"
     case.acknowledged_at = now
     timers.on_acknowledged(session, case)
-    audit(session, now, _actor(actor), "agreement_acknowledged", case_id=case.id)
+    audit(session, now, actor_label(actor), "agreement_acknowledged", case_id=case.id)
     _refresh_agent_dm(session, case, now, "acknowledged")
-    _refresh_leader_dm(session, case, now, "acknowledged")
+    refresh_leader_dm(session, case, now, "acknowledged")
     return case
 
 
@@ -479,7 +480,7 @@ def request_discussion(session: Session, case_id: int, actor: Person | None, now
         raise CaseMovedOn("This agreement has moved on; nothing was changed.")
     case.state = "discussion_requested"
     case.discussion_requested_at = now
-    audit(session, now, _actor(actor), "discussion_requested", case_id=case.id)
+    audit(session, now, actor_label(actor), "discussion_requested", case_id=case.id)
     enqueue(
         session,
         f"case:{case.id}:discussion",
@@ -489,5 +490,5 @@ def request_discussion(session: Session, case_id: int, actor: Person | None, now
         person_id=case.leader_id,
     )
     _refresh_agent_dm(session, case, now, "discussion")
-    _refresh_leader_dm(session, case, now, "discussion")
+    refresh_leader_dm(session, case, now, "discussion")
     return case

@@ -13,11 +13,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from bot.coaching import refresh_leader_dm
 from bot.team_calendar import calendar_for
 from storage.models import Case, Timer
-from storage.outbox import audit, enqueue, refresh_key
-
-OPEN_FOR_REVIEW = ("agreed", "acknowledged", "discussion_requested")
+from storage.outbox import audit, enqueue
+from storage.queries import UNREVIEWED
 
 
 @dataclass
@@ -64,20 +64,9 @@ def _nudge(
 NUDGES = {
     "ack_reminder": (("agreed",), "agent_ack_reminder", "agent"),
     "ack_overdue": (("agreed",), "leader_ack_overdue", "leader"),
-    "review_due": (OPEN_FOR_REVIEW, "review_due", "leader"),
-    "review_chase": (OPEN_FOR_REVIEW, "review_chase", "leader"),
+    "review_due": (UNREVIEWED, "review_due", "leader"),
+    "review_chase": (UNREVIEWED, "review_chase", "leader"),
 }
-
-
-def _refresh_leader_dm(session: Session, case: Case, what: str, now: datetime) -> None:
-    enqueue(
-        session,
-        refresh_key(case.id, what, now),
-        "refresh",
-        now=now,
-        case_id=case.id,
-        updates_key=f"case:{case.id}:leader_dm",
-    )
 
 
 def fire(session: Session, timer: Timer, now: datetime, batch: EscalationBatch) -> None:
@@ -97,7 +86,7 @@ def fire(session: Session, timer: Timer, now: datetime, batch: EscalationBatch) 
             case.leader_id,
             which=which,
         )
-        _refresh_leader_dm(session, case, which, now)
+        refresh_leader_dm(session, case, now, which)
     elif kind == "escalate" and awaiting:
         first = case.breached_at is None
         if first:
@@ -111,8 +100,8 @@ def fire(session: Session, timer: Timer, now: datetime, batch: EscalationBatch) 
             timer=timer.dedupe_key,
         )
         batch.add(case, "conversation")
-        _refresh_leader_dm(session, case, "late", now)
-    elif kind == "review_escalate" and case.state in OPEN_FOR_REVIEW:
+        refresh_leader_dm(session, case, now, "late")
+    elif kind == "review_escalate" and case.state in UNREVIEWED:
         audit(session, now, "system", "review_escalated", case_id=case.id)
         batch.add(case, "review")
     elif kind in NUDGES:

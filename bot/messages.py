@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from bot import blocks as bk
 from bot import wording
 from bot.coaching import REVIEW_METHODS, ranked_picks
+from bot.review import HAPPENED, NEXT
 from bot.team_calendar import calendar_for, timezone_of
 from storage.models import Case, Evaluation, OutboxMessage
 
@@ -67,8 +68,8 @@ def _status_line(case: Case, tz: str, now: datetime) -> str | None:
         "agreed": f"Waiting for {agent} to acknowledge.",
         "acknowledged": f"{agent} acknowledged the action.",
         "discussion_requested": f":speech_balloon: {agent} asked to discuss the action.",
-        "reviewed": "Follow-up review held.",
-        "closed": "Follow-up review held; loop closed.",
+        "closed": f"Follow-up review held. Did it happen? {HAPPENED.get(case.review_happened or '', '?')}. "
+        f"Next: {NEXT.get(case.review_next or '', '?')}.",
     }.get(case.state, "")
     return f"{agreed}\n{follow}"
 
@@ -83,8 +84,15 @@ def leader_case(session: Session, case: Case, now: datetime) -> Message:
     lines = [score_line(ev, now, tz) for ev in evs[-5:]]
     if len(evs) > 5:
         lines.insert(0, f"_{len(evs) - 5} earlier scores not shown_")
-    noun = "score" if len(evs) == 1 else f"{len(evs)} scores"
-    out.append(bk.section(f"*{_e(agent)}* — {noun} for one conversation:\n" + "\n".join(lines)))
+    if evs:
+        noun = "score" if len(evs) == 1 else f"{len(evs)} scores"
+        out.append(bk.section(f"*{_e(agent)}* — {noun} for one conversation:\n" + "\n".join(lines)))
+    else:
+        out.append(
+            bk.section(
+                f"*{_e(agent)}* — the next conversation, after the review of case #{case.previous_case_id}."
+            )
+        )
     out.append(bk.section(deadline_line(case, now, tz)))
     status = _status_line(case, tz, now)
     if case.state == "awaiting_conversation":
@@ -95,6 +103,7 @@ def leader_case(session: Session, case: Case, now: datetime) -> Message:
         out.append(
             bk.actions(
                 bk.button("Plan the conversation", "open_plan", str(case.id), style="primary"),
+                bk.button("Waive", "waive_case", str(case.id)),
                 block_id=f"case_{case.id}",
             )
         )
@@ -161,22 +170,31 @@ def with_metadata(message: Message, row: OutboxMessage) -> Message:
     return Message(message.text, message.blocks, meta)
 
 
-def leader_reminder(case: Case, now: datetime, which: str) -> Message:
+def leader_reminder(case: Case, now: datetime, which: str, payload_by: str = "") -> Message:
     tz = timezone_of(case.leader, case.team)
     agent = case.agent.display
-    if which == "last_day":
+    if which == "manual":
+        late = calendar_for(case.team).working_days_late(now, case.due_at)
+        lateness = f" ({wording.plural(late, 'working day')} late)" if late else ""
+        if case.state == "awaiting_conversation":
+            head = f"{payload_by} asked you to coach {agent}{lateness}."
+        else:
+            head = f"{payload_by} asked you to hold the follow-up review with {agent}."
+    elif which == "last_day":
         head = f"Last day to coach {agent}: due today, {wording.clock_time(case.due_at, tz)}."
     else:
         left = calendar_for(case.team).working_days_left(now, case.due_at)
         head = f"Reminder: coach {agent} — {wording.plural(left, 'working day')} left."
+    button = (
+        bk.button("Plan the conversation", "open_plan", str(case.id), style="primary")
+        if case.state == "awaiting_conversation"
+        else bk.button("Run the review", "open_review", str(case.id), style="primary")
+    )
     return Message(
         head,
         [
             bk.section(f":alarm_clock: {_e(head)}"),
-            bk.actions(
-                bk.button("Plan the conversation", "open_plan", str(case.id), style="primary"),
-                block_id=f"remind_{case.id}",
-            ),
+            bk.actions(button, block_id=f"remind_{case.id}"),
             bk.context(f"Case #{case.id}"),
         ],
     )
@@ -291,7 +309,7 @@ def render(session: Session, kind: str, case: Case | None, payload: dict[str, An
     if kind == "leader_discussion":
         return leader_discussion(case, now)
     if kind == "leader_reminder":
-        return leader_reminder(case, now, str(payload.get("which")))
+        return leader_reminder(case, now, str(payload.get("which")), str(payload.get("by", "")))
     if kind == "agent_ack_reminder":
         return agent_ack_reminder(case)
     if kind == "leader_ack_overdue":

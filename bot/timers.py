@@ -30,7 +30,7 @@ def _set(session: Session, key: str, kind: str, case: Case, due: datetime) -> No
 
 def schedule_conversation(session: Session, case: Case, cal: WorkCalendar) -> None:
     due_day = cal.local(case.due_at).date()
-    landed = min(ev.landed_at for ev in case.evaluations)
+    landed = min((ev.landed_at for ev in case.evaluations), default=case.opened_at)
     day3 = cal.add_working_days(cal.effective_landing_day(landed), 3)
     if day3 < due_day:
         _set(session, f"case:{case.id}:remind:day3", "remind_day3", case, cal.start_of_business(day3))

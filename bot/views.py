@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 from bot import blocks as bk
+from bot import wording
 from bot.coaching import DEVELOPMENT_GOAL, KINDS, REVIEW_METHODS, PlanDraft, PlanForm
+from bot.review import HAPPENED, NEXT, ReviewDraft, ReviewForm, results_line
 
 PLAN_CALLBACK = "coaching_plan"
 BEHAVIOUR_ACTION = "plan_behaviour"
@@ -115,3 +117,74 @@ def read_plan_form(values: dict[str, Any]) -> PlanForm:
         agent_proposed=any(isinstance(o, dict) and o.get("value") == "yes" for o in chosen),
         notes=typed("notes"),
     )
+
+
+REVIEW_CALLBACK = "followup_review"
+WAIVE_CALLBACK = "waive_case"
+
+
+def review_modal(draft: ReviewDraft) -> dict[str, Any]:
+    agreed_by = f" by {wording.short_date(draft.action_date)}" if draft.action_date else ""
+    blocks = [
+        bk.section(f"*Agreed with {draft.agent_name}:* {draft.action}{agreed_by}"),
+        bk.section(f"*Results since the conversation*\n{results_line(draft)}"),
+        bk.divider(),
+        bk.input_block(
+            "happened",
+            "Did the action happen?",
+            bk.static_select("happened", [bk.option(v, k) for k, v in HAPPENED.items()], None),
+        ),
+        bk.input_block("worked", "Did it work? What changed?", bk.text_input("worked", "")),
+        bk.input_block(
+            "next",
+            "What next?",
+            bk.static_select("next", [bk.option(v, k) for k, v in NEXT.items()], None),
+            hint="Coaching again or moving on opens the next conversation, pre-filled.",
+        ),
+    ]
+    return bk.modal(
+        f"Review: {draft.agent_name}",
+        blocks,
+        callback_id=REVIEW_CALLBACK,
+        private_metadata=metadata(draft.case_id),
+        submit="Record the review",
+        close="Cancel",
+    )
+
+
+def read_review_form(values: dict[str, Any]) -> ReviewForm:
+    def selected(block_id: str) -> str | None:
+        opt = _value(values, block_id).get("selected_option")
+        return opt.get("value") if isinstance(opt, dict) else None
+
+    worked = _value(values, "worked").get("value")
+    return ReviewForm(
+        happened=selected("happened"),
+        worked=worked if isinstance(worked, str) else None,
+        next_step=selected("next"),
+    )
+
+
+def waive_modal(case_id: int, agent_name: str) -> dict[str, Any]:
+    blocks = [
+        bk.section(f"Mark {agent_name}'s conversation as not needed. The reason is recorded and counted."),
+        bk.input_block(
+            "reason",
+            "Why is no conversation needed?",
+            bk.text_input("reason", "", max_length=500),
+            hint="e.g. the agent is leaving; the score is being disputed with QA.",
+        ),
+    ]
+    return bk.modal(
+        "Waive the conversation",
+        blocks,
+        callback_id=WAIVE_CALLBACK,
+        private_metadata=metadata(case_id),
+        submit="Waive",
+        close="Cancel",
+    )
+
+
+def read_waive_reason(values: dict[str, Any]) -> str | None:
+    value = _value(values, "reason").get("value")
+    return value if isinstance(value, str) else None

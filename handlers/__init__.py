@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 def register_all(app: App, services: Services) -> None:
-    from handlers import agreement, context, plan
+    from handlers import agreement, context, followup, plan
 
-    for module in (context, plan, agreement):
+    for module in (context, plan, agreement, followup):
         module.register(app, services)

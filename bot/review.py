@@ -1,0 +1,230 @@
+"""The follow-up review, waiving a conversation, and nudging a leader by hand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import coaching, timers, wording
+from bot.errors import CaseMovedOn, InvalidInput, NotAllowed
+from bot.team_calendar import calendar_for
+from storage import queries
+from storage.models import Case, Evaluation, Person
+from storage.outbox import audit, enqueue
+
+HAPPENED = {"yes": "Yes, as agreed", "partly": "Partly", "no": "No"}
+NEXT = {
+    "close": "Close the loop: it worked",
+    "recoach": "Coach the same behaviour again",
+    "next": "Move to the next behaviour in the backlog",
+}
+
+
+@dataclass(frozen=True)
+class CriterionResult:
+    landed_on: date
+    score: float
+    max_score: float
+
+    @property
+    def passed(self) -> bool:
+        return self.score >= self.max_score
+
+
+@dataclass(frozen=True)
+class ReviewDraft:
+    case_id: int
+    agent_name: str
+    behaviour: str
+    action: str
+    action_date: date | None
+    results: list[CriterionResult]
+    summary: str
+
+
+@dataclass(frozen=True)
+class ReviewForm:
+    happened: str | None
+    worked: str | None
+    next_step: str | None
+
+
+def criterion_results(session: Session, case: Case) -> list[CriterionResult]:
+    """The agreed criterion as scored in every evaluation of the agent since the conversation."""
+    if case.agreed_at is None or not case.behaviour_key:
+        return []
+    tz = calendar_for(case.team).tz
+    evaluations = session.scalars(
+        select(Evaluation)
+        .where(Evaluation.agent_id == case.agent_id, Evaluation.landed_at > case.agreed_at)
+        .order_by(Evaluation.landed_at)
+    )
+    return [
+        CriterionResult(ev.landed_at.astimezone(tz).date(), item.score, item.max_score)
+        for ev in evaluations
+        for item in ev.items
+        if item.key == case.behaviour_key
+    ]
+
+
+def summarise(results: list[CriterionResult], since: date) -> str:
+    when = f"{since.day} {since.strftime('%b')}"
+    if not results:
+        return f"not scored in any evaluation since {when}"
+    passed = sum(r.passed for r in results)
+    return f"passed {passed} of {len(results)} since {when}"
+
+
+def draft_review(session: Session, case: Case) -> ReviewDraft:
+    results = criterion_results(session, case)
+    since = case.agreed_at.astimezone(calendar_for(case.team).tz).date() if case.agreed_at else date.today()
+    return ReviewDraft(
+        case_id=case.id,
+        agent_name=case.agent.display,
+        behaviour=case.behaviour_name or "",
+        action=case.action or "",
+        action_date=case.action_date,
+        results=results,
+        summary=summarise(results, since)
+        if case.behaviour_key != coaching.DEVELOPMENT_GOAL
+        else "a development goal: no scorecard criterion to follow",
+    )
+
+
+def check_reviewable(case: Case) -> None:
+    if case.state not in queries.UNREVIEWED:
+        raise CaseMovedOn(
+            f"This case has no review pending (it is {case.state.replace('_', ' ')}); nothing changed."
+        )
+
+
+def record_review(
+    session: Session, case_id: int, actor: Person | None, form: ReviewForm, now: datetime
+) -> Case:
+    """Record the review and close the case; re-coach or open the next behaviour when asked."""
+    case = coaching.load_case(session, case_id, lock=True)
+    coaching.check_may_plan(actor, case)
+    check_reviewable(case)
+    assert actor is not None
+    errors = {}
+    if form.happened not in HAPPENED:
+        errors["happened"] = "Say whether the agreed action happened."
+    if not form.worked or not form.worked.strip():
+        errors["worked"] = "Say whether it worked: what changed, in the results or on the calls."
+    elif len(form.worked) > coaching.MAX_TEXT:
+        errors["worked"] = f"Keep it under {coaching.MAX_TEXT} characters."
+    if form.next_step not in NEXT:
+        errors["next"] = "Choose what happens next."
+    if errors:
+        raise InvalidInput(errors)
+    case.review_happened, case.review_worked, case.review_next = form.happened, form.worked, form.next_step
+    case.reviewed_at = case.closed_at = now
+    case.state = "closed"
+    timers.on_reviewed(session, case)
+    audit(
+        session,
+        now,
+        coaching.actor_label(actor),
+        "review_recorded",
+        case_id=case.id,
+        happened=form.happened,
+        next=form.next_step,
+    )
+    coaching.refresh_leader_dm(session, case, now, "reviewed")
+    if form.next_step in ("recoach", "next"):
+        session.flush()
+        follow_on = open_follow_on(session, case, now, same_behaviour=form.next_step == "recoach")
+        audit(
+            session,
+            now,
+            coaching.actor_label(actor),
+            "case_opened",
+            case_id=follow_on.id,
+            previous_case=case.id,
+            reason=form.next_step,
+        )
+    return case
+
+
+def open_follow_on(session: Session, previous: Case, now: datetime, *, same_behaviour: bool) -> Case:
+    team = previous.team
+    case = Case(
+        agent_id=previous.agent_id,
+        team_id=team.id,
+        leader_id=team.leader_id,
+        kind=coaching.PERFORMANCE,
+        state=queries.AWAITING,
+        opened_at=now,
+        due_at=calendar_for(team).deadline(now, team.window_days),
+        previous_case_id=previous.id,
+    )
+    session.add(case)
+    session.flush()
+    session.refresh(case)
+    if same_behaviour:
+        case.suggested_key = previous.behaviour_key
+    else:
+        picks = coaching.ranked_picks(session, case)
+        case.suggested_key = picks[0].key if picks else None
+        if not picks:
+            case.kind = coaching.DEVELOPMENTAL
+    timers.schedule_conversation(session, case, calendar_for(team))
+    enqueue(
+        session,
+        coaching.leader_dm_key(case.id),
+        "leader_case",
+        now=now,
+        case_id=case.id,
+        person_id=case.leader_id,
+    )
+    return case
+
+
+def waive(session: Session, case_id: int, actor: Person | None, reason: str | None, now: datetime) -> Case:
+    case = coaching.load_case(session, case_id, lock=True)
+    coaching.check_may_plan(actor, case)
+    coaching.check_awaiting(case)
+    assert actor is not None
+    reason = (reason or "").strip()
+    if len(reason) < 3:
+        raise InvalidInput({"reason": "Give the reason this conversation is not needed."})
+    if len(reason) > 500:
+        raise InvalidInput({"reason": "Keep the reason under 500 characters."})
+    case.state, case.waived_reason, case.waived_at = "waived", reason, now
+    timers.on_waived(session, case)
+    audit(session, now, coaching.actor_label(actor), "case_waived", case_id=case.id, reason=reason)
+    coaching.refresh_leader_dm(session, case, now, "waived")
+    return case
+
+
+def remind_leader(session: Session, case_id: int, actor: Person | None, now: datetime) -> bool:
+    """An escalation contact nudges the leader now; at most once a day per case. True when queued."""
+    case = coaching.load_case(session, case_id)
+    if actor is None or not any(p.id == actor.id for p in case.team.escalation_people):
+        raise NotAllowed(f"Only {case.team.name}'s escalation contacts can send this reminder.")
+    if case.state not in (queries.AWAITING, *queries.UNREVIEWED):
+        raise CaseMovedOn(f"{case.agent.display}'s case needs nothing from {case.leader.display} now.")
+    today = calendar_for(case.team).local(now).date()
+    queued = enqueue(
+        session,
+        f"case:{case.id}:remind:manual:{today.isoformat()}",
+        "leader_reminder",
+        now=now,
+        case_id=case.id,
+        person_id=case.leader_id,
+        payload={"which": "manual", "by": actor.display},
+    )
+    if queued is not None:
+        audit(session, now, coaching.actor_label(actor), "leader_reminded", case_id=case.id)
+    return queued is not None
+
+
+def results_line(draft: ReviewDraft) -> str:
+    marks = ", ".join(
+        f"{wording.short_date(r.landed_on)} {r.score:g}/{r.max_score:g} {'✓' if r.passed else '✗'}"
+        for r in draft.results[-10:]
+    )
+    return f"*{draft.behaviour}*: {draft.summary}" + (f"\n{marks}" if marks else "")
