@@ -200,28 +200,29 @@ def leader_reminder(case: Case, now: datetime, which: str, payload_by: str = "")
     )
 
 
+def _lateness(late: int) -> str:
+    return "passed today" if late == 0 else f"{wording.plural(late, 'working day')} late"
+
+
 def escalation(session: Session, payload: dict[str, Any], now: datetime) -> Message:
     cases = [c for c in (session.get(Case, i) for i in payload.get("case_ids", [])) if c is not None]
     review = payload.get("reason") == "review"
-    what = "follow-up reviews overdue" if review else "coaching conversations past the deadline"
-    title = f"{len(cases)} {what}"
+    if review:
+        title = f"{wording.plural(len(cases), 'follow-up review')} overdue"
+    else:
+        title = f"{wording.plural(len(cases), 'coaching conversation')} past the deadline"
     out: list[Block] = [bk.header(title)]
     shown = cases[:15]
     for case in shown:
         cal = calendar_for(case.team)
-        landed = min(ev.landed_at for ev in case.evaluations) if case.evaluations else case.opened_at
         if review and case.action_date:
             late = cal.working_days_between(case.action_date, cal.local(now).date())
-            detail = (
-                f"review was due {wording.short_date(case.action_date)} · "
-                f"{wording.plural(late, 'working day')} late"
-            )
+            detail = f"review was due {wording.short_date(case.action_date)} · {_lateness(late)}"
         else:
-            late = cal.working_days_late(now, case.due_at)
-            detail = (
-                f"score landed {wording.short_date(cal.local(landed).date())} · "
-                f"{wording.plural(late, 'working day')} late"
-            )
+            landed = min((ev.landed_at for ev in case.evaluations), default=case.opened_at)
+            due = wording.short_date(cal.local(case.due_at).date())
+            late = cal.working_days_late(now, case.due_at) if now > case.due_at else 0
+            detail = f"score landed {wording.short_date(cal.local(landed).date())} · deadline {due} · {_lateness(late)}"
         out.append(
             bk.section(
                 f"*{_e(case.agent.display)}* (team {_e(case.team.name)}, "
@@ -231,7 +232,7 @@ def escalation(session: Session, payload: dict[str, Any], now: datetime) -> Mess
         out.append(
             bk.actions(
                 bk.button(f"Remind {case.leader.display}"[:75], "remind_leader", str(case.id)),
-                bk.button("Open the case", "open_plan" if not review else "open_review", str(case.id)),
+                bk.button("Open the case", "open_review" if review else "open_plan", str(case.id)),
                 block_id=f"esc_{case.id}",
             )
         )
