@@ -30,7 +30,7 @@ def posts(stack: Stack) -> list[tuple[str, str]]:
 def run_until(
     stack: Stack, end: datetime, step: timedelta = timedelta(minutes=30)
 ) -> list[tuple[str, str, str]]:
-    """Sweep (twice each time: a repeat must send nothing) at every step; return (time, channel, key) posted."""
+    """Sweep twice at every step (a repeat must send nothing); return (time, channel, key) of each post."""
     sent: list[tuple[str, str, str]] = []
     while stack.clock.now() <= end:
         before = len(posts(stack))
