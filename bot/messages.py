@@ -222,7 +222,8 @@ def escalation(session: Session, payload: dict[str, Any], now: datetime) -> Mess
             landed = min((ev.landed_at for ev in case.evaluations), default=case.opened_at)
             due = wording.short_date(cal.local(case.due_at).date())
             late = cal.working_days_late(now, case.due_at) if now > case.due_at else 0
-            detail = f"score landed {wording.short_date(cal.local(landed).date())} · deadline {due} · {_lateness(late)}"
+            landed_on = wording.short_date(cal.local(landed).date())
+            detail = f"score landed {landed_on} · deadline {due} · {_lateness(late)}"
         out.append(
             bk.section(
                 f"*{_e(case.agent.display)}* (team {_e(case.team.name)}, "
