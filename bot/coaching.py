@@ -14,7 +14,7 @@ from bot.leverage import Observation, Pick, rank
 from bot.team_calendar import calendar_for, timezone_of
 from storage import queries
 from storage.models import Case, Evaluation, EvaluationItem, Person
-from storage.outbox import audit, enqueue, refresh_key
+from storage.outbox import audit, enqueue, enqueue_refresh
 
 PERFORMANCE, DEVELOPMENTAL = "performance", "developmental"
 KINDS = {
@@ -224,25 +224,11 @@ def agent_dm_key(case_id: int) -> str:
 
 
 def refresh_leader_dm(session: Session, case: Case, now: datetime, what: str) -> None:
-    enqueue(
-        session,
-        refresh_key(case.id, what, now),
-        "refresh",
-        now=now,
-        case_id=case.id,
-        updates_key=leader_dm_key(case.id),
-    )
+    enqueue_refresh(session, leader_dm_key(case.id), case_id=case.id, what=what, now=now)
 
 
 def _refresh_agent_dm(session: Session, case: Case, now: datetime, what: str) -> None:
-    enqueue(
-        session,
-        f"case:{case.id}:agent_dm:refresh:{what}",
-        "refresh",
-        now=now,
-        case_id=case.id,
-        updates_key=agent_dm_key(case.id),
-    )
+    enqueue_refresh(session, agent_dm_key(case.id), case_id=case.id, what=what, now=now)
 
 
 # --- leverage on stored evaluations ---------------------------------------------------------

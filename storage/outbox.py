@@ -48,8 +48,15 @@ def enqueue(
     return row
 
 
-def refresh_key(case_id: int, what: str, now: datetime) -> str:
-    return f"case:{case_id}:leader_dm:refresh:{what}:{now.timestamp():.6f}"
+def enqueue_refresh(session: Session, updates_key: str, *, case_id: int, what: str, now: datetime) -> None:
+    """Queue an in-place update of a sent message. One pending update is enough: it renders the
+    state as it is when it goes out, so later changes ride along with it."""
+    pending = select(OutboxMessage.id).where(
+        OutboxMessage.updates_key == updates_key, OutboxMessage.status == "pending"
+    )
+    if session.scalar(pending.limit(1)) is None:
+        key = f"{updates_key}:refresh:{what}:{now.timestamp():.6f}"
+        enqueue(session, key, "refresh", now=now, case_id=case_id, updates_key=updates_key)
 
 
 def claim_outbox(session: Session, now: datetime, *, limit: int, postgres: bool) -> list[int]:

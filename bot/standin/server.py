@@ -8,6 +8,7 @@ messages and metadata, records every call, and can be told to misbehave
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import random
@@ -38,7 +39,7 @@ class Fault:
     times: int | None = None  # None: for every matching call
     rate: float = 1.0
     retry_after: int = 1
-    delay: float = 0.0
+    delay: float = 0.0  # for "slow": the call is carried out, then the answer waits this long
     after_effect: bool = False  # carry the call out, then answer with the fault (a lost response)
 
 
@@ -224,7 +225,8 @@ class SlackStandIn:
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
                 self.end_headers()
-                self.wfile.write(raw)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(raw)  # the caller may have timed out already
 
             def do_GET(self) -> None:
                 self._handle()
@@ -276,9 +278,7 @@ class SlackStandIn:
         self, method: str, args: dict[str, Any], auth: str
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         fault = self._fault_for(method)
-        if fault is not None and fault.delay:
-            time.sleep(fault.delay)
-        if fault is not None and not fault.after_effect and fault.mode != "slow":
+        if fault is not None and fault.mode != "slow" and not fault.after_effect:
             return self._faulted(method, args, fault)
         try:
             if not auth.startswith("Bearer "):
@@ -294,7 +294,9 @@ class SlackStandIn:
             self._record(method, args, False, exc.error)
             return exc.status, {"ok": False, "error": exc.error}, exc.headers
         self._record(method, args, True)
-        if fault is not None and fault.after_effect:
+        if fault is not None and fault.mode == "slow":
+            time.sleep(fault.delay)  # carried out, but the answer comes late (or never, for the caller)
+        elif fault is not None and fault.after_effect:
             return self._faulted(method, args, fault, record=False)
         return 200, {"ok": True, **body}, {}
 

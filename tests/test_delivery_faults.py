@@ -1,0 +1,217 @@
+"""Delivery when Slack misbehaves: nothing lost, nothing sent twice, nothing retried forever."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from bot.app import slack_client
+from bot.standin.server import Fault
+from scheduler.delivery import MAX_ATTEMPTS, OutboxSweep
+from storage.models import OutboxMessage, Person
+from tests.conftest import Stack, build_stack, make_database
+from tests.payloads import evaluation
+from tests.test_core_loop import PRIYA
+
+
+def rows(stack: Stack) -> list[OutboxMessage]:
+    with stack.db.unit_of_work() as s:
+        return list(s.query(OutboxMessage).order_by(OutboxMessage.id))
+
+
+def delivered_keys(stack: Stack) -> Counter[str]:
+    """How many messages carry each dedupe key across every conversation of the stand-in."""
+    found: Counter[str] = Counter()
+    for channel in stack.standin.channels:
+        for m in stack.standin.messages(channel):
+            found[(m.get("metadata") or {}).get("event_payload", {}).get("dedupe_key", "")] += 1
+    return found
+
+
+def test_429_waits_retry_after(stack: Stack) -> None:
+    stack.standin.add_fault(Fault("chat.postMessage", "ratelimited", times=1, retry_after=7))
+    stack.post_score(evaluation())
+    first = stack.sweep().outbox
+    assert (first.sent, first.retried) == (0, 1)
+    row = rows(stack)[0]
+    assert (
+        row.status == "pending"
+        and row.due_at == stack.clock.now() + timedelta(seconds=7)
+        and row.attempts == 0
+    )
+    assert stack.sweep().outbox.sent == 0
+    stack.clock.advance(timedelta(seconds=7))
+    assert stack.sweep().outbox.sent == 1
+    assert len(stack.dm(PRIYA)) == 1
+
+
+def test_server_errors_back_off_then_deliver(stack: Stack) -> None:
+    stack.standin.add_fault(Fault("chat.postMessage", "server_error", times=2))
+    stack.post_score(evaluation())
+    assert stack.sweep().outbox.retried == 1
+    for _ in range(2):
+        stack.clock.advance(timedelta(hours=1))
+        stack.sweep()
+    row = rows(stack)[0]
+    assert row.status == "sent" and row.attempts == 3
+    assert len(stack.dm(PRIYA)) == 1
+
+
+def test_persistent_server_errors_give_up_and_tell_an_admin(stack: Stack) -> None:
+    stack.standin.add_fault(Fault("chat.postMessage", "server_error", times=MAX_ATTEMPTS))
+    stack.post_score(evaluation())
+    for _ in range(MAX_ATTEMPTS + 2):
+        stack.sweep()
+        stack.clock.advance(timedelta(hours=2))
+    first = rows(stack)[0]
+    assert (
+        first.status == "failed" and first.attempts == MAX_ATTEMPTS and "gave up" in (first.last_error or "")
+    )
+    alert = stack.dm("U0SAM")
+    assert (
+        len(alert) == 1
+        and "could not be delivered" in alert[0]["text"]
+        and "internal_error" in alert[0]["text"]
+    )
+    assert stack.dm(PRIYA) == []
+
+
+def test_permanent_errors_fail_at_once_and_are_surfaced(stack: Stack) -> None:
+    stack.standin.add_fault(Fault("conversations.open", "user_not_found", times=1))
+    stack.post_score(evaluation())
+    result = stack.sweep().outbox
+    assert result.failed == 1
+    failed = rows(stack)[0]
+    assert (failed.status, failed.attempts, failed.last_error) == ("failed", 1, "user_not_found")
+    assert "user_not_found" in stack.dm("U0SAM")[0]["text"]
+    stack.clock.advance(timedelta(days=1))
+    stack.sweep()
+    assert len(stack.standin.calls_to("conversations.open", ok=False)) == 1  # never retried
+
+
+def test_a_person_without_slack_id_is_reported_not_lost(stack: Stack) -> None:
+    with stack.db.unit_of_work() as s:
+        s.query(Person).filter_by(email="priya.shah@example.com").update(
+            {"slack_id": None, "dm_channel": None}
+        )
+    stack.post_score(evaluation())
+    stack.sweep()
+    assert rows(stack)[0].last_error == "no_slack_id"
+    assert "no_slack_id" in stack.dm("U0SAM")[0]["text"]
+
+
+def test_a_lost_response_is_found_in_history_not_sent_again(stack: Stack) -> None:
+    # Slack posts the message, but the answer never arrives (a timeout on our side).
+    stack.services.slack = slack_client(stack.services.settings, interactive=False)
+    stack.services.slack.timeout = 1
+    stack.sweeps.outbox = OutboxSweep(stack.db, stack.services.slack, stack.clock)
+    stack.standin.add_fault(Fault("chat.postMessage", "slow", times=1, delay=1.5))
+    stack.post_score(evaluation())
+    assert stack.sweep().outbox.retried == 1
+    stack.clock.advance(timedelta(hours=1))
+    assert stack.sweep().outbox.recovered == 1
+    assert len(stack.dm(PRIYA)) == 1 and rows(stack)[0].status == "sent"
+    assert stack.standin.calls_to("conversations.history")[0].args["include_all_metadata"] in (
+        "1",
+        "true",
+        True,
+    )
+
+
+def test_a_crash_between_the_slack_call_and_the_commit_sends_at_most_once(stack: Stack) -> None:
+    stack.post_score(evaluation())
+    sweep = stack.sweeps.outbox
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise SystemExit("killed")
+
+    original = sweep._mark_sent
+    sweep._mark_sent = crash  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        stack.sweep()
+    sweep._mark_sent = original  # type: ignore[method-assign]
+    assert rows(stack)[0].status == "sending" and len(stack.dm(PRIYA)) == 1
+    stack.sweep()  # the lease has not expired: nothing happens
+    assert len(stack.standin.calls_to("chat.postMessage")) == 1
+    stack.clock.advance(timedelta(minutes=3))
+    assert stack.sweep().outbox.recovered == 1
+    assert len(stack.dm(PRIYA)) == 1 and rows(stack)[0].status == "sent"
+
+
+def test_a_share_of_every_fault_still_delivers_each_message_once(stack: Stack) -> None:
+    stack.standin.add_fault(Fault("chat.postMessage", "ratelimited", rate=0.2, retry_after=1))
+    stack.standin.add_fault(Fault("*", "server_error", rate=0.2))
+    stack.standin.add_fault(Fault("chat.postMessage", "server_error", rate=0.2, after_effect=True))
+    for i, email in enumerate(["ana.ruiz@example.com", "tom.hale@example.com", "lena.ito@example.com"] * 4):
+        payload = evaluation(id=f"ev-{i}")
+        payload["agent"] = {"email": email}
+        assert stack.post_score(payload)[0] == 202
+    for _ in range(40):
+        stack.sweep()
+        stack.clock.advance(timedelta(minutes=30))
+    statuses = Counter(r.status for r in rows(stack))
+    assert statuses["pending"] == statuses["sending"] == 0
+    sent_keys = [r.dedupe_key for r in rows(stack) if r.status == "sent" and r.updates_key is None]
+    counts = delivered_keys(stack)
+    assert all(counts[k] == 1 for k in sent_keys), {k: counts[k] for k in sent_keys if counts[k] != 1}
+    assert sum(statuses.values()) == len(rows(stack))
+
+
+@pytest.mark.postgres
+def test_two_processes_sweeping_postgres_send_nothing_twice(
+    request: pytest.FixtureRequest, tmp_path: Path, standin: object, clock: object
+) -> None:
+    db = make_database("postgres", tmp_path, request)
+    stack = build_stack(db, standin, clock)  # type: ignore[arg-type]
+    try:
+        for i, email in enumerate(
+            ["ana.ruiz@example.com", "tom.hale@example.com", "lena.ito@example.com"] * 10
+        ):
+            payload = evaluation(id=f"ev-{i}")
+            payload["agent"] = {"email": email}
+            assert stack.post_score(payload)[0] == 202
+        with db.engine.connect() as conn:
+            schema = conn.execute(text("SELECT current_schema()")).scalar()
+        url = db.engine.url.render_as_string(hide_password=False) + f"?options=-csearch_path%3D{schema}"
+        settings = stack.services.settings
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "SLACK_BOT_TOKEN": settings.slack_bot_token,
+            "SLACK_SIGNING_SECRET": "x",
+            "QA_WEBHOOK_SECRET": settings.qa_webhook_secret,
+            "SLACK_API_URL": settings.slack_api_url or "",
+        }
+        env.pop("COACHLOOP_ORG", None)
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "bot.cli", "sweep"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        outputs = [p.communicate(timeout=120) for p in procs]
+        assert all(p.returncode == 0 for p in procs), outputs
+        due = [
+            r for r in rows(stack) if r.due_at <= datetime.now(UTC)
+        ]  # `coachloop sweep` runs at the real time
+        assert {r.status for r in due} <= {"sent", "skipped"}
+        posted = [r.dedupe_key for r in due if r.updates_key is None]
+        counts = delivered_keys(stack)
+        assert sorted(k for k, n in counts.items() if n) == sorted(posted)
+        assert max(counts.values()) == 1
+        # One leader DM per agent's case (the later scores joined them), plus what the timers queued.
+        assert sum(k.endswith(":leader_dm") for k in posted) == 3
+    finally:
+        stack.server.stop()
+        db.dispose()
