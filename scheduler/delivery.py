@@ -124,9 +124,15 @@ class OutboxSweep:
                 target = session.scalar(
                     select(OutboxMessage).where(OutboxMessage.dedupe_key == row.updates_key)
                 )
+                if target is not None and target.status == "sending":
+                    # The post is in flight with what it rendered before this change: update it after.
+                    row.status, row.lease_until = "pending", None
+                    row.attempts -= 1
+                    row.due_at = now + timedelta(seconds=30)
+                    return "the message it updates is being sent; updating it afterwards"
                 if target is None or target.status != "sent":
                     row.status, row.lease_until = "skipped", None
-                    return "the message it updates is not sent yet; it will go out current"
+                    return "the message it updates is not sent; when it goes out it shows the current state"
                 kind, update_ts, channel, person = target.kind, target.slack_ts, target.slack_channel, None
             message = with_metadata(render(session, kind, case, row.payload, now), row)
             if channel is None and person is not None:

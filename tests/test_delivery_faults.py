@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -215,3 +216,19 @@ def test_two_processes_sweeping_postgres_send_nothing_twice(
     finally:
         stack.server.stop()
         db.dispose()
+
+
+def test_an_update_waits_for_a_post_still_in_flight(stack: Stack) -> None:
+    stack.post_score(evaluation())
+    with stack.db.unit_of_work() as s:
+        post = s.query(OutboxMessage).one()
+        post.status, post.lease_until = "sending", stack.clock.now() + timedelta(minutes=2)
+    later = evaluation(id="ev-2", score=90.0)
+    assert stack.post_score(later)[1]["status"] == "joined_case"
+    stack.sweep()
+    refresh = next(r for r in rows(stack) if r.updates_key)
+    assert refresh.status == "pending" and refresh.due_at == stack.clock.now() + timedelta(seconds=30)
+    stack.clock.advance(timedelta(minutes=3))  # the post's lease expires: it goes out, then the update
+    stack.sweep()
+    assert [r.status for r in rows(stack)] == ["sent", "sent"]
+    assert "90/100" in json.dumps(stack.message(PRIYA, "leader_dm")["blocks"])
