@@ -1,0 +1,132 @@
+"""Loads the facts the measures need from the database, for a team, a leader or the whole organisation."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import measures
+from bot.calendar import WorkCalendar
+from bot.team_calendar import calendar_for
+from storage.models import Case, Evaluation, EvaluationItem, Person, Team, TeamAgent
+
+LOOKBACK = timedelta(days=120)  # evaluations before a period that "before the conversation" may use
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the figures cover: some teams, one leader's cases, or everything (both None)."""
+
+    team_ids: tuple[int, ...] | None = None
+    leader_id: int | None = None
+    label: str = "the organisation"
+
+
+def parse_period(text: str, now: datetime) -> measures.Period:
+    """'last-4-weeks', 'last-week', 'this-week', 'this-month', 'last-month' (weeks start on Monday, UTC)."""
+    today = now.astimezone(UTC).date()
+    monday = today - timedelta(days=today.weekday())
+    start_of = lambda d: datetime.combine(d, time(0), tzinfo=UTC)  # noqa: E731
+    if m := re.fullmatch(r"last-(\d{1,2})-weeks?", text):
+        weeks = int(m.group(1))
+        return measures.Period(start_of(monday - timedelta(weeks=weeks)), start_of(monday))
+    if text == "last-week":
+        return measures.Period(start_of(monday - timedelta(weeks=1)), start_of(monday))
+    if text == "this-week":
+        return measures.Period(start_of(monday), now)
+    first = today.replace(day=1)
+    if text == "this-month":
+        return measures.Period(start_of(first), now)
+    if text == "last-month":
+        previous = (first - timedelta(days=1)).replace(day=1)
+        return measures.Period(start_of(previous), start_of(first))
+    raise ValueError(
+        f"unknown period {text!r}: use last-N-weeks (e.g. last-4-weeks), last-week, this-week, "
+        "this-month or last-month"
+    )
+
+
+def facts(
+    session: Session, scope: Scope, period: measures.Period
+) -> tuple[list[measures.CaseFacts], list[measures.ScoreFacts], dict[str, WorkCalendar]]:
+    teams = list(session.scalars(select(Team)))
+    if scope.team_ids is not None:
+        teams = [t for t in teams if t.id in scope.team_ids]
+    calendars = {t.name: calendar_for(t) for t in teams}
+    names = {t.id: t.name for t in teams}
+    query = select(Case).where(Case.team_id.in_(names))
+    if scope.leader_id is not None:
+        query = query.where(Case.leader_id == scope.leader_id)
+    # Cases that can touch the period: opened before its end and not closed before its start.
+    query = query.where(Case.opened_at < period.end)
+    cases = []
+    agent_ids: set[int] = set()
+    for c in session.scalars(query):
+        landed = min((ev.landed_at for ev in c.evaluations), default=c.opened_at)
+        agent_ids.add(c.agent_id)
+        cases.append(
+            measures.CaseFacts(
+                id=c.id,
+                team=names[c.team_id],
+                leader=c.leader.display,
+                agent=c.agent.email,
+                kind=c.kind,
+                state=c.state,
+                opened_at=c.opened_at,
+                landed_at=landed,
+                due_at=c.due_at,
+                agreed_at=c.agreed_at,
+                acknowledged_at=c.acknowledged_at,
+                discussion_requested_at=c.discussion_requested_at,
+                action_date=c.action_date,
+                reviewed_at=c.reviewed_at,
+                review_happened=c.review_happened,
+                waived_at=c.waived_at,
+                waived_reason=c.waived_reason,
+                agent_proposed=c.agent_proposed,
+                behaviour_key=c.behaviour_key,
+            )
+        )
+    if scope.leader_id is None:
+        agents = select(TeamAgent.person_id).where(TeamAgent.team_id.in_(names))
+        agent_ids |= set(session.scalars(agents))
+    scores = _scores(session, agent_ids, period)
+    return cases, scores, calendars
+
+
+def _scores(session: Session, agent_ids: set[int], period: measures.Period) -> list[measures.ScoreFacts]:
+    if not agent_ids:
+        return []
+    since = period.start - LOOKBACK
+    rows = session.execute(
+        select(
+            Person.email,
+            Evaluation.id,
+            Evaluation.landed_at,
+            EvaluationItem.key,
+            EvaluationItem.score,
+            EvaluationItem.max_score,
+        )
+        .join(Evaluation, Evaluation.agent_id == Person.id)
+        .join(EvaluationItem, EvaluationItem.evaluation_id == Evaluation.id, isouter=True)
+        .where(Person.id.in_(agent_ids), Evaluation.landed_at >= since)
+        .order_by(Evaluation.id)
+    )
+    out: list[measures.ScoreFacts] = []
+    last: int | None = None
+    for email, evaluation_id, landed, key, score, max_score in rows:
+        if evaluation_id != last:
+            out.append(measures.ScoreFacts(email, landed))  # the evaluation itself
+            last = evaluation_id
+        if key is not None:
+            out.append(measures.ScoreFacts(email, landed, key, score >= max_score))
+    return out
+
+
+def compute(session: Session, scope: Scope, period: measures.Period, now: datetime) -> measures.Measures:
+    cases, scores, calendars = facts(session, scope, period)
+    return measures.compute(cases, scores, calendars, period, now)
