@@ -14,7 +14,7 @@ from bot.leverage import Observation, Pick, rank
 from bot.team_calendar import calendar_for, timezone_of
 from storage import queries
 from storage.models import Case, Evaluation, EvaluationItem, Person
-from storage.outbox import audit, enqueue, enqueue_refresh
+from storage.outbox import audit, enqueue, enqueue_home, enqueue_refresh
 
 PERFORMANCE, DEVELOPMENTAL = "performance", "developmental"
 KINDS = {
@@ -212,6 +212,7 @@ def attach_to_case(
     enqueue(
         session, leader_dm_key(case.id), "leader_case", now=now, case_id=case.id, person_id=case.leader_id
     )
+    homes_changed(session, case, now)
     return case, "case_opened"
 
 
@@ -224,7 +225,15 @@ def agent_dm_key(case_id: int) -> str:
 
 
 def refresh_leader_dm(session: Session, case: Case, now: datetime, what: str) -> None:
+    """The leader's DM, and the Home of everyone the case concerns, show the case as it now is."""
     enqueue_refresh(session, leader_dm_key(case.id), case_id=case.id, what=what, now=now)
+    homes_changed(session, case, now)
+
+
+def homes_changed(session: Session, case: Case, now: datetime) -> None:
+    for person in {case.leader, case.agent, *case.team.escalation_people}:
+        if person.slack_id:
+            enqueue_home(session, person.id, now)
 
 
 def _refresh_agent_dm(session: Session, case: Case, now: datetime, what: str) -> None:

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 def register_all(app: App, services: Services) -> None:
-    from handlers import agreement, context, followup, plan
+    from handlers import agreement, command, context, followup, home, plan
 
-    for module in (context, plan, agreement, followup):
+    for module in (context, plan, agreement, followup, home, command):
         module.register(app, services)

@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
 from bot.clock import Clock
+from bot.home import home_view
 from bot.messages import render, with_metadata
 from bot.metrics import OUTBOX
 from storage.db import Database
@@ -76,6 +77,7 @@ class _Job:
     blocks: list[dict[str, Any]]
     metadata: dict[str, Any]
     created_at: datetime
+    home_view: dict[str, Any] | None = None
 
 
 def backoff(attempts: int) -> timedelta:
@@ -117,6 +119,8 @@ class OutboxSweep:
             row = session.get(OutboxMessage, row_id)
             if row is None or row.status != "sending":
                 return "gone"
+            if row.kind == "home":
+                return self._prepare_home(row, session, now)
             case = session.get(Case, row.case_id) if row.case_id else None
             kind, update_ts, channel = row.kind, None, row.channel
             person = row.person
@@ -150,6 +154,26 @@ class OutboxSweep:
                 created_at=row.created_at,
             )
 
+    @staticmethod
+    def _prepare_home(row: OutboxMessage, session: Any, now: datetime) -> _Job | str:
+        person = row.person
+        if person is None or not person.slack_id:
+            row.status, row.lease_until = "skipped", None
+            return "no Slack user to publish a Home for"
+        return _Job(
+            row_id=row.id,
+            key=row.dedupe_key,
+            person_slack_id=person.slack_id,
+            channel="home",
+            check_history=False,
+            update_ts=None,
+            text="",
+            blocks=[],
+            metadata={},
+            created_at=row.created_at,
+            home_view=home_view(session, person, now),
+        )
+
     def _deliver(self, row_id: int, now: datetime, result: SweepResult) -> None:
         try:
             job = self._prepare(row_id, now)
@@ -163,6 +187,12 @@ class OutboxSweep:
             return
         opened_channel: str | None = None
         try:
+            if job.home_view is not None and job.person_slack_id:
+                self.slack.views_publish(user_id=job.person_slack_id, view=job.home_view)
+                self._mark_sent(row_id, "home", "", now, None)
+                result.sent += 1
+                OUTBOX.labels("home").inc()
+                return
             if job.channel is None:
                 if not job.person_slack_id:
                     raise PermanentFailure("no_slack_id")

@@ -3,6 +3,7 @@ claimed by sweeps so that any number of processes never do the same work twice."
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,8 +56,17 @@ def enqueue_refresh(session: Session, updates_key: str, *, case_id: int, what: s
         OutboxMessage.updates_key == updates_key, OutboxMessage.status == "pending"
     )
     if session.scalar(pending.limit(1)) is None:
-        key = f"{updates_key}:refresh:{what}:{now.timestamp():.6f}"
+        key = f"{updates_key}:refresh:{what}:{uuid.uuid4().hex[:12]}"
         enqueue(session, key, "refresh", now=now, case_id=case_id, updates_key=updates_key)
+
+
+def enqueue_home(session: Session, person_id: int, now: datetime) -> None:
+    """Queue a re-publish of someone's App Home (one pending at a time; it renders when it goes out)."""
+    pending = select(OutboxMessage.id).where(
+        OutboxMessage.kind == "home", OutboxMessage.person_id == person_id, OutboxMessage.status == "pending"
+    )
+    if session.scalar(pending.limit(1)) is None:
+        enqueue(session, f"home:{person_id}:{uuid.uuid4().hex[:12]}", "home", now=now, person_id=person_id)
 
 
 def claim_outbox(session: Session, now: datetime, *, limit: int, postgres: bool) -> list[int]:

@@ -124,7 +124,7 @@ class SlackUserAgent:
             },
             "channel": {"id": channel, "name": "directmessage"},
             "message": message,
-            "response_url": "https://hooks.slack.test/actions/T0/1/x",
+            "response_url": f"{self.standin.base}/_standin/respond/{secrets.token_hex(4)}",
             "actions": [
                 {
                     "type": "button",
@@ -218,7 +218,7 @@ class SlackUserAgent:
                 "text": text,
                 "api_app_id": "A0COACH",
                 "trigger_id": f"{int(time.time())}.{secrets.token_hex(6)}",
-                "response_url": "https://hooks.slack.test/commands/T0/1/x",
+                "response_url": f"{self.standin.base}/_standin/respond/{secrets.token_hex(4)}",
             }
         )
         return self.post(body, "application/x-www-form-urlencoded")

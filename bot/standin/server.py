@@ -243,6 +243,15 @@ class SlackStandIn:
                         calls = [c.__dict__ for c in standin.calls]
                     self._reply(200, {"ok": True, "calls": calls})
                     return
+                if parsed.path.startswith("/_standin/respond/"):
+                    # A response_url (slash commands, interactions): Slack shows the JSON to the user.
+                    standin._record("response_url", json.loads(raw or b"{}"), True)
+                    self._reply(200, {"ok": True})
+                    return
+                if parsed.path.startswith("/_standin/upload/"):
+                    ok = standin.receive_upload(parsed.path.rsplit("/", 1)[1], raw)
+                    self._reply(200 if ok else 404, {"ok": ok})
+                    return
                 if not parsed.path.startswith("/api/"):
                     self._reply(404, {"ok": False, "error": "unknown_method"})
                     return
@@ -497,6 +506,13 @@ class SlackStandIn:
             raise ApiError("invalid_arguments")
         return {"view": self._store_view(view, f"VHOME{user_id}", user_id=user_id)}
 
+    def receive_upload(self, file_id: str, data: bytes) -> bool:
+        with self._lock:
+            if file_id not in self.files:
+                return False
+            self.files[file_id]["data"] = data
+            return True
+
     def m_files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
         file_id = f"F{next(self._seq):08d}"
         self.files[file_id] = {
@@ -513,8 +529,11 @@ class SlackStandIn:
             raise ApiError("invalid_arguments")
         out = []
         for f in files:
-            if f.get("id") not in self.files:
+            if f.get("id") not in self.files or "data" not in self.files[f["id"]]:
                 raise ApiError("file_not_found")
-            self.files[f["id"]].update(title=f.get("title"), channel=args.get("channel_id"))
+            channel = args.get("channel_id")
+            if channel and channel not in self.channels:
+                raise ApiError("channel_not_found")
+            self.files[f["id"]].update(title=f.get("title"), channel=channel)
             out.append({"id": f["id"], "title": f.get("title")})
         return {"files": out}

@@ -1,0 +1,176 @@
+"""App Home: each role's part, with the button for the next step, inside Slack's 100-block limit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bot import blocks as bk
+from bot import measures, measures_data, wording
+from bot.coaching import REVIEW_METHODS
+from bot.messages import deadline_line
+from bot.roles import leader_queue, roles_of
+from bot.team_calendar import calendar_for
+from storage import queries
+from storage.models import Case, Person, Team
+
+Block = dict[str, Any]
+MAX_BLOCKS = 100
+LIST_LIMIT = 12
+
+
+def _e(text: str | None) -> str:
+    return wording.escape_mrkdwn(text or "")
+
+
+def _capped(items: list[Any], limit: int = LIST_LIMIT) -> tuple[list[Any], Block | None]:
+    if len(items) <= limit:
+        return items, None
+    return items[:limit], bk.context(f"…and {len(items) - limit} more.")
+
+
+def team_figures(session: Session, team: Team, period_name: str, now: datetime) -> measures.Measures:
+    period = measures_data.parse_period(period_name, now)
+    return measures_data.compute(
+        session, measures_data.Scope(team_ids=(team.id,), label=team.name), period, now
+    )
+
+
+def figures_line(m: measures.Measures) -> str:
+    before, after = m.change_before, m.change_after
+    return (
+        f"coached in the window {measures.pct(m.hit_rate)} ({m.coached_in_window}/{m.due}) · "
+        f"late {m.coached_late} · overdue now {m.open_overdue} · "
+        f"reviews on time {measures.pct(m.review_rate)} ({m.reviews_on_time}/{m.reviews_due}) · "
+        f"coached behaviours passed {measures.ratio(*before)} before → {measures.ratio(*after)} after"
+    )
+
+
+def leader_part(session: Session, person: Person, teams: list[Team], now: datetime) -> list[Block]:
+    tz = person.timezone or teams[0].timezone
+    awaiting, under_way, unacknowledged = leader_queue(session, person.id)
+    today = now.astimezone(calendar_for(teams[0]).tz).date()
+    reviews = [c for c in under_way if c.action_date is not None and c.action_date <= today]
+    out: list[Block] = [bk.header("Your coaching queue")]
+    if not (awaiting or reviews or unacknowledged):
+        out.append(bk.section("Nothing waiting on you. :tada:"))
+    shown, more = _capped(awaiting)
+    for case in shown:
+        marker = ":red_circle: " if now > case.due_at else ""
+        out.append(
+            bk.section(
+                f"{marker}*{_e(case.agent.display)}* — {deadline_line(case, now, tz)}",
+                accessory=bk.button("Plan", "open_plan", str(case.id), style="primary"),
+            )
+        )
+    if more:
+        out.append(more)
+    shown, more = _capped(reviews)
+    for case in shown:
+        by = wording.short_date(case.action_date) if case.action_date else "?"
+        out.append(
+            bk.section(
+                f":mag: Review due: *{_e(case.agent.display)}* — {_e(case.behaviour_name)} (by {by})",
+                accessory=bk.button("Review", "open_review", str(case.id), style="primary"),
+            )
+        )
+    if more:
+        out.append(more)
+    shown, more = _capped(unacknowledged)
+    for case in shown:
+        since = wording.day_phrase(case.agreed_at, now, tz) if case.agreed_at else ""
+        out.append(
+            bk.section(
+                f":hourglass: *{_e(case.agent.display)}* has not acknowledged the action agreed {since}."
+            )
+        )
+    if more:
+        out.append(more)
+    out += [month_figures(session, team, now) for team in teams]
+    return out
+
+
+def month_figures(session: Session, team: Team, now: datetime) -> Block:
+    figures = figures_line(team_figures(session, team, "this-month", now))
+    return bk.context(f"*{_e(team.name)}* this month: {figures}")
+
+
+def _agreed_on(case: Case, team: Team) -> str:
+    return wording.short_date(calendar_for(team).local(case.agreed_at).date()) if case.agreed_at else "?"
+
+
+def agent_part(session: Session, person: Person, team: Team, now: datetime) -> list[Block]:
+    cases = queries.agent_cases(session, person.id)
+    current = next((c for c in reversed(cases) if c.state in queries.UNREVIEWED), None)
+    out: list[Block] = [bk.header("Your coaching")]
+    if current is None:
+        out.append(bk.section("No agreement open right now."))
+    else:
+        review = REVIEW_METHODS.get(current.review_method or "", "")
+        by = wording.short_date(current.action_date) if current.action_date else ""
+        text = (
+            f"*Focus:* {_e(current.behaviour_name)}\n*Action:* {_e(current.action)} — by {by}\n"
+            f"*Review:* {_e(review)}"
+        )
+        if current.state in ("agreed", "discussion_requested"):
+            out.append(
+                bk.section(
+                    text,
+                    accessory=bk.button("Acknowledge", "ack_agreement", str(current.id), style="primary"),
+                )
+            )
+        else:
+            out.append(bk.section(text + "\n:white_check_mark: Acknowledged"))
+    past = [c for c in reversed(cases) if c.state == "closed"]
+    shown, more = _capped(past, 5)
+    if shown:
+        out.append(
+            bk.section(
+                "*Past conversations*\n"
+                + "\n".join(
+                    f"• {_agreed_on(c, team)} — {_e(c.behaviour_name)}: {_e(c.action)}" for c in shown
+                )
+            )
+        )
+    if more:
+        out.append(more)
+    return out
+
+
+def leadership_part(session: Session, teams: list[Team], now: datetime) -> list[Block]:
+    figures = [(team, team_figures(session, team, "last-4-weeks", now)) for team in teams]
+    # Furthest behind first: lowest hit rate, then most overdue.
+    figures.sort(key=lambda tf: (tf[1].hit_rate if tf[1].hit_rate is not None else 2.0, -tf[1].open_overdue))
+    out: list[Block] = [bk.header("Your teams, last 4 weeks")]
+    shown, more = _capped(figures)
+    for team, m in shown:
+        out.append(bk.section(f"*{_e(team.name)}* ({_e(team.leader.display)})\n{figures_line(m)}"))
+    if more:
+        out.append(more)
+    return out
+
+
+NOT_IN_ORG = (
+    "coachloop turns QA scores into coaching conversations. You are not in the org file yet: "
+    "ask your QA lead to add you."
+)
+
+
+def home_view(session: Session, person: Person | None, now: datetime) -> dict[str, Any]:
+    if person is None:
+        return {"type": "home", "blocks": [bk.section(NOT_IN_ORG)]}
+    roles = roles_of(session, person)
+    blocks: list[Block] = []
+    if roles.leads:
+        blocks += leader_part(session, person, roles.leads, now)
+    if roles.agent_of is not None:
+        blocks += agent_part(session, person, roles.agent_of, now)
+    if roles.oversees:
+        blocks += leadership_part(session, roles.oversees, now)
+    if roles.none:
+        blocks.append(bk.section(NOT_IN_ORG))
+    if len(blocks) > MAX_BLOCKS:
+        blocks = blocks[: MAX_BLOCKS - 1] + [bk.context("Some items are not shown; use /coach for the rest.")]
+    return {"type": "home", "blocks": blocks}

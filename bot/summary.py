@@ -1,0 +1,127 @@
+"""What /coach shows: your own summary, one agent's coaching picture, or help."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bot import blocks as bk
+from bot import wording
+from bot.coaching import ranked_picks
+from bot.errors import NotAllowed, NotFound
+from bot.home import agent_part, figures_line, month_figures, team_figures
+from bot.messages import deadline_line
+from bot.review import HAPPENED, NEXT
+from bot.roles import leader_queue, may_see_agent, roles_of
+from bot.team_calendar import timezone_of
+from storage import queries
+from storage.models import Case, Person
+
+Block = dict[str, Any]
+MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+HELP = (
+    "*/coach* — your own summary: your queue, your agreement, your teams.\n"
+    "*/coach @agent* — that agent's open case, backlog (with why each item ranks where it does) and history; "
+    "for the agent, their team leader and the team's escalation contacts.\n"
+    "*/coach help* — this message."
+)
+
+
+def _e(text: str | None) -> str:
+    return wording.escape_mrkdwn(text or "")
+
+
+def own_summary(session: Session, person: Person | None, now: datetime) -> list[Block]:
+    if person is None:
+        return [bk.section("You are not in coachloop's org file yet: ask your QA lead to add you.")]
+    roles = roles_of(session, person)
+    out: list[Block] = []
+    if roles.leads:
+        awaiting, under_way, unacknowledged = leader_queue(session, person.id)
+        late = sum(1 for c in awaiting if now > c.due_at)
+        out.append(
+            bk.section(
+                f"*Your queue:* {wording.plural(len(awaiting), 'conversation')} to hold ({late} late), "
+                f"{len(under_way)} agreement(s) under way, {len(unacknowledged)} not yet acknowledged."
+            )
+        )
+        out += [month_figures(session, team, now) for team in roles.leads]
+    if roles.agent_of is not None:
+        out += agent_part(session, person, roles.agent_of, now)[1:]
+    for team in roles.oversees:
+        out.append(
+            bk.section(
+                f"*{_e(team.name)}*, last 4 weeks: "
+                f"{figures_line(team_figures(session, team, 'last-4-weeks', now))}"
+            )
+        )
+    return out or [bk.section("Nothing to show yet.")]
+
+
+def parse_mention(text: str) -> str:
+    match = MENTION.match(text.strip())
+    if match is None:
+        raise NotFound(f"Mention one agent, like `/coach @Ana Ruiz` (I could not read {text.strip()!r}).")
+    return match.group(1)
+
+
+def agent_picture(session: Session, viewer: Person | None, slack_id: str, now: datetime) -> list[Block]:
+    agent = queries.person_by_slack_id(session, slack_id)
+    team = queries.team_of_agent(session, agent.id) if agent else None
+    if agent is None or team is None:
+        raise NotFound("That person is not an agent in coachloop's org file.")
+    if viewer is None or not may_see_agent(session, viewer, agent):
+        raise NotAllowed(
+            f"Only {agent.display}, their team leader and {team.name}'s escalation contacts can see this."
+        )
+    tz = timezone_of(viewer, team)
+    cases = queries.agent_cases(session, agent.id)
+    out: list[Block] = [bk.header(f"Coaching: {agent.display}")]
+    open_case = next((c for c in reversed(cases) if c.state not in ("closed", "waived")), None)
+    if open_case is None:
+        out.append(bk.section("No open case."))
+    else:
+        line = f"*Open case #{open_case.id}* ({open_case.kind}, {open_case.state.replace('_', ' ')})"
+        if open_case.state == "awaiting_conversation":
+            line += f"\n{deadline_line(open_case, now, tz)}"
+        else:
+            line += f"\nFocus: {_e(open_case.behaviour_name)} — {_e(open_case.action)}"
+        out.append(bk.section(line))
+    picks = ranked_picks(session, open_case) if open_case else []
+    backlog = [
+        p for p in picks if not open_case or p.key != (open_case.behaviour_key or open_case.suggested_key)
+    ]
+    if backlog:
+        out.append(
+            bk.section(
+                "*Backlog* (highest leverage first)\n"
+                + "\n".join(f"{i}. {_e(p.name)} — {_e(p.reason)}" for i, p in enumerate(backlog[:10], 1))
+            )
+        )
+    history = [c for c in reversed(cases) if c.state in ("closed", "waived")][:10]
+    if history:
+        out.append(bk.section("*History*\n" + "\n".join(_history_line(c) for c in history)))
+    return out
+
+
+def _history_line(case: Case) -> str:
+    start = f"• #{case.id} {wording.short_date(case.opened_at.date())}: "
+    if case.state == "waived":
+        return start + f"waived — {_e(case.waived_reason)}"
+    happened = HAPPENED.get(case.review_happened or "", "?")
+    return (
+        start
+        + f"{_e(case.behaviour_name)}; happened: {happened}; next: {NEXT.get(case.review_next or '', '?')}"
+    )
+
+
+def answer(session: Session, viewer: Person | None, text: str, now: datetime) -> list[Block]:
+    text = (text or "").strip()
+    if text.lower() in ("help", "?"):
+        return [bk.section(HELP)]
+    if not text:
+        return own_summary(session, viewer, now)
+    return agent_picture(session, viewer, parse_mention(text), now)

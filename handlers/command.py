@@ -1,0 +1,26 @@
+"""/coach: acknowledged at once; the answer follows on the command's response_url, only for the caller."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext, Respond
+
+from bot import summary
+from bot.app import Services
+from bot.errors import CoachingError
+
+
+def register(app: App, services: Services) -> None:
+    @app.command("/coach")
+    def coach(ack: Ack, command: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+        ack()
+        person = context["person"]
+        try:
+            with services.db.unit_of_work() as session:
+                viewer = session.merge(person, load=False) if person is not None else None
+                blocks = summary.answer(session, viewer, command.get("text", ""), services.clock.now())
+        except CoachingError as exc:
+            respond(text=str(exc), response_type="ephemeral")
+            return
+        respond(text="Your coachloop summary", blocks=blocks, response_type="ephemeral")
