@@ -154,6 +154,65 @@ def cmd_calendar(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from bot import report
+    from bot.charts import hit_rate_chart
+    from bot.measures_data import parse_period
+    from storage.db import Database
+
+    now = SystemClock().now()
+    try:
+        period = parse_period(args.period, now)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    db = Database(_database())
+    db.create_schema()
+    err = Console(stderr=True)
+    with db.unit_of_work() as session, Progress(console=err, transient=True) as progress:
+        task = progress.add_task("measuring", total=None)
+        try:
+            rows = report.build(
+                session,
+                period,
+                now,
+                args.team,
+                progress=lambda name: progress.update(task, description=f"measuring {name}"),
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        chart = b""
+        if args.format == "html":
+            progress.update(task, description="drawing the weekly chart")
+            chart = hit_rate_chart(
+                report.weekly_hit_rates(session, now, teams_named=[args.team] if args.team else None)
+            )
+    if args.format == "csv":
+        text = report.as_csv(rows)
+    elif args.format == "html":
+        text = report.as_html(rows, period, chart)
+    else:
+        table = Table(title=f"Coaching from QA, {args.period}")
+        for _, label in report.COLUMNS:
+            table.add_column(label)
+        for row in rows:
+            cells = row.cells()
+            table.add_row(*(cells[key] for key, _ in report.COLUMNS))
+        out = Console(file=open(args.out, "w", encoding="utf-8") if args.out else None, width=250)  # noqa: SIM115
+        out.print(table)
+        return 0
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
@@ -184,6 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--team", required=True)
     dl.add_argument("--landed", required=True, help="ISO 8601 with offset, e.g. 2026-11-27T16:00:00Z")
     dl.set_defaults(func=cmd_deadline)
+    rep = sub.add_parser("report", help="the coaching measures as a table, CSV or a self-contained HTML file")
+    rep.add_argument(
+        "--period", default="last-4-weeks", help="last-N-weeks, last-week, this-week, this-month, last-month"
+    )
+    rep.add_argument("--team")
+    rep.add_argument("--format", choices=("table", "csv", "html"), default="table")
+    rep.add_argument("--out", help="write to this file instead of the terminal")
+    rep.set_defaults(func=cmd_report)
     cal = sub.add_parser("calendar", help="list a team's closed days in a year")
     cal.add_argument("--team", required=True)
     cal.add_argument("--year", type=int, required=True)

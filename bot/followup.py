@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from bot import digest
 from bot.coaching import refresh_leader_dm
 from bot.team_calendar import calendar_for
 from storage.models import Case, Timer
@@ -71,6 +72,9 @@ NUDGES = {
 
 def fire(session: Session, timer: Timer, now: datetime, batch: EscalationBatch) -> None:
     """Queue what a due timer calls for, if its case still needs it."""
+    if timer.kind == "digest":
+        digest.fire(session, timer.dedupe_key, now)
+        return
     case = session.get(Case, timer.case_id) if timer.case_id else None
     if case is None:
         return

@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 from bot import blocks as bk
 from bot import wording
 from bot.coaching import REVIEW_METHODS, ranked_picks
+from bot.digest import digest_message
 from bot.review import HAPPENED, NEXT
 from bot.team_calendar import calendar_for, timezone_of
-from storage.models import Case, Evaluation, OutboxMessage
+from storage.models import Case, Evaluation, OutboxMessage, Person
 
 Block = dict[str, Any]
 
@@ -297,7 +298,16 @@ def admin_alert(payload: dict[str, Any], case: Case | None) -> Message:
     )
 
 
-def render(session: Session, kind: str, case: Case | None, payload: dict[str, Any], now: datetime) -> Message:
+def render(
+    session: Session,
+    kind: str,
+    case: Case | None,
+    payload: dict[str, Any],
+    now: datetime,
+    person: Person | None = None,
+) -> Message:
+    if kind == "digest" and person is not None:
+        return Message(*digest_message(session, person, payload, now))
     if kind == "escalation":
         return escalation(session, payload, now)
     if kind == "admin_alert":

@@ -18,10 +18,13 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
+from bot.charts import hit_rate_chart
 from bot.clock import Clock
 from bot.home import home_view
 from bot.messages import render, with_metadata
 from bot.metrics import OUTBOX
+from bot.report import weekly_hit_rates
+from bot.roles import roles_of
 from storage.db import Database
 from storage.models import Case, OutboxMessage, Person
 from storage.outbox import claim_outbox, enqueue
@@ -78,6 +81,7 @@ class _Job:
     metadata: dict[str, Any]
     created_at: datetime
     home_view: dict[str, Any] | None = None
+    upload: bytes | None = None
 
 
 def backoff(attempts: int) -> timedelta:
@@ -121,6 +125,8 @@ class OutboxSweep:
                 return "gone"
             if row.kind == "home":
                 return self._prepare_home(row, session, now)
+            if row.kind == "digest_chart":
+                return self._prepare_chart(row, session, now)
             case = session.get(Case, row.case_id) if row.case_id else None
             kind, update_ts, channel = row.kind, None, row.channel
             person = row.person
@@ -138,7 +144,7 @@ class OutboxSweep:
                     row.status, row.lease_until = "skipped", None
                     return "the message it updates is not sent; when it goes out it shows the current state"
                 kind, update_ts, channel, person = target.kind, target.slack_ts, target.slack_channel, None
-            message = with_metadata(render(session, kind, case, row.payload, now), row)
+            message = with_metadata(render(session, kind, case, row.payload, now, person), row)
             if channel is None and person is not None:
                 channel = person.dm_channel
             return _Job(
@@ -174,6 +180,28 @@ class OutboxSweep:
             home_view=home_view(session, person, now),
         )
 
+    @staticmethod
+    def _prepare_chart(row: OutboxMessage, session: Any, now: datetime) -> _Job | str:
+        person = row.person
+        if person is None:
+            row.status, row.lease_until = "skipped", None
+            return "no recipient"
+        teams = [t.name for t in roles_of(session, person).oversees]
+        png = hit_rate_chart(weekly_hit_rates(session, now, teams_named=teams))
+        return _Job(
+            row_id=row.id,
+            key=row.dedupe_key,
+            person_slack_id=person.slack_id,
+            channel=person.dm_channel,
+            check_history=False,
+            update_ts=None,
+            text="Hit rate per team, last 8 weeks",
+            blocks=[],
+            metadata={},
+            created_at=row.created_at,
+            upload=png,
+        )
+
     def _deliver(self, row_id: int, now: datetime, result: SweepResult) -> None:
         try:
             job = self._prepare(row_id, now)
@@ -206,7 +234,16 @@ class OutboxSweep:
                     result.recovered += 1
                     OUTBOX.labels("recovered").inc()
                     return
-            if job.update_ts:
+            if job.upload is not None:
+                uploaded = self.slack.files_upload_v2(
+                    channel=job.channel,
+                    file=job.upload,
+                    filename="coaching-hit-rate.png",
+                    title=job.text,
+                )
+                file_info: dict[str, Any] = uploaded.get("file") or {}
+                channel, ts = job.channel, str(file_info.get("id", ""))
+            elif job.update_ts:
                 self.slack.chat_update(
                     channel=job.channel,
                     ts=job.update_ts,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import followup
+from bot import digest, followup
 from bot.clock import Clock
 from bot.metrics import TIMERS
 from storage.db import Database
@@ -15,6 +15,8 @@ class TimerSweep:
 
     def run_once(self) -> int:
         now = self.clock.now()
+        with self.db.unit_of_work() as session:
+            digest.ensure_timers(session, now)
         fired = 0
         while True:
             with self.db.unit_of_work() as session:

@@ -20,10 +20,17 @@ def at(text: str) -> datetime:
 
 
 def posts(stack: Stack) -> list[tuple[str, str]]:
-    """(channel, dedupe key) of every message posted so far, in order."""
-    return [
+    """(channel, dedupe key) of every message about cases posted so far, in order (weekly digests left out)."""
+    found = [
         (c.args["channel"], c.args["metadata"]["event_payload"]["dedupe_key"])
         for c in stack.standin.calls_to("chat.postMessage")
+    ]
+    return [(channel, key) for channel, key in found if not key.startswith("digest:")]
+
+
+def escalations(stack: Stack) -> list[dict[str, Any]]:
+    return [
+        m for m in stack.dm(DANA) if m["metadata"]["event_payload"]["dedupe_key"].startswith("escalation:")
     ]
 
 
@@ -75,13 +82,13 @@ def test_a_score_nobody_acts_on(stack: Stack) -> None:
         "Reminder: coach Ana Ruiz — 2 working days left.",
         "Last day to coach Ana Ruiz: due today, 17:30.",
     ]
-    escalation = stack.dm(DANA)[0]
+    escalation = escalations(stack)[0]
     body_text = json.dumps(escalation["blocks"], ensure_ascii=False)
     assert escalation["text"] == "1 coaching conversation past the deadline: Ana Ruiz"
     assert "leader Priya Shah" in body_text
     assert "score landed Mon 23 Nov · deadline Mon 30 Nov · passed today" in body_text
     assert "deadline Mon 30 Nov · 3 working days late" in json.dumps(
-        stack.dm(DANA)[1]["blocks"], ensure_ascii=False
+        escalations(stack)[1]["blocks"], ensure_ascii=False
     )
     leader_dm = stack.message(PRIYA, "leader_dm")
     # Refreshed at each reminder and escalation: the last one, three working days after the deadline.
@@ -111,13 +118,11 @@ def test_escalations_are_grouped_per_recipient(stack: Stack) -> None:
         payload["agent"] = {"email": email}
         assert stack.post_score(payload)[0] == 202
     run_until(stack, at("2026-11-30T18:00:00+00:00"))
-    escalations = stack.dm(DANA)
-    assert len(escalations) == 1
-    text = json.dumps(escalations[0]["blocks"])
+    sent = escalations(stack)
+    assert len(sent) == 1
+    text = json.dumps(sent[0]["blocks"])
     assert "2 coaching conversations past the deadline" in text and "Ana Ruiz" in text and "Tom Hale" in text
-    buttons = [
-        e["action_id"] for b in escalations[0]["blocks"] if b["type"] == "actions" for e in b["elements"]
-    ]
+    buttons = [e["action_id"] for b in sent[0]["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert buttons == ["remind_leader", "open_plan"] * 2
 
 
@@ -289,7 +294,7 @@ def test_waive_with_a_reason(stack: Stack) -> None:
 def test_an_escalation_contact_reminds_the_leader_once_a_day(stack: Stack) -> None:
     stack.post_score(evaluation())
     run_until(stack, at("2026-11-30T18:00:00+00:00"))
-    escalation: dict[str, Any] = stack.dm(DANA)[0]
+    escalation: dict[str, Any] = escalations(stack)[0]
     stack.people.click(DANA, stack.standin.dm_of(DANA), escalation, "remind_leader")
     wait_for(lambda: stack.standin.calls_to("chat.postEphemeral"), what="confirmation")
     stack.people.click(DANA, stack.standin.dm_of(DANA), escalation, "remind_leader")
