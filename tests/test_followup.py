@@ -20,7 +20,7 @@ def at(text: str) -> datetime:
 
 
 def posts(stack: Stack) -> list[tuple[str, str]]:
-    """(channel, dedupe key) of every message about cases posted so far, in order (weekly digests left out)."""
+    """(channel, dedupe key) of each message about cases posted so far, in order (digests left out)."""
     found = [
         (c.args["channel"], c.args["metadata"]["event_payload"]["dedupe_key"])
         for c in stack.standin.calls_to("chat.postMessage")
