@@ -94,36 +94,40 @@ def facts(
     if scope.leader_id is None:
         agents = select(TeamAgent.person_id).where(TeamAgent.team_id.in_(names))
         agent_ids |= set(session.scalars(agents))
-    scores = _scores(session, agent_ids, period)
-    return cases, scores, calendars
+    coached = {(c.agent, c.behaviour_key) for c in cases if c.agreed_at in period and c.behaviour_key}
+    return cases, _landed(session, agent_ids, period) + _criterion_scores(session, coached, period), calendars
 
 
-def _scores(session: Session, agent_ids: set[int], period: measures.Period) -> list[measures.ScoreFacts]:
+def _landed(session: Session, agent_ids: set[int], period: measures.Period) -> list[measures.ScoreFacts]:
+    """The evaluations that landed in the period (bare: no criterion)."""
     if not agent_ids:
         return []
-    since = period.start - LOOKBACK
     rows = session.execute(
-        select(
-            Person.email,
-            Evaluation.id,
-            Evaluation.landed_at,
-            EvaluationItem.key,
-            EvaluationItem.score,
-            EvaluationItem.max_score,
-        )
+        select(Person.email, Evaluation.landed_at)
         .join(Evaluation, Evaluation.agent_id == Person.id)
-        .join(EvaluationItem, EvaluationItem.evaluation_id == Evaluation.id, isouter=True)
-        .where(Person.id.in_(agent_ids), Evaluation.landed_at >= since)
-        .order_by(Evaluation.id)
+        .where(
+            Person.id.in_(agent_ids), Evaluation.landed_at >= period.start, Evaluation.landed_at < period.end
+        )
     )
+    return [measures.ScoreFacts(email, landed) for email, landed in rows]
+
+
+def _criterion_scores(
+    session: Session, coached: set[tuple[str, str]], period: measures.Period
+) -> list[measures.ScoreFacts]:
+    """How each coached criterion scored for its agent, from before the period to now (behaviour change)."""
     out: list[measures.ScoreFacts] = []
-    last: int | None = None
-    for email, evaluation_id, landed, key, score, max_score in rows:
-        if evaluation_id != last:
-            out.append(measures.ScoreFacts(email, landed))  # the evaluation itself
-            last = evaluation_id
-        if key is not None:
-            out.append(measures.ScoreFacts(email, landed, key, score >= max_score))
+    since = period.start - LOOKBACK
+    for email, key in sorted(coached, key=str):
+        rows = session.execute(
+            select(Evaluation.landed_at, EvaluationItem.score, EvaluationItem.max_score)
+            .join(EvaluationItem, EvaluationItem.evaluation_id == Evaluation.id)
+            .join(Person, Evaluation.agent_id == Person.id)
+            .where(Person.email == email, EvaluationItem.key == key, Evaluation.landed_at >= since)
+        )
+        out += [
+            measures.ScoreFacts(email, landed, key, score >= max_score) for landed, score, max_score in rows
+        ]
     return out
 
 
