@@ -216,7 +216,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
-    return run_demo()
+    return run_demo(keep=args.db)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -236,9 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sweep", help="run every sweep once at the current time and exit").set_defaults(
         func=cmd_sweep
     )
-    sub.add_parser("demo", help="run the whole loop against a local stand-in of Slack").set_defaults(
-        func=cmd_demo
-    )
+    demo = sub.add_parser("demo", help="run the whole loop against a local stand-in of Slack")
+    demo.add_argument("--db", help="keep the demo's SQLite database at this path (for coachloop report)")
+    demo.set_defaults(func=cmd_demo)
     dl = sub.add_parser("deadline", help="explain a team's coaching deadline for a landing time")
     dl.add_argument("--team", required=True)
     dl.add_argument("--landed", required=True, help="ISO 8601 with offset, e.g. 2026-11-27T16:00:00Z")

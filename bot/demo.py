@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sys
 import tempfile
 import time
 import urllib.request
@@ -203,7 +204,8 @@ def _wait_message(standin: SlackStandIn, user: str, kind: str, containing: str =
     return wait_for(found, what=f"{kind} for {user}")
 
 
-def run_demo() -> int:
+def run_demo(keep: str | None = None) -> int:
+    """Run the loop; with `keep`, the database is written to that path and left for `coachloop report`."""
     started = time.monotonic()
     token, signing, webhook_secret = (
         "xoxb-demo-" + secrets.token_hex(8),
@@ -214,8 +216,12 @@ def run_demo() -> int:
         for user in PEOPLE:
             standin.add_user(*user)
         standin.add_channel("C0LEADERS", "cx-leadership")
+        db_path = Path(keep) if keep else Path(tmp) / "coachloop.db"
+        if db_path.exists():
+            print(f"{db_path} exists already; choose a new file for --db", file=sys.stderr)
+            return 2
         settings = Settings(
-            database_url=f"sqlite:///{Path(tmp) / 'coachloop.db'}",
+            database_url=f"sqlite:///{db_path}",
             slack_bot_token=token,
             slack_signing_secret=signing,
             qa_webhook_secret=webhook_secret,
@@ -275,6 +281,17 @@ def run_demo() -> int:
             updated = _wait_message(standin, "U0PRIYA", "leader_dm", containing="acknowledged the action")
             _say("Ana acknowledges; Priya's original DM updates in place", render_blocks(updated["blocks"]))
 
+            status, _ = people.event(
+                {"type": "app_home_opened", "user": "U0PRIYA", "channel": "D0", "tab": "home"}
+            )
+            home = wait_for(lambda: standin.views.get("VHOMEU0PRIYA"), what="Priya's App Home")
+            _say("Priya opens coachloop's App Home", render_blocks(home["blocks"]))
+            status, _ = people.command("U0DANA", "/coach")
+            answer = wait_for(lambda: standin.calls_to("response_url"), what="the /coach answer")[-1].args
+            _say(
+                "Dana (leadership) types /coach (only Dana sees the answer)", render_blocks(answer["blocks"])
+            )
+
             with services.db.unit_of_work() as session:
                 cases = session.query(Case).order_by(Case.id).all()
                 _say("Cases")
@@ -288,6 +305,8 @@ def run_demo() -> int:
                 f"\n{sent} Slack messages sent or updated through the outbox; "
                 f"finished in {time.monotonic() - started:.1f}s."
             )
+            if keep:
+                print(f"The database is kept at {db_path}: DATABASE_URL=sqlite:///{db_path} coachloop report")
         finally:
             scheduler.shutdown(wait=False)
             server.stop()

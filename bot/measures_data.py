@@ -27,13 +27,13 @@ class Scope:
 
 
 def parse_period(text: str, now: datetime) -> measures.Period:
-    """'last-4-weeks', 'last-week', 'this-week', 'this-month', 'last-month' (weeks start on Monday, UTC)."""
+    """'last-N-weeks' (the N weeks up to now), 'last-week' and 'this-week' (weeks start on Monday, UTC),
+    'this-month', 'last-month'."""
     today = now.astimezone(UTC).date()
     monday = today - timedelta(days=today.weekday())
     start_of = lambda d: datetime.combine(d, time(0), tzinfo=UTC)  # noqa: E731
     if m := re.fullmatch(r"last-(\d{1,2})-weeks?", text):
-        weeks = int(m.group(1))
-        return measures.Period(start_of(monday - timedelta(weeks=weeks)), start_of(monday))
+        return measures.Period(now - timedelta(weeks=int(m.group(1))), now)
     if text == "last-week":
         return measures.Period(start_of(monday - timedelta(weeks=1)), start_of(monday))
     if text == "this-week":

@@ -165,3 +165,26 @@ def test_mix_and_ownership(m) -> None:  # type: ignore[no-untyped-def]
     assert {k: dict(v) for k, v in m.mix.items()} == {"P": {"performance": 2}, "Q": {"developmental": 1}}
     assert (m.proposed, m.proposed_share) == (1, 1 / 3)
     assert m.one_kind_leaders == ["P"]  # two conversations in 8 weeks, both performance; Q had only one
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("last-4-weeks", datetime(2026, 11, 2, 10, 0, tzinfo=UTC), NOW),
+        ("last-week", datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC)),
+        ("this-week", datetime(2026, 11, 30, tzinfo=UTC), NOW),
+        ("this-month", datetime(2026, 11, 1, tzinfo=UTC), NOW),
+        ("last-month", datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)),
+    ],
+)
+def test_periods(text: str, start: datetime, end: datetime) -> None:
+    from bot.measures_data import parse_period
+
+    assert parse_period(text, NOW) == Period(start, end)
+
+
+def test_unknown_period_says_what_to_use() -> None:
+    from bot.measures_data import parse_period
+
+    with pytest.raises(ValueError, match="use last-N-weeks"):
+        parse_period("fortnight", NOW)
