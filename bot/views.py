@@ -95,27 +95,28 @@ def _value(values: dict[str, Any], block_id: str) -> dict[str, Any]:
     return next(iter(block.values()), {}) if isinstance(block, dict) else {}
 
 
+def _selected(values: dict[str, Any], block_id: str) -> str | None:
+    opt = _value(values, block_id).get("selected_option")
+    return opt.get("value") if isinstance(opt, dict) else None
+
+
+def _typed(values: dict[str, Any], block_id: str) -> str | None:
+    value = _value(values, block_id).get("value")
+    return value if isinstance(value, str) else None
+
+
 def read_plan_form(values: dict[str, Any]) -> PlanForm:
     """The submitted `view.state.values` as a PlanForm (missing parts read as None)."""
-
-    def selected(block_id: str) -> str | None:
-        opt = _value(values, block_id).get("selected_option")
-        return opt.get("value") if isinstance(opt, dict) else None
-
-    def typed(block_id: str) -> str | None:
-        v = _value(values, block_id).get("value")
-        return v if isinstance(v, str) else None
-
     chosen = _value(values, "agent_proposed").get("selected_options") or []
     return PlanForm(
-        kind=selected("kind"),
-        behaviour_key=selected("behaviour"),
-        example=typed("example"),
-        action=typed("action"),
+        kind=_selected(values, "kind"),
+        behaviour_key=_selected(values, "behaviour"),
+        example=_typed(values, "example"),
+        action=_typed(values, "action"),
         by_when=_value(values, "by_when").get("selected_date"),
-        review_method=selected("review_method"),
+        review_method=_selected(values, "review_method"),
         agent_proposed=any(isinstance(o, dict) and o.get("value") == "yes" for o in chosen),
-        notes=typed("notes"),
+        notes=_typed(values, "notes"),
     )
 
 
@@ -153,15 +154,10 @@ def review_modal(draft: ReviewDraft) -> dict[str, Any]:
 
 
 def read_review_form(values: dict[str, Any]) -> ReviewForm:
-    def selected(block_id: str) -> str | None:
-        opt = _value(values, block_id).get("selected_option")
-        return opt.get("value") if isinstance(opt, dict) else None
-
-    worked = _value(values, "worked").get("value")
     return ReviewForm(
-        happened=selected("happened"),
-        worked=worked if isinstance(worked, str) else None,
-        next_step=selected("next"),
+        happened=_selected(values, "happened"),
+        worked=_typed(values, "worked"),
+        next_step=_selected(values, "next"),
     )
 
 
@@ -186,5 +182,4 @@ def waive_modal(case_id: int, agent_name: str) -> dict[str, Any]:
 
 
 def read_waive_reason(values: dict[str, Any]) -> str | None:
-    value = _value(values, "reason").get("value")
-    return value if isinstance(value, str) else None
+    return _typed(values, "reason")

@@ -6,12 +6,15 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App, BoltContext
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
+from sqlalchemy.orm import Session
 
+from bot import coaching
 from bot.app import Services
-from bot.errors import CoachingError
-from bot.views import notice_modal
+from bot.errors import CoachingError, InvalidInput, NotFound
+from bot.views import case_id_from_metadata, notice_modal
+from storage.models import Case, Person
 from storage.queries import person_by_slack_id
 
 log = logging.getLogger("coachloop.handlers")
@@ -45,6 +48,44 @@ def tell(
         client.views_open(trigger_id=body["trigger_id"], view=notice_modal(title, text))
     else:
         log.warning("could not show a refusal: no channel and no trigger")
+
+
+def open_case_modal(
+    services: Services,
+    body: dict[str, Any],
+    client: WebClient,
+    person: Person | None,
+    build: Callable[[Session, Case], dict[str, Any]],
+) -> None:
+    """From a button naming a case: reload it, check the person may act, open the modal `build` makes."""
+    case_id = action_case_id(body)
+    try:
+        with services.db.unit_of_work() as session:
+            if case_id is None:
+                raise NotFound("That button does not name a coaching case.")
+            case = coaching.load_case(session, case_id)
+            coaching.check_may_plan(person, case)
+            view = build(session, case)
+    except CoachingError as exc:
+        tell(client, body, exc)
+        return
+    client.views_open(trigger_id=body["trigger_id"], view=view)
+
+
+def submit_case_modal(ack: Ack, view: dict[str, Any], title: str, record: Callable[[int], object]) -> None:
+    """Run a modal's transition on the case it names: field errors stay in the modal, refusals replace it."""
+    case_id = case_id_from_metadata(view.get("private_metadata"))
+    try:
+        if case_id is None:
+            raise NotFound("This form has lost its coaching case; close it and start again.")
+        record(case_id)
+    except InvalidInput as exc:
+        ack(response_action="errors", errors=exc.errors)
+        return
+    except CoachingError as exc:
+        ack(response_action="update", view=notice_modal(title, str(exc)))
+        return
+    ack()
 
 
 def action_case_id(body: dict[str, Any]) -> int | None:

@@ -6,10 +6,11 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
+from sqlalchemy.orm import Session
 
 from bot import coaching
 from bot.app import Services
-from bot.errors import CaseMovedOn, CoachingError, InvalidInput, NotFound
+from bot.errors import CoachingError, NotFound
 from bot.views import (
     BEHAVIOUR_ACTION,
     PLAN_CALLBACK,
@@ -18,32 +19,24 @@ from bot.views import (
     plan_modal,
     read_plan_form,
 )
-from handlers.context import action_case_id, tell
+from handlers.context import open_case_modal, submit_case_modal
+from storage.models import Case
 
 
 def register(app: App, services: Services) -> None:
     @app.action("open_plan")
     def open_plan(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ack()
-        case_id = action_case_id(body)
-        try:
-            with services.db.unit_of_work() as session:
-                if case_id is None:
-                    raise NotFound("That button does not name a coaching case.")
-                case = coaching.load_case(session, case_id)
-                coaching.check_may_plan(context["person"], case)
-                if case.state != "awaiting_conversation":
-                    view = notice_modal(
-                        "Already coached",
-                        f"{case.agent.display}'s conversation is already "
-                        f"logged ({case.state.replace('_', ' ')}). Nothing to plan.",
-                    )
-                else:
-                    view = plan_modal(coaching.draft_plan(session, case, services.clock.now()))
-        except CoachingError as exc:
-            tell(client, body, exc)
-            return
-        client.views_open(trigger_id=body["trigger_id"], view=view)
+
+        def build(session: Session, case: Case) -> dict[str, Any]:
+            if case.state != "awaiting_conversation":
+                state = case.state.replace("_", " ")
+                return notice_modal(
+                    "Already coached", f"{case.agent.display}'s conversation is already logged ({state})."
+                )
+            return plan_modal(coaching.draft_plan(session, case, services.clock.now()))
+
+        open_case_modal(services, body, client, context["person"], build)
 
     @app.action(BEHAVIOUR_ACTION)
     def change_behaviour(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
@@ -66,20 +59,10 @@ def register(app: App, services: Services) -> None:
 
     @app.view(PLAN_CALLBACK)
     def submit_plan(ack: Ack, view: dict[str, Any], context: BoltContext) -> None:
-        case_id = case_id_from_metadata(view.get("private_metadata"))
         form = read_plan_form(view.get("state", {}).get("values", {}))
-        try:
-            if case_id is None:
-                raise NotFound("This form has lost its coaching case; close it and start again.")
+
+        def record(case_id: int) -> None:
             with services.db.unit_of_work() as session:
                 coaching.agree_plan(session, case_id, context["person"], form, services.clock.now())
-        except InvalidInput as exc:
-            ack(response_action="errors", errors=exc.errors)
-            return
-        except CaseMovedOn as exc:
-            ack(response_action="update", view=notice_modal("Already coached", str(exc)))
-            return
-        except CoachingError as exc:
-            ack(response_action="update", view=notice_modal("Not saved", str(exc)))
-            return
-        ack()
+
+        submit_case_modal(ack, view, "Plan not saved", record)
