@@ -258,11 +258,7 @@ def run_demo(keep: str | None = None) -> int:
                 render_blocks(marcus_dm["blocks"]),
             )
 
-            trigger = people.click("U0PRIYA", standin.dm_of("U0PRIYA"), priya_dm, "open_plan")
-            view = wait_for(
-                lambda: next((v for v in standin.views.values() if v.get("trigger_id") == trigger), None),
-                what="the coaching modal",
-            )
+            view = people.open_modal("U0PRIYA", standin.dm_of("U0PRIYA"), priya_dm, "open_plan")
             _say("Priya clicks “Plan the conversation”: the modal opens, pre-filled", render_view(view))
 
             status, answer = people.submit("U0PRIYA", view, {"agent_proposed": ["yes"]})

@@ -30,11 +30,8 @@ def texts(message: dict[str, Any]) -> str:
 
 
 def open_plan(stack: Stack, user: str = PRIYA) -> dict[str, Any]:
-    dm = stack.message(PRIYA, "leader_dm")
-    trigger = stack.people.click(user, stack.standin.dm_of(PRIYA), dm, "open_plan")
-    return wait_for(
-        lambda: next((v for v in stack.standin.views.values() if v.get("trigger_id") == trigger), None),
-        what="views.open",
+    return stack.people.open_modal(
+        user, stack.standin.dm_of(PRIYA), stack.message(PRIYA, "leader_dm"), "open_plan"
     )
 
 

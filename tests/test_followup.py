@@ -237,11 +237,7 @@ def test_review_opens_the_next_behaviour(stack: Stack) -> None:
     stack.clock.set(at("2026-11-30T09:00:00+00:00"))
     stack.sweep()
     review_dm = stack.message(PRIYA, f"case:{case}:review:due")
-    trigger = stack.people.click(PRIYA, stack.standin.dm_of(PRIYA), review_dm, "open_review")
-    view = wait_for(
-        lambda: next((v for v in stack.standin.views.values() if v.get("trigger_id") == trigger), None),
-        what="review modal",
-    )
+    view = stack.people.open_modal(PRIYA, stack.standin.dm_of(PRIYA), review_dm, "open_review")
     shown = json.dumps(view["blocks"], ensure_ascii=False)
     assert "passed 2 of 2 since 23 Nov" in shown and "Thu 26 Nov 5/5 ✓" in shown
 
@@ -259,11 +255,7 @@ def test_review_opens_the_next_behaviour(stack: Stack) -> None:
         new_id = follow_on.id
     dm = stack.message(PRIYA, f"case:{new_id}:leader_dm")
     assert "Confirms next steps" in json.dumps(dm["blocks"])
-    trigger = stack.people.click(PRIYA, stack.standin.dm_of(PRIYA), dm, "open_plan")
-    plan = wait_for(
-        lambda: next((v for v in stack.standin.views.values() if v.get("trigger_id") == trigger), None),
-        what="plan modal",
-    )
+    plan = stack.people.open_modal(PRIYA, stack.standin.dm_of(PRIYA), dm, "open_plan")
     behaviour = next(b for b in plan["blocks"] if b.get("block_id") == "behaviour")["element"]
     assert behaviour["initial_option"]["value"] == "next-steps"
     assert [o["value"] for o in behaviour["options"]] == ["next-steps", "development-goal"]
@@ -273,11 +265,7 @@ def test_waive_with_a_reason(stack: Stack) -> None:
     status, body = stack.post_score(evaluation())
     stack.sweep()
     dm = stack.message(PRIYA, "leader_dm")
-    trigger = stack.people.click(PRIYA, stack.standin.dm_of(PRIYA), dm, "waive_case")
-    view = wait_for(
-        lambda: next((v for v in stack.standin.views.values() if v.get("trigger_id") == trigger), None),
-        what="waive modal",
-    )
+    view = stack.people.open_modal(PRIYA, stack.standin.dm_of(PRIYA), dm, "waive_case")
     status, answer = stack.people.submit(PRIYA, view)
     assert answer is not None and "reason" in answer["errors"]
     assert case_state(stack, body["case_id"]) == "awaiting_conversation"

@@ -67,11 +67,7 @@ def test_serve_carries_a_score_to_an_acknowledged_agreement(standin: SlackStandI
 
         people = SlackUserAgent(url, signing, standin)
         leader_dm = wait_for(lambda: message("U0PRIYA", "leader_dm"), timeout=10, what="the leader's DM")
-        trigger = people.click("U0PRIYA", standin.dm_of("U0PRIYA"), leader_dm, "open_plan")
-        view = wait_for(
-            lambda: next((v for v in standin.views.values() if v.get("trigger_id") == trigger), None),
-            what="the plan modal",
-        )
+        view = people.open_modal("U0PRIYA", standin.dm_of("U0PRIYA"), leader_dm, "open_plan")
         assert people.submit("U0PRIYA", view) == (200, None)
         agreement = wait_for(lambda: message("U0ANA", "agent_agreement"), timeout=10, what="the agreement")
         people.click("U0ANA", standin.dm_of("U0ANA"), agreement, "ack_agreement")

@@ -141,6 +141,18 @@ class SlackUserAgent:
             raise RuntimeError(f"the app answered {status} to a click")
         return trigger
 
+    def open_modal(
+        self, user_id: str, channel: str, message: dict[str, Any], action_id: str
+    ) -> dict[str, Any]:
+        """Click a button that opens a modal; returns the modal once the app has opened it."""
+        trigger = self.click(user_id, channel, message, action_id)
+
+        def opened() -> dict[str, Any] | None:
+            with self.standin._lock:
+                return next((v for v in self.standin.views.values() if v.get("trigger_id") == trigger), None)
+
+        return wait_for(opened, what=f"the modal {action_id} opens")
+
     def choose(self, user_id: str, view: dict[str, Any], block_id: str, value: str) -> None:
         """Pick an option in a modal's select that dispatches an action."""
         block = next(b for b in view["blocks"] if b.get("block_id") == block_id)
