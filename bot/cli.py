@@ -13,7 +13,7 @@ from bot.clock import SystemClock
 from bot.config import ConfigError, load_settings
 
 
-def _database(env_only: bool = True) -> str:
+def _database() -> str:
     return os.environ.get("DATABASE_URL", "").strip() or "sqlite:///coachloop.db"
 
 
@@ -201,8 +201,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         for row in rows:
             cells = row.cells()
             table.add_row(*(cells[key] for key, _ in report.COLUMNS))
-        out = Console(file=open(args.out, "w", encoding="utf-8") if args.out else None, width=250)  # noqa: SIM115
-        out.print(table)
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as fh:
+                Console(file=fh, width=250).print(table)
+        else:
+            Console(width=250).print(table)
         return 0
     if args.out:
         with open(args.out, "w", encoding="utf-8") as fh:

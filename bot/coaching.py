@@ -310,7 +310,7 @@ def draft_plan(session: Session, case: Case, now: datetime, behaviour_key: str |
     tz = timezone_of(case.leader, case.team)
     today = now.astimezone(cal.tz).date()
     picks = ranked_picks(session, case)
-    chosen = behaviour_key or case.behaviour_key or case.suggested_key
+    chosen = behaviour_key or case.suggested_key
     pick = next((p for p in picks if p.key == chosen), picks[0] if picks else None)
     if case.kind == DEVELOPMENTAL and behaviour_key in (None, DEVELOPMENT_GOAL):
         pick = None
@@ -330,14 +330,14 @@ def draft_plan(session: Session, case: Case, now: datetime, behaviour_key: str |
         kind=case.kind,
         picks=picks,
         behaviour_key=key,
-        example=case.example or example if behaviour_key is None else example,
-        action=case.action or action if behaviour_key is None else action,
-        by_when=case.action_date or cal.add_working_days(today, case.team.window_days),
+        example=example,
+        action=action,
+        by_when=cal.add_working_days(today, case.team.window_days),
         earliest=today,
         latest=today + timedelta(days=MAX_DAYS_AHEAD),
-        review_method=case.review_method or "qa_results",
-        agent_proposed=bool(case.agent_proposed),
-        notes=case.notes or "",
+        review_method="qa_results",
+        agent_proposed=False,
+        notes="",
         questions=QUESTIONS[case.kind],
     )
 

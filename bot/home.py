@@ -147,6 +147,14 @@ def leadership_part(session: Session, teams: list[Team], now: datetime) -> list[
     shown, more = _capped(figures)
     for team, m in shown:
         out.append(bk.section(f"*{_e(team.name)}* ({_e(team.leader.display)})\n{figures_line(m)}"))
+        if m.one_kind_leaders:
+            names = ", ".join(m.one_kind_leaders)
+            out.append(
+                bk.context(
+                    f":warning: Only one kind of conversation (performance or developmental) "
+                    f"in 8 weeks: {_e(names)}"
+                )
+            )
     if more:
         out.append(more)
     return out

@@ -34,6 +34,7 @@ COLUMNS = [
     ("change", "Coached criteria passed before → after"),
     ("proposed", "Agent-proposed"),
     ("mix", "Performance/developmental"),
+    ("one_kind", "Leaders with one kind only (8 weeks)"),
 ]
 
 
@@ -54,7 +55,12 @@ class ReportRow:
             "cases_opened": str(m.cases_opened),
             "hit_rate": f"{measures.pct(m.hit_rate)} ({m.coached_in_window}/{m.due})",
             "coached_late": str(m.coached_late),
-            "waived": str(m.waived),
+            "waived": str(m.waived)
+            + (
+                " (" + "; ".join(f"{reason}: {n}" for reason, n in m.waived_reasons.most_common(3)) + ")"
+                if m.waived
+                else ""
+            ),
             "open_overdue": str(m.open_overdue),
             "time_to_coach": days,
             "ack_rate": f"{measures.pct(m.ack_rate)} ({m.acknowledged}/{m.agreed})",
@@ -64,6 +70,7 @@ class ReportRow:
             "change": f"{measures.ratio(*m.change_before)} → {measures.ratio(*m.change_after)}",
             "proposed": f"{measures.pct(m.proposed_share)} ({m.proposed}/{m.agreed})",
             "mix": f"{kinds.get('performance', 0)}/{kinds.get('developmental', 0)}",
+            "one_kind": ", ".join(m.one_kind_leaders) or "none",
         }
 
 

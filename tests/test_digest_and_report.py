@@ -70,6 +70,7 @@ def test_report_matches_what_home_shows(stack: Stack, tmp_path: Path) -> None:
     cells = rows[0].cells()
     assert cells["hit_rate"] == "100% (1/1)" and billing.hit_rate == 1.0
     assert cells["time_to_coach"] == "2/2" and cells["scores_landed"] == "1"
+    assert (cells["waived"], cells["one_kind"], cells["mix"]) == ("0", "none", "1/0")
     parsed = list(csv.DictReader(io.StringIO(report.as_csv(rows))))
     assert parsed[0]["In window"] == "100% (1/1)" and parsed[2]["Team"] == "All teams"
     page = report.as_html(rows, period, b"\x89PNG")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from bot.standin.client import wait_for
@@ -103,3 +104,19 @@ def test_coach_summary_help_and_agent_picture(stack: Stack) -> None:
     refused = coach(stack, TOM, f"<@{ANA}>")
     assert refused["text"].startswith("Only Ana Ruiz, their team leader") and "blocks" not in refused
     assert "Mention one agent" in coach(stack, PRIYA, "ana")["text"]
+
+
+def test_leadership_sees_a_leader_who_runs_only_one_kind(stack: Stack) -> None:
+    for i, (email, user) in enumerate([("ana.ruiz@example.com", ANA), ("tom.hale@example.com", TOM)]):
+        payload = evaluation(id=f"ev-{i}")
+        payload["agent"] = {"email": email}
+        stack.post_score(payload)
+    stack.sweep()
+    for m in [m for m in stack.dm(PRIYA) if "leader_dm" in m["metadata"]["event_payload"]["dedupe_key"]]:
+        view = stack.people.open_modal(PRIYA, stack.standin.dm_of(PRIYA), m, "open_plan")
+        assert stack.people.submit(PRIYA, view) == (200, None)
+    stack.clock.advance(timedelta(minutes=1))
+    stack.sweep()
+    assert "Only one kind of conversation (performance or developmental) in 8 weeks: Priya Shah" in home_of(
+        stack, DANA
+    )
