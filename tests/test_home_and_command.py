@@ -107,7 +107,7 @@ def test_coach_summary_help_and_agent_picture(stack: Stack) -> None:
 
 
 def test_leadership_sees_a_leader_who_runs_only_one_kind(stack: Stack) -> None:
-    for i, (email, user) in enumerate([("ana.ruiz@example.com", ANA), ("tom.hale@example.com", TOM)]):
+    for i, email in enumerate(["ana.ruiz@example.com", "tom.hale@example.com"]):
         payload = evaluation(id=f"ev-{i}")
         payload["agent"] = {"email": email}
         stack.post_score(payload)
