@@ -219,6 +219,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
+    logging.getLogger().setLevel(logging.WARNING)  # the demo prints what people see; logs would drown it
     return run_demo(keep=args.db)
 
 
