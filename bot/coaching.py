@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -58,6 +58,21 @@ class PlanDraft:
     agent_proposed: bool
     notes: str
     questions: list[str]
+
+    def keeping(self, form: PlanForm) -> PlanDraft:
+        """This draft with what the leader already entered (all but the behaviour-specific fields)."""
+        try:
+            by_when = date.fromisoformat(form.by_when or "")
+        except ValueError:
+            by_when = self.by_when
+        return replace(
+            self,
+            kind=form.kind if form.kind in KINDS else self.kind,
+            by_when=by_when,
+            review_method=form.review_method if form.review_method in REVIEW_METHODS else self.review_method,
+            agent_proposed=form.agent_proposed,
+            notes=form.notes or "",
+        )
 
 
 @dataclass(frozen=True)
@@ -243,42 +258,41 @@ def _refresh_agent_dm(session: Session, case: Case, now: datetime, what: str) ->
 # --- leverage on stored evaluations ---------------------------------------------------------
 
 
-def observations(session: Session, agent_id: int) -> list[Observation]:
+def observations(agent_cases: list[Case], evaluations: list[Evaluation]) -> list[Observation]:
     """The agent's recent scored items, minus misses that a closed case has since dealt with."""
     resolved: dict[str, datetime] = {}
-    for case in queries.agent_cases(session, agent_id):
+    for case in agent_cases:
         # A closed case resolves the misses before its conversation, unless it asked to re-coach them.
         if case.state == "closed" and case.behaviour_key and case.agreed_at and case.review_next != "recoach":
             resolved[case.behaviour_key] = max(
                 resolved.get(case.behaviour_key, case.agreed_at), case.agreed_at
             )
-    found = []
-    for ev in queries.recent_evaluations(session, agent_id):
-        for item in ev.items:
-            if item.key in resolved and ev.landed_at <= resolved[item.key]:
-                continue
-            found.append(
-                Observation(
-                    evaluation_id=ev.id,
-                    landed_at=ev.landed_at,
-                    key=item.key,
-                    name=item.name,
-                    score=item.score,
-                    max_score=item.max_score,
-                    weight=item.weight,
-                    critical=item.critical,
-                )
-            )
-    return found
+    return [
+        Observation(
+            evaluation_id=ev.id,
+            landed_at=ev.landed_at,
+            key=item.key,
+            name=item.name,
+            score=item.score,
+            max_score=item.max_score,
+            weight=item.weight,
+            critical=item.critical,
+        )
+        for ev in evaluations
+        for item in ev.items
+        if not (item.key in resolved and ev.landed_at <= resolved[item.key])
+    ]
 
 
 def ranked_picks(session: Session, case: Case) -> list[Pick]:
+    cases = queries.agent_cases(session, case.agent_id)
     under_action = frozenset(
         c.behaviour_key
-        for c in queries.agent_cases(session, case.agent_id)
+        for c in cases
         if c.id != case.id and c.state in queries.UNREVIEWED and c.behaviour_key
     )
-    return rank(observations(session, case.agent_id), under_action=under_action)
+    found = observations(cases, queries.recent_evaluations(session, case.agent_id))
+    return rank(found, under_action=under_action)
 
 
 def _item_for(session: Session, pick: Pick) -> tuple[Evaluation, EvaluationItem]:
@@ -310,10 +324,10 @@ def draft_plan(session: Session, case: Case, now: datetime, behaviour_key: str |
     tz = timezone_of(case.leader, case.team)
     today = now.astimezone(cal.tz).date()
     picks = ranked_picks(session, case)
-    chosen = behaviour_key or case.suggested_key
-    pick = next((p for p in picks if p.key == chosen), picks[0] if picks else None)
-    if case.kind == DEVELOPMENTAL and behaviour_key in (None, DEVELOPMENT_GOAL):
-        pick = None
+    chosen = behaviour_key or (DEVELOPMENT_GOAL if case.kind == DEVELOPMENTAL else case.suggested_key)
+    pick = None
+    if chosen != DEVELOPMENT_GOAL:
+        pick = next((p for p in picks if p.key == chosen), picks[0] if picks else None)
     if pick is not None:
         ev, item = _item_for(session, pick)
         example = evidence.example(ev, item, now, tz)

@@ -7,6 +7,7 @@ the agent. Each message and modal is printed as a person would read it.
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import sys
@@ -210,7 +211,7 @@ def run_demo(keep: str | None = None) -> int:
     token, signing, webhook_secret = (
         "xoxb-demo-" + secrets.token_hex(8),
         secrets.token_hex(16),
-        ("whsec_" + __import__("base64").b64encode(secrets.token_bytes(24)).decode()),
+        ("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()),
     )
     with tempfile.TemporaryDirectory() as tmp, SlackStandIn(token) as standin:
         for user in PEOPLE:

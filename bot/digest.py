@@ -43,8 +43,9 @@ def ensure_timers(session: Session, now: datetime) -> None:
         select(Person).where(Person.id.in_(select(TeamEscalation.person_id)), Person.slack_id.is_not(None))
     )
     for person in recipients:
-        due = next_monday_morning(now, _zone(session, person))
-        week = due.astimezone(ZoneInfo(_zone(session, person))).date()
+        zone = _zone(session, person)
+        due = next_monday_morning(now, zone)
+        week = due.astimezone(ZoneInfo(zone)).date()
         schedule_timer(session, f"digest:{person.id}:{week.isoformat()}", "digest", case_id=None, due_at=due)
 
 

@@ -23,22 +23,18 @@ from storage.queries import UNREVIEWED
 
 @dataclass
 class EscalationBatch:
-    """Breached cases found in one sweep, grouped per recipient (a person id or a channel)."""
+    """Breached cases found in one sweep, grouped per (reason, "person" or "channel", recipient)."""
 
-    by_recipient: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
-    kinds: dict[tuple[str, str], str] = field(default_factory=dict)
-    teams: dict[tuple[str, str], int] = field(default_factory=dict)
+    by_recipient: dict[tuple[str, str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, case: Case, reason: str) -> None:
-        targets = [("person", str(p.id)) for p in case.team.escalation_people]
-        targets += [("channel", c) for c in case.team.escalation_channels]
-        for target in targets:
-            key = (reason, *target)
-            self.by_recipient[key].append(case.id)  # type: ignore[index]
-            self.teams[key] = case.team_id  # type: ignore[index]
+        for person in case.team.escalation_people:
+            self.by_recipient[(reason, "person", str(person.id))].append(case.id)
+        for channel in case.team.escalation_channels:
+            self.by_recipient[(reason, "channel", channel)].append(case.id)
 
     def flush(self, session: Session, now: datetime) -> None:
-        for (reason, kind, target), case_ids in self.by_recipient.items():  # type: ignore[misc]
+        for (reason, kind, target), case_ids in self.by_recipient.items():
             ids = sorted(set(case_ids))
             digest = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:12]
             enqueue(

@@ -80,7 +80,8 @@ def summarise(results: list[CriterionResult], since: date) -> str:
 
 def draft_review(session: Session, case: Case) -> ReviewDraft:
     results = criterion_results(session, case)
-    since = case.agreed_at.astimezone(calendar_for(case.team).tz).date() if case.agreed_at else date.today()
+    assert case.agreed_at is not None, "only an agreed case has a review"
+    since = case.agreed_at.astimezone(calendar_for(case.team).tz).date()
     return ReviewDraft(
         case_id=case.id,
         agent_name=case.agent.display,

@@ -29,7 +29,8 @@ def case_id_from_metadata(raw: str | None) -> int | None:
 
 
 def plan_modal(draft: PlanDraft) -> dict[str, Any]:
-    behaviours = [bk.option(p.name, p.key, p.reason) for p in draft.picks]
+    # Slack allows 100 options: the development goal always keeps its place.
+    behaviours = [bk.option(p.name, p.key, p.reason) for p in draft.picks[:99]]
     behaviours.append(
         bk.option("Development goal (agent-led)", DEVELOPMENT_GOAL, "Where they want to be in 12 months")
     )

@@ -12,8 +12,7 @@ from sqlalchemy.orm import Session
 
 from bot import coaching
 from bot.app import Services
-from bot.errors import CoachingError, NotFound
-from handlers.context import action_case_id, tell
+from handlers.context import case_button
 from storage.models import Case, Person
 
 Transition = Callable[[Session, int, Person | None, datetime], Case]
@@ -22,14 +21,11 @@ Transition = Callable[[Session, int, Person | None, datetime], Case]
 def _answer(services: Services, transition: Transition) -> Callable[..., None]:
     def listener(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ack()
-        case_id = action_case_id(body)
-        try:
-            if case_id is None:
-                raise NotFound("That button does not name a coaching agreement.")
-            with services.db.unit_of_work() as session:
-                transition(session, case_id, context["person"], services.clock.now())
-        except CoachingError as exc:
-            tell(client, body, exc)
+
+        def act(session: Session, case_id: int) -> None:
+            transition(session, case_id, context["person"], services.clock.now())
+
+        case_button(services, body, client, act)
 
     return listener
 

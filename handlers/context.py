@@ -50,6 +50,24 @@ def tell(
         log.warning("could not show a refusal: no channel and no trigger")
 
 
+def case_button(
+    services: Services, body: dict[str, Any], client: WebClient, act: Callable[[Session, int], str | None]
+) -> None:
+    """A button naming a case: run `act` in one unit of work, then tell the person what it says (if anything)
+    or why it was refused."""
+    case_id = action_case_id(body)
+    try:
+        if case_id is None:
+            raise NotFound("That button does not name a coaching case.")
+        with services.db.unit_of_work() as session:
+            said = act(session, case_id)
+    except CoachingError as exc:
+        tell(client, body, exc)
+        return
+    if said:
+        tell(client, body, said)
+
+
 def open_case_modal(
     services: Services,
     body: dict[str, Any],

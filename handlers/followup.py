@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from bot import coaching, review
 from bot.app import Services
-from bot.errors import CoachingError, NotFound
 from bot.views import (
     REVIEW_CALLBACK,
     WAIVE_CALLBACK,
@@ -19,7 +18,7 @@ from bot.views import (
     review_modal,
     waive_modal,
 )
-from handlers.context import action_case_id, open_case_modal, submit_case_modal, tell
+from handlers.context import case_button, open_case_modal, submit_case_modal
 from storage.models import Case
 
 
@@ -67,16 +66,10 @@ def register(app: App, services: Services) -> None:
     @app.action("remind_leader")
     def remind_leader(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ack()
-        case_id = action_case_id(body)
-        try:
-            if case_id is None:
-                raise NotFound("That button does not name a coaching case.")
-            with services.db.unit_of_work() as session:
-                queued = review.remind_leader(session, case_id, context["person"], services.clock.now())
-                leader = coaching.load_case(session, case_id).leader.display
-        except CoachingError as exc:
-            tell(client, body, exc)
-            return
-        tell(
-            client, body, f"Reminder sent to {leader}." if queued else f"{leader} was already reminded today."
-        )
+
+        def act(session: Session, case_id: int) -> str:
+            queued = review.remind_leader(session, case_id, context["person"], services.clock.now())
+            leader = coaching.load_case(session, case_id).leader.display
+            return f"Reminder sent to {leader}." if queued else f"{leader} was already reminded today."
+
+        case_button(services, body, client, act)

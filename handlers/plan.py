@@ -52,6 +52,7 @@ def register(app: App, services: Services) -> None:
                 coaching.check_may_plan(context["person"], case)
                 coaching.check_awaiting(case)
                 draft = coaching.draft_plan(session, case, services.clock.now(), behaviour_key=chosen)
+            draft = draft.keeping(read_plan_form(view.get("state", {}).get("values", {})))
         except CoachingError as exc:
             client.views_update(view_id=view["id"], view=notice_modal("Coaching plan", str(exc)))
             return

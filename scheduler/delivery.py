@@ -325,15 +325,15 @@ class OutboxSweep:
         with self.db.unit_of_work() as session:
             row = session.get(OutboxMessage, row_id)
             assert row is not None
-            if row.attempts >= MAX_ATTEMPTS:
-                pass
-            else:
+            give_up = row.attempts >= MAX_ATTEMPTS
+            if not give_up:
                 row.status, row.lease_until, row.last_error = "pending", None, error
                 row.due_at = now + backoff(row.attempts)
-                result.retried += 1
-                OUTBOX.labels("retry").inc()
-                return
-        self._fail(row_id, now, f"{error} (gave up after {MAX_ATTEMPTS} attempts)", result)
+        if give_up:
+            self._fail(row_id, now, f"{error} (gave up after {MAX_ATTEMPTS} attempts)", result)
+        else:
+            result.retried += 1
+            OUTBOX.labels("retry").inc()
 
     def _fail(self, row_id: int, now: datetime, error: str, result: SweepResult) -> None:
         with self.db.unit_of_work() as session:

@@ -155,6 +155,48 @@ def test_changing_the_behaviour_refreshes_example_and_action(stack: Stack) -> No
     assert "Said 'soon' without a date." in example and action == "Give the date."
 
 
+def modal_update(stack: Stack, view: dict[str, Any]) -> dict[str, Any]:
+    return wait_for(
+        lambda: (v := stack.standin.views[view["id"]]) and v["hash"] != view["hash"] and v,
+        what="views.update",
+    )
+
+
+def block(view: dict[str, Any], block_id: str) -> dict[str, Any]:
+    return next(b for b in view["blocks"] if b.get("block_id") == block_id)["element"]
+
+
+def test_changing_the_behaviour_keeps_what_the_leader_entered(stack: Stack) -> None:
+    land(stack)
+    view = open_plan(stack)
+    entered = {
+        "by_when": "2026-12-02",
+        "review_method": "observe",
+        "notes": "Ask about the queue.",
+        "agent_proposed": ["yes"],
+        "kind": "developmental",
+    }
+    stack.people.choose(PRIYA, view, "behaviour", "development-goal", entered)
+    updated = modal_update(stack, view)
+    assert block(updated, "behaviour")["initial_option"]["value"] == "development-goal"
+    assert block(updated, "example")["initial_value"].startswith(
+        "On the call at 11:23 yesterday (C-88912) you scored"
+    )
+    assert block(updated, "by_when")["initial_date"] == "2026-12-02"
+    assert block(updated, "review_method")["initial_option"]["value"] == "observe"
+    assert block(updated, "notes")["initial_value"] == "Ask about the queue."
+    assert block(updated, "agent_proposed")["initial_options"][0]["value"] == "yes"
+    assert block(updated, "kind")["initial_option"]["value"] == "developmental"
+    assert stack.people.submit(PRIYA, updated) == (200, None)
+    with stack.db.unit_of_work() as session:
+        case = session.query(Case).one()
+        assert (case.behaviour_key, case.review_method, case.agent_proposed) == (
+            "development-goal",
+            "observe",
+            True,
+        )
+
+
 def test_the_agent_can_ask_to_discuss(stack: Stack) -> None:
     case_id = land(stack)
     assert stack.people.submit(PRIYA, open_plan(stack)) == (200, None)

@@ -153,8 +153,15 @@ class SlackUserAgent:
 
         return wait_for(opened, what=f"the modal {action_id} opens")
 
-    def choose(self, user_id: str, view: dict[str, Any], block_id: str, value: str) -> None:
-        """Pick an option in a modal's select that dispatches an action."""
+    def choose(
+        self,
+        user_id: str,
+        view: dict[str, Any],
+        block_id: str,
+        value: str,
+        entered: dict[str, Any] | None = None,
+    ) -> None:
+        """Pick an option in a modal's select that dispatches an action (`entered`: what was typed before)."""
         block = next(b for b in view["blocks"] if b.get("block_id") == block_id)
         option = next(o for o in block["element"]["options"] if o["value"] == value)
         payload = {
@@ -164,7 +171,7 @@ class SlackUserAgent:
             "trigger_id": f"{int(time.time())}.{secrets.token_hex(6)}",
             "team": {"id": "T0STANDIN"},
             "container": {"type": "view", "view_id": view["id"]},
-            "view": {**view, "state": {"values": state_values(view, {block_id: value})}},
+            "view": {**view, "state": {"values": state_values(view, {**(entered or {}), block_id: value})}},
             "actions": [
                 {
                     "type": "static_select",
