@@ -112,7 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     now = datetime.now(UTC)
     with tempfile.TemporaryDirectory() as tmp, SlackStandIn("xoxb-bench") as standin:
-        from bot.demo import PEOPLE
+        from bot.app.demo import PEOPLE
 
         for user in PEOPLE:
             standin.add_user(*user)

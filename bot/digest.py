@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import blocks as bk
 from bot import measures, wording
 from bot.measures_data import Scope, compute
 from bot.roles import roles_of
+from bot.slack import blocks as bk
 from storage.models import Case, Person, TeamEscalation
 from storage.outbox import enqueue, schedule_timer
 

@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
 from bot import coaching
-from bot.app import Services
+from bot.app.services import Services
 from handlers.context import case_button
 from storage.models import Case, Person
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 
-from bot import summary
-from bot.app import Services
+from bot.app.services import Services
 from bot.errors import CoachingError
+from bot.slack import summary
 
 
 def register(app: App, services: Services) -> None:

@@ -11,9 +11,9 @@ from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
 from bot import coaching
-from bot.app import Services
+from bot.app.services import Services
 from bot.errors import CoachingError, InvalidInput, NotFound
-from bot.views import case_id_from_metadata, notice_modal
+from bot.slack.views import case_id_from_metadata, notice_modal
 from storage.models import Case, Person
 from storage.queries import person_by_slack_id
 

@@ -9,8 +9,8 @@ from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
 from bot import coaching, review
-from bot.app import Services
-from bot.views import (
+from bot.app.services import Services
+from bot.slack.views import (
     REVIEW_CALLBACK,
     WAIVE_CALLBACK,
     read_review_form,

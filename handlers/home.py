@@ -7,8 +7,8 @@ from typing import Any
 from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
-from bot.app import Services
-from bot.home import home_view
+from bot.app.services import Services
+from bot.slack.home import home_view
 
 
 def register(app: App, services: Services) -> None:

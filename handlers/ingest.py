@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from bot import coaching
-from bot.app import Services
+from bot.app.services import Services
 from bot.evaluation_input import PayloadErrors, parse_evaluation
 from bot.metrics import WEBHOOKS
 

@@ -9,9 +9,9 @@ from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
 from bot import coaching
-from bot.app import Services
+from bot.app.services import Services
 from bot.errors import CoachingError, NotFound
-from bot.views import (
+from bot.slack.views import (
     BEHAVIOUR_ACTION,
     PLAN_CALLBACK,
     case_id_from_metadata,

@@ -20,11 +20,11 @@ from sqlalchemy import select
 
 from bot.charts import hit_rate_chart
 from bot.clock import Clock
-from bot.home import home_view
-from bot.messages import render, with_metadata
 from bot.metrics import OUTBOX
 from bot.report import weekly_hit_rates
 from bot.roles import roles_of
+from bot.slack.home import home_view
+from bot.slack.messages import render, with_metadata
 from storage.db import Database
 from storage.models import Case, OutboxMessage, Person
 from storage.outbox import claim_outbox, enqueue

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot.app import Services
+from bot.app.services import Services
 from scheduler.sweeps import Sweeps
 
 JOB_ID = "sweeps"

@@ -6,7 +6,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from bot.app import Services
+from bot.app.services import Services
 from bot.metrics import SWEEP_SECONDS
 from scheduler.delivery import OutboxSweep, SweepResult
 from scheduler.timer_sweep import TimerSweep

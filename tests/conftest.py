@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot.app import Services, create_bolt_app, slack_client
+from bot.app.config import Settings
+from bot.app.demo import PEOPLE, post_score
+from bot.app.factory import create_bolt_app
+from bot.app.server import BackgroundServer
+from bot.app.services import Services, slack_client
 from bot.clock import FixedClock
-from bot.config import Settings
-from bot.demo import PEOPLE, post_score
 from bot.org import apply_org, lookup_people, parse_org
-from bot.runtime import BackgroundServer
 from bot.standin.client import SlackUserAgent
 from bot.standin.server import SlackStandIn
 from handlers.directory import SlackDirectory
@@ -107,7 +108,7 @@ def standin() -> Iterator[SlackStandIn]:
 
 
 def sample_org() -> str:
-    return resources.files("bot").joinpath("demo_org.yml").read_text()
+    return resources.files("bot.app").joinpath("demo_org.yml").read_text()
 
 
 @dataclass

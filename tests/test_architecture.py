@@ -6,9 +6,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# The core: rules, calendar, leverage, evidence, messages and modals. The app factory, the CLI,
-# the demo, the runtime and the Slack stand-in live in bot/ too but are not core.
-NOT_CORE = {"app.py", "cli.py", "demo.py", "runtime.py"}
+# The core (domain) is bot/*.py. Beside it: bot/slack/ renders Block Kit, bot/app/ is the
+# composition root (settings, services, app factory, CLI, demo), bot/standin/ stands in for Slack.
 FORBIDDEN = (
     "slack_bolt",
     "slack_sdk",
@@ -32,11 +31,25 @@ def imports(path: Path) -> set[str]:
 
 
 def test_the_core_never_imports_slack_or_http_code() -> None:
-    core = [p for p in (ROOT / "bot").glob("*.py") if p.name not in NOT_CORE]
+    core = list((ROOT / "bot").glob("*.py"))
     assert len(core) > 10
     for path in core:
-        bad = {m for m in imports(path) if m.split(".")[0] in FORBIDDEN or m in FORBIDDEN}
+        bad = {
+            m
+            for m in imports(path)
+            if m.split(".")[0] in FORBIDDEN or m in FORBIDDEN or m.startswith(("bot.app", "bot.standin"))
+        }
         assert not bad, f"{path.name} imports {sorted(bad)}"
+
+
+def test_only_entry_points_import_the_composition_root() -> None:
+    """Handlers and sweeps receive `Services` from bot.app.services; nothing else of bot.app."""
+    for path in ROOT.glob("*/**/*.py"):
+        rel = path.relative_to(ROOT)
+        if rel.parts[0] in ("tests", "bench", ".venv") or rel.parts[:2] == ("bot", "app"):
+            continue
+        bad = {m for m in imports(path) if m.startswith("bot.app") and m != "bot.app.services"}
+        assert not bad, f"{rel} imports {sorted(bad)}"
 
 
 def test_storage_knows_nothing_of_slack_or_the_core() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_settings
+from bot.app.config import ConfigError, load_settings
 from tests.conftest import sample_org
 
 GOOD = {
@@ -24,7 +24,7 @@ def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Completed
         k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "QA_", "COACHLOOP_", "DATABASE"))
     }
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "bot.app.cli", *args],
         env={**clean, **env},
         cwd=cwd,
         capture_output=True,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from bot.app import slack_client
+from bot.app.services import slack_client
 from bot.standin.server import Fault
 from scheduler.delivery import MAX_ATTEMPTS, OutboxSweep
 from storage.models import OutboxMessage, Person
@@ -195,7 +195,7 @@ def test_two_processes_sweeping_postgres_send_nothing_twice(
         env.pop("COACHLOOP_ORG", None)
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "sweep"],
+                [sys.executable, "-m", "bot.app.cli", "sweep"],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

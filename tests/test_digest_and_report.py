@@ -82,7 +82,7 @@ def test_report_command(stack: Stack, tmp_path: Path) -> None:
     env = {"DATABASE_URL": stack.db.url, "PATH": "/usr/bin:/bin"}
     out = tmp_path / "report.html"
     html = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "report", "--format", "html", "--out", str(out)],
+        [sys.executable, "-m", "bot.app.cli", "report", "--format", "html", "--out", str(out)],
         env=env,
         capture_output=True,
         text=True,
@@ -91,7 +91,7 @@ def test_report_command(stack: Stack, tmp_path: Path) -> None:
     assert html.returncode == 0, html.stderr
     assert '<img alt="Hit rate per team' in out.read_text()
     table = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "report", "--team", "Billing"],
+        [sys.executable, "-m", "bot.app.cli", "report", "--team", "Billing"],
         env=env,
         capture_output=True,
         text=True,
@@ -99,7 +99,7 @@ def test_report_command(stack: Stack, tmp_path: Path) -> None:
     )
     assert table.returncode == 0 and "Billing" in table.stdout and "Retentions" not in table.stdout
     bad = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "report", "--period", "fortnight"],
+        [sys.executable, "-m", "bot.app.cli", "report", "--period", "fortnight"],
         env=env,
         capture_output=True,
         text=True,

@@ -13,8 +13,8 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.demo import post_score, sample_scores
-from bot.runtime import free_port
+from bot.app.demo import post_score, sample_scores
+from bot.app.server import free_port
 from bot.standin.client import SlackUserAgent, wait_for
 from bot.standin.server import SlackStandIn
 from tests.conftest import sample_org
@@ -45,7 +45,7 @@ def test_serve_carries_a_score_to_an_acknowledged_agreement(standin: SlackStandI
         "PORT": str(port),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve"],
+        [sys.executable, "-m", "bot.app.cli", "serve"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

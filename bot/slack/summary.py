@@ -8,14 +8,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot import blocks as bk
 from bot import wording
 from bot.coaching import ranked_picks
 from bot.errors import NotAllowed, NotFound
-from bot.home import agent_part, figures_line, month_figures, team_figures
-from bot.messages import deadline_line
 from bot.review import HAPPENED, NEXT
 from bot.roles import leader_queue, may_see_agent, roles_of
+from bot.slack import blocks as bk
+from bot.slack.home import agent_part, figures_line, month_figures, team_figures
+from bot.slack.messages import deadline_line
 from bot.team_calendar import timezone_of
 from storage import queries
 from storage.models import Case, Person

@@ -9,8 +9,8 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
+from bot.app.config import ConfigError, load_settings
 from bot.clock import SystemClock
-from bot.config import ConfigError, load_settings
 
 
 def _database() -> str:
@@ -20,7 +20,7 @@ def _database() -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bot.app import build_services, create_bolt_app
+    from bot.app.factory import build_services, create_bolt_app
     from handlers.http import create_web_app
     from scheduler.runner import start_scheduler
 
@@ -81,8 +81,8 @@ def _import_org(db: object, path: str, slack: object | None) -> int:
 
 
 def cmd_org_import(args: argparse.Namespace) -> int:
-    from bot.app import slack_client
-    from bot.config import Settings
+    from bot.app.config import Settings
+    from bot.app.services import slack_client
     from storage.db import Database
 
     db = Database(_database())
@@ -102,7 +102,7 @@ def cmd_org_import(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from bot.app import build_services
+    from bot.app.factory import build_services
     from scheduler.sweeps import Sweeps
 
     services = build_services(load_settings(), SystemClock())
@@ -217,7 +217,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bot.demo import run_demo
+    from bot.app.demo import run_demo
 
     logging.getLogger().setLevel(logging.WARNING)  # the demo prints what people see; logs would drown it
     return run_demo(keep=args.db)

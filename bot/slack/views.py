@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot import blocks as bk
 from bot import wording
 from bot.coaching import DEVELOPMENT_GOAL, KINDS, REVIEW_METHODS, PlanDraft, PlanForm
 from bot.review import HAPPENED, NEXT, ReviewDraft, ReviewForm, results_line
+from bot.slack import blocks as bk
 
 PLAN_CALLBACK = "coaching_plan"
 BEHAVIOUR_ACTION = "plan_behaviour"

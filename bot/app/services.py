@@ -1,13 +1,13 @@
-"""The app factory: one place that wires settings, database, clock, Slack clients and listeners."""
+"""What every listener, route and sweep receives: settings, database, clock and the Slack client.
+
+Handlers and sweeps import this module, never the app factory.
+"""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry import RetryHandler
 from slack_sdk.http_retry.builtin_handlers import (
@@ -16,11 +16,9 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from bot.app.config import Settings
 from bot.clock import Clock
-from bot.config import Settings
 from storage.db import Database
-
-log = logging.getLogger("coachloop")
 
 
 @dataclass
@@ -51,27 +49,3 @@ def slack_client(settings: Settings, *, interactive: bool) -> WebClient:
         timeout=10,
         retry_handlers=handlers,
     )
-
-
-def build_services(settings: Settings, clock: Clock) -> Services:
-    db = Database(settings.database_url)
-    db.create_schema()
-    services = Services(
-        settings=settings, db=db, clock=clock, slack=slack_client(settings, interactive=False)
-    )
-    db.on_commit(services.wake)
-    return services
-
-
-def create_bolt_app(services: Services, *, verify_token: bool = True) -> App:
-    from handlers import register_all
-
-    app = App(
-        signing_secret=services.settings.slack_signing_secret,
-        client=slack_client(services.settings, interactive=True),
-        token_verification_enabled=verify_token,
-        listener_executor=ThreadPoolExecutor(max_workers=16, thread_name_prefix="listener"),
-        logger=logging.getLogger("coachloop.bolt"),
-    )
-    register_all(app, services)
-    return app

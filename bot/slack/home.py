@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot import blocks as bk
 from bot import measures, measures_data, wording
 from bot.coaching import REVIEW_METHODS
-from bot.messages import deadline_line
 from bot.roles import leader_queue, roles_of
+from bot.slack import blocks as bk
+from bot.slack.messages import deadline_line
 from bot.team_calendar import calendar_for
 from storage import queries
 from storage.models import Case, Person, Team

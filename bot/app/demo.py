@@ -21,11 +21,11 @@ from typing import Any
 
 from standardwebhooks import Webhook
 
-from bot.app import build_services, create_bolt_app
+from bot.app.config import Settings
+from bot.app.factory import build_services, create_bolt_app
+from bot.app.server import BackgroundServer
 from bot.clock import SystemClock
-from bot.config import Settings
 from bot.org import apply_org, lookup_people, parse_org
-from bot.runtime import BackgroundServer
 from bot.standin.client import SlackUserAgent, wait_for
 from bot.standin.render import render_blocks, render_view
 from bot.standin.server import SlackStandIn
@@ -231,7 +231,7 @@ def run_demo(keep: str | None = None) -> int:
         services = build_services(settings, SystemClock())
         print(f"coachloop demo — database {settings.database_url}, Slack stand-in at {standin.url}")
 
-        spec = parse_org(resources.files("bot").joinpath("demo_org.yml").read_text(), "demo_org.yml")
+        spec = parse_org(resources.files("bot.app").joinpath("demo_org.yml").read_text(), "demo_org.yml")
         with services.db.unit_of_work() as session:
             found = lookup_people(spec, session, SlackDirectory(services.slack))
         with services.db.unit_of_work() as session:

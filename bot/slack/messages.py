@@ -8,11 +8,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot import blocks as bk
 from bot import wording
 from bot.coaching import REVIEW_METHODS, ranked_picks
 from bot.digest import digest_message
 from bot.review import HAPPENED, NEXT
+from bot.slack import blocks as bk
 from bot.team_calendar import calendar_for, timezone_of
 from storage.models import Case, Evaluation, OutboxMessage, Person
 
