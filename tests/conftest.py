@@ -103,7 +103,7 @@ def standin() -> Iterator[SlackStandIn]:
     with SlackStandIn("xoxb-test-" + secrets.token_hex(6)) as s:
         for user in PEOPLE:
             s.add_user(*user)
-        s.add_channel("C0LEADERS", "cx-leadership")
+        s.add_channel("C0LEADERS", "cx-leadership", bot_member=True)
         yield s
 
 

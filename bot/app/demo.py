@@ -216,7 +216,7 @@ def run_demo(keep: str | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, SlackStandIn(token) as standin:
         for user in PEOPLE:
             standin.add_user(*user)
-        standin.add_channel("C0LEADERS", "cx-leadership")
+        standin.add_channel("C0LEADERS", "cx-leadership", bot_member=True)
         db_path = Path(keep) if keep else Path(tmp) / "coachloop.db"
         if db_path.exists():
             print(f"{db_path} exists already; choose a new file for --db", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import copy
 import secrets
 import time
 import urllib.error
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 
 from slack_sdk.signature import SignatureVerifier
 
+from bot.standin import inputs as screen
 from bot.standin.server import SlackStandIn
 
 T = TypeVar("T")
@@ -30,35 +32,13 @@ def wait_for(check: Callable[[], T | None], *, timeout: float = 5.0, what: str =
         time.sleep(0.02)
 
 
-def state_values(view: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`view.state.values` as Slack would send it for a modal left as shown, plus `overrides` by block id."""
-    overrides = overrides or {}
-    values: dict[str, Any] = {}
-    for block in view.get("blocks", []):
-        if block.get("type") != "input":
-            continue
-        el = block["element"]
-        bid, kind = block["block_id"], el["type"]
-        given = overrides.get(bid, ...)
-        if kind == "plain_text_input":
-            value = el.get("initial_value") if given is ... else given
-            state: dict[str, Any] = {"type": kind, "value": value}
-        elif kind == "static_select":
-            option = el.get("initial_option")
-            if given is not ...:
-                option = next((o for o in el["options"] if o["value"] == given), None) if given else None
-            state = {"type": kind, "selected_option": option}
-        elif kind == "datepicker":
-            state = {"type": kind, "selected_date": el.get("initial_date") if given is ... else given}
-        elif kind == "checkboxes":
-            chosen = el.get("initial_options", [])
-            if given is not ...:
-                chosen = [o for o in el["options"] if o["value"] in given]
-            state = {"type": kind, "selected_options": chosen}
-        else:
-            continue
-        values[bid] = {el["action_id"]: state}
-    return values
+def _entered(inputs: dict[str, screen.Input], changes: dict[str, Any]) -> None:
+    """Type or pick `changes` (by block id, or block id before a '.' suffix) into the inputs shown."""
+    for name, given in changes.items():
+        found = screen.find(inputs, name)
+        if found is None:
+            raise LookupError(f"no input {name!r} in the modal")
+        found.enter(given)
 
 
 class SlackUserAgent:
@@ -108,7 +88,7 @@ class SlackUserAgent:
                     button, block_id = el, block.get("block_id", "b")
         if button is None:
             raise LookupError(f"no button {action_id!r} in that message")
-        trigger = f"{int(time.time())}.{secrets.token_hex(6)}"
+        trigger = self.standin.issue_trigger()
         payload = {
             "type": "block_actions",
             "user": self._user(user_id),
@@ -162,22 +142,25 @@ class SlackUserAgent:
         entered: dict[str, Any] | None = None,
     ) -> None:
         """Pick an option in a modal's select that dispatches an action (`entered`: what was typed before)."""
-        block = next(b for b in view["blocks"] if b.get("block_id") == block_id)
-        option = next(o for o in block["element"]["options"] if o["value"] == value)
+        inputs = self.standin.shown_inputs(view["id"])
+        _entered(inputs, {**(entered or {}), block_id: value})
+        chosen = screen.find(inputs, block_id)
+        assert chosen is not None
+        current = self.standin.view(view["id"])
         payload = {
             "type": "block_actions",
             "user": self._user(user_id),
             "api_app_id": "A0COACH",
-            "trigger_id": f"{int(time.time())}.{secrets.token_hex(6)}",
+            "trigger_id": self.standin.issue_trigger(),
             "team": {"id": "T0STANDIN"},
             "container": {"type": "view", "view_id": view["id"]},
-            "view": {**view, "state": {"values": state_values(view, {**(entered or {}), block_id: value})}},
+            "view": {**current, "state": {"values": screen.state_values(inputs)}},
             "actions": [
                 {
                     "type": "static_select",
-                    "action_id": block["element"]["action_id"],
-                    "block_id": block_id,
-                    "selected_option": option,
+                    "action_id": chosen.action_id,
+                    "block_id": chosen.block_id,
+                    "selected_option": chosen.state["selected_option"],
                     "action_ts": f"{time.time():.6f}",
                 }
             ],
@@ -192,10 +175,13 @@ class SlackUserAgent:
         *,
         private_metadata: str | None = None,
     ) -> tuple[int, dict[str, Any] | None]:
-        """Submit a modal as shown (plus overrides); returns the status and the response_action body."""
+        """Submit a modal as it is on screen with `overrides` typed in (not kept for a later submission);
+        returns the status and the response_action body."""
+        inputs = copy.deepcopy(self.standin.shown_inputs(view["id"]))
+        _entered(inputs, overrides or {})
         sent_view = {
             **view,
-            "state": {"values": state_values(view, overrides)},
+            "state": {"values": screen.state_values(inputs)},
             "private_metadata": view.get("private_metadata", "")
             if private_metadata is None
             else private_metadata,
@@ -205,7 +191,7 @@ class SlackUserAgent:
             "user": self._user(user_id),
             "api_app_id": "A0COACH",
             "team": {"id": "T0STANDIN"},
-            "trigger_id": f"{int(time.time())}.{secrets.token_hex(6)}",
+            "trigger_id": self.standin.issue_trigger(),
             "view": sent_view,
             "response_urls": [],
         }
@@ -236,7 +222,7 @@ class SlackUserAgent:
                 "command": command,
                 "text": text,
                 "api_app_id": "A0COACH",
-                "trigger_id": f"{int(time.time())}.{secrets.token_hex(6)}",
+                "trigger_id": self.standin.issue_trigger(),
                 "response_url": f"{self.standin.base}/_standin/respond/{secrets.token_hex(4)}",
             }
         )
