@@ -22,11 +22,12 @@ from bot.app.demo import PEOPLE, post_score
 from bot.app.factory import create_bolt_app
 from bot.app.server import BackgroundServer
 from bot.app.services import Services, slack_client
+from bot.channels import resolve_channels
 from bot.clock import FixedClock
 from bot.org import apply_org, lookup_people, parse_org
 from bot.standin.client import SlackUserAgent
 from bot.standin.server import SlackStandIn
-from handlers.directory import SlackDirectory
+from handlers.directory import SlackChannels, SlackDirectory
 from handlers.http import create_web_app
 from scheduler.sweeps import Sweeps
 from storage.db import Database
@@ -99,8 +100,8 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def standin() -> Iterator[SlackStandIn]:
-    with SlackStandIn("xoxb-test-" + secrets.token_hex(6)) as s:
+def standin(clock: FixedClock) -> Iterator[SlackStandIn]:
+    with SlackStandIn("xoxb-test-" + secrets.token_hex(6), now=lambda: clock.now().timestamp()) as s:
         for user in PEOPLE:
             s.add_user(*user)
         s.add_channel("C0LEADERS", "cx-leadership", bot_member=True)
@@ -157,7 +158,7 @@ def build_stack(db: Database, standin: SlackStandIn, clock: FixedClock, org_text
     services = Services(
         settings=settings, db=db, clock=clock, slack=slack_client(settings, interactive=False)
     )
-    spec = parse_org(org_text or sample_org())
+    spec, _ = resolve_channels(parse_org(org_text or sample_org()), SlackChannels(services.slack))
     with db.unit_of_work() as session:
         found = lookup_people(spec, session, SlackDirectory(services.slack))
     with db.unit_of_work() as session:

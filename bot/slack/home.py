@@ -168,7 +168,7 @@ NOT_IN_ORG = (
 
 def home_view(session: Session, person: Person | None, now: datetime) -> dict[str, Any]:
     if person is None:
-        return {"type": "home", "blocks": [bk.section(NOT_IN_ORG)]}
+        return bk.home([bk.section(NOT_IN_ORG)])
     roles = roles_of(session, person)
     blocks: list[Block] = []
     if roles.leads:
@@ -181,4 +181,4 @@ def home_view(session: Session, person: Person | None, now: datetime) -> dict[st
         blocks.append(bk.section(NOT_IN_ORG))
     if len(blocks) > MAX_BLOCKS:
         blocks = blocks[: MAX_BLOCKS - 1] + [bk.context("Some items are not shown; use /coach for the rest.")]
-    return {"type": "home", "blocks": blocks}
+    return bk.home(blocks)

@@ -24,6 +24,7 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -32,7 +33,6 @@ from urllib.parse import parse_qs, urlparse
 from bot.standin import inputs as screen
 from bot.standin.limits import ApiError, check_blocks, check_view
 from bot.standin.scopes import (
-    CONNECTIONS_SCOPE,
     HISTORY_SCOPES,
     LIST_SCOPES,
     METHOD_SCOPES,
@@ -79,6 +79,7 @@ class SlackStandIn:
         port: int = 0,
         scopes: frozenset[str] | None = None,
         app_token: str | None = None,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self.token = token
         self.app_token = app_token
@@ -96,7 +97,7 @@ class SlackStandIn:
         self.files: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
         self._seq = itertools.count(1)
-        self._ts_base = int(time.time())
+        self.now = now  # message timestamps follow this clock (the app's clock, in tests)
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -150,7 +151,13 @@ class SlackStandIn:
         return user
 
     def add_channel(
-        self, channel_id: str, name: str, *, private: bool = False, bot_member: bool = False, archived: bool = False
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        private: bool = False,
+        bot_member: bool = False,
+        archived: bool = False,
     ) -> None:
         """A channel; the bot is in it only when invited (`bot_member`, or `invite` later)."""
         with self._lock:
@@ -351,7 +358,7 @@ class SlackStandIn:
             self.calls.append(Call(method, args, ok, error))
 
     def _ts(self) -> str:
-        return f"{self._ts_base + next(self._seq)}.{random.randint(0, 999999):06d}"
+        return f"{int(self.now())}.{next(self._seq):06d}"
 
     @staticmethod
     def _need(args: dict[str, Any], name: str, error: str | None = None) -> Any:
@@ -373,7 +380,10 @@ class SlackStandIn:
         if ref in self.channels:
             found = ref, self.channels[ref]
         elif by_name and ref.startswith("#"):
-            found = next(((c, ch) for c, ch in self.channels.items() if not ch["is_im"] and ch["name"] == ref[1:]), None)
+            found = next(
+                ((c, ch) for c, ch in self.channels.items() if not ch["is_im"] and ch["name"] == ref[1:]),
+                None,
+            )
         elif by_name and ref in self.users:
             found = self._open_im(ref)
         if found is None or (found[1].get("is_private") and self.BOT_USER not in found[1]["members"]):
