@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from slack_bolt.adapter.socket_mode import SocketModeHandler
 from sqlalchemy import create_engine, text
 
 from bot.app.config import Settings
@@ -122,6 +123,12 @@ class Stack:
     people: SlackUserAgent
     clock: FixedClock
     sweeps: Sweeps
+    socket_handler: SocketModeHandler | None = None
+
+    def stop(self) -> None:
+        if self.socket_handler is not None:
+            self.socket_handler.close()
+        self.server.stop()
 
     @property
     def db(self) -> Database:
@@ -147,12 +154,22 @@ class Stack:
         raise LookupError(f"no message {key_part!r} in {user_id}'s DM")
 
 
-def build_stack(db: Database, standin: SlackStandIn, clock: FixedClock, org_text: str | None = None) -> Stack:
+def build_stack(
+    db: Database,
+    standin: SlackStandIn,
+    clock: FixedClock,
+    org_text: str | None = None,
+    *,
+    socket_mode: bool = False,
+) -> Stack:
+    """The app serving the QA webhook over HTTP, and Slack over signed HTTP or over Socket Mode."""
+    app_token = "xapp-1-A0COACH-" + secrets.token_hex(8) if socket_mode else None
     settings = Settings(
         database_url=db.url,
         slack_bot_token=standin.token,
         slack_signing_secret=secrets.token_hex(16),
         qa_webhook_secret="whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
+        slack_app_token=app_token,
         slack_api_url=standin.url,
     )
     services = Services(
@@ -165,15 +182,32 @@ def build_stack(db: Database, standin: SlackStandIn, clock: FixedClock, org_text
         apply_org(session, spec, found, clock.now())
     bolt = create_bolt_app(services)
     server = BackgroundServer(create_web_app(services, bolt)).start()
-    people = SlackUserAgent(server.url, settings.slack_signing_secret, standin)
-    return Stack(services, server, standin, people, clock, Sweeps(services))
+    people = SlackUserAgent(server.url, settings.slack_signing_secret, standin, socket_mode=socket_mode)
+    handler = None
+    if app_token is not None:
+        # As `coachloop serve` does with SLACK_APP_TOKEN: Bolt's built-in Socket Mode client.
+        endpoint = standin.socket_mode(app_token)
+        handler = SocketModeHandler(bolt, app_token)
+        handler.connect()
+        endpoint.wait_connections(1)
+    return Stack(services, server, standin, people, clock, Sweeps(services), handler)
 
 
 @pytest.fixture
 def stack(sqlite_db: Database, standin: SlackStandIn, clock: FixedClock) -> Iterator[Stack]:
     s = build_stack(sqlite_db, standin, clock)
     yield s
-    s.server.stop()
+    s.stop()
+
+
+@pytest.fixture(params=["http", "socket_mode"])
+def transport_stack(
+    request: pytest.FixtureRequest, sqlite_db: Database, standin: SlackStandIn, clock: FixedClock
+) -> Iterator[Stack]:
+    """The app with Slack's requests arriving over signed HTTP, or over Socket Mode."""
+    s = build_stack(sqlite_db, standin, clock, socket_mode=request.param == "socket_mode")
+    yield s
+    s.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -183,5 +217,5 @@ def any_stack(
     database = make_database(request.param, tmp_path, request)
     s = build_stack(database, standin, clock)
     yield s
-    s.server.stop()
+    s.stop()
     database.dispose()

@@ -44,10 +44,24 @@ def _entered(inputs: dict[str, screen.Input], changes: dict[str, Any]) -> None:
 class SlackUserAgent:
     """Plays people in the workspace: signs and posts the payloads their clicks produce."""
 
-    def __init__(self, app_url: str, signing_secret: str, standin: SlackStandIn) -> None:
+    def __init__(
+        self, app_url: str, signing_secret: str, standin: SlackStandIn, *, socket_mode: bool = False
+    ) -> None:
+        """`socket_mode`: deliver over the stand-in's Socket Mode endpoint instead of signed HTTP."""
         self.app_url = app_url.rstrip("/")
         self.verifier = SignatureVerifier(signing_secret)
         self.standin = standin
+        self.socket_mode = socket_mode
+
+    def _deliver(
+        self, kind: str, payload: dict[str, Any], body: str, content_type: str, **kw: Any
+    ) -> tuple[int, str]:
+        """As an envelope over Socket Mode (the ack's payload is the answer), or as a signed POST."""
+        if self.socket_mode:
+            assert self.standin.socket is not None, "the stand-in serves no Socket Mode endpoint"
+            ack = self.standin.socket.deliver(kind, payload)
+            return 200, json.dumps(ack["payload"]) if ack.get("payload") else ""
+        return self.post(body, content_type, **kw)
 
     def post(
         self,
@@ -73,7 +87,7 @@ class SlackUserAgent:
 
     def interact(self, payload: dict[str, Any], **kw: Any) -> tuple[int, str]:
         body = urllib.parse.urlencode({"payload": json.dumps(payload)})
-        return self.post(body, "application/x-www-form-urlencoded", **kw)
+        return self._deliver("interactive", payload, body, "application/x-www-form-urlencoded", **kw)
 
     def _user(self, user_id: str) -> dict[str, Any]:
         user = self.standin.users.get(user_id, {"name": user_id})
@@ -207,23 +221,23 @@ class SlackUserAgent:
             "event_id": f"Ev{secrets.token_hex(5).upper()}",
             "event_time": int(time.time()),
         }
-        return self.post(json.dumps(body), "application/json", **kw)
+        return self._deliver("events_api", body, json.dumps(body), "application/json", **kw)
 
     def command(
         self, user_id: str, command: str, text: str = "", channel: str = "C0GENERAL"
     ) -> tuple[int, str]:
-        body = urllib.parse.urlencode(
-            {
-                "token": "legacy",
-                "team_id": "T0STANDIN",
-                "channel_id": channel,
-                "user_id": user_id,
-                "user_name": self.standin.users.get(user_id, {}).get("name", user_id),
-                "command": command,
-                "text": text,
-                "api_app_id": "A0COACH",
-                "trigger_id": self.standin.issue_trigger(),
-                "response_url": f"{self.standin.base}/_standin/respond/{secrets.token_hex(4)}",
-            }
+        fields = {
+            "token": "legacy",
+            "team_id": "T0STANDIN",
+            "channel_id": channel,
+            "user_id": user_id,
+            "user_name": self.standin.users.get(user_id, {}).get("name", user_id),
+            "command": command,
+            "text": text,
+            "api_app_id": "A0COACH",
+            "trigger_id": self.standin.issue_trigger(),
+            "response_url": f"{self.standin.base}/_standin/respond/{secrets.token_hex(4)}",
+        }
+        return self._deliver(
+            "slash_commands", fields, urllib.parse.urlencode(fields), "application/x-www-form-urlencoded"
         )
-        return self.post(body, "application/x-www-form-urlencoded")

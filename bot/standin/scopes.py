@@ -34,8 +34,6 @@ HISTORY_SCOPES = {"im": "im:history", "public": "channels:history", "private": "
 LIST_SCOPES = {"public_channel": "channels:read", "private_channel": "groups:read", "im": "im:read"}
 # chat:write posts only where the bot is a member; with this scope, also to public channels it is not in.
 PUBLIC_POST_SCOPE = "chat:write.public"
-# apps.connections.open takes the app-level token, which carries this scope.
-CONNECTIONS_SCOPE = "connections:write"
 
 
 def manifest_scopes(path: Path = MANIFEST) -> frozenset[str]:

@@ -39,6 +39,7 @@ from bot.standin.scopes import (
     PUBLIC_POST_SCOPE,
     manifest_scopes,
 )
+from bot.standin.socket_mode import SocketModeEndpoint
 
 
 @dataclass
@@ -86,7 +87,7 @@ class SlackStandIn:
         self.scopes = manifest_scopes() if scopes is None else scopes
         self.triggers: dict[str, float] = {}  # trigger_id -> issued at (monotonic); removed when used
         self.inputs: dict[str, dict[str, screen.Input]] = {}  # view id -> what its inputs hold on screen
-        self.socket: Any = None  # the Socket Mode endpoint, once started
+        self.socket: SocketModeEndpoint | None = None  # once `socket_mode` is called
         self.users: dict[str, dict[str, Any]] = {}
         self.channels: dict[
             str, dict[str, Any]
@@ -119,8 +120,17 @@ class SlackStandIn:
         return self
 
     def stop(self) -> None:
+        if self.socket is not None:
+            self.socket.stop()
         self._server.shutdown()
         self._server.server_close()
+
+    def socket_mode(self, app_token: str) -> SocketModeEndpoint:
+        """Serve Socket Mode for the app holding `app_token` (xapp-...)."""
+        self.app_token = app_token
+        if self.socket is None:
+            self.socket = SocketModeEndpoint().start()
+        return self.socket
 
     def __enter__(self) -> SlackStandIn:
         return self.start()
@@ -422,6 +432,12 @@ class SlackStandIn:
             "user_id": "U0COACHBOT",
             "bot_id": "B0COACHBOT",
         }
+
+    def m_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        # The app-level token (checked in dispatch) carries connections:write.
+        if self.socket is None:
+            raise ApiError("invalid_auth")
+        return {"url": self.socket.new_url()}
 
     def m_users_lookupByEmail(self, args: dict[str, Any]) -> dict[str, Any]:
         email = str(self._need(args, "email")).lower()
