@@ -21,8 +21,9 @@ MAX_BLOCKS = 100
 LIST_LIMIT = 12
 
 
-def _e(text: str | None) -> str:
-    return wording.escape_mrkdwn(text or "")
+def _e(text: str | None, limit: int = 1500) -> str:
+    """A person's or the QA platform's words, escaped, clipped visibly to `limit` characters."""
+    return bk.escaped(text, limit)
 
 
 def _capped(items: list[Any], limit: int = LIST_LIMIT) -> tuple[list[Any], Block | None]:
@@ -130,7 +131,8 @@ def agent_part(session: Session, person: Person, team: Team, now: datetime) -> l
             bk.section(
                 "*Past conversations*\n"
                 + "\n".join(
-                    f"• {_agreed_on(c, team)} — {_e(c.behaviour_name)}: {_e(c.action)}" for c in shown
+                    f"• {_agreed_on(c, team)} — {_e(c.behaviour_name, 150)}: {_e(c.action, 350)}"
+                    for c in shown
                 )
             )
         )

@@ -26,8 +26,9 @@ class Message:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def _e(text: str | None) -> str:
-    return wording.escape_mrkdwn(text or "")
+def _e(text: str | None, limit: int = 1500) -> str:
+    """A person's or the QA platform's words, escaped, clipped visibly to `limit` characters."""
+    return bk.escaped(text, limit)
 
 
 def score_line(ev: Evaluation, now: datetime, tz: str) -> str:
@@ -123,8 +124,8 @@ def agent_agreement(case: Case, now: datetime) -> Message:
     out: list[Block] = [
         bk.header("Your coaching agreement"),
         bk.section(f"From your conversation with *{_e(leader)}*."),
-        bk.section(f"*1. The focus:* {_e(case.behaviour_name)}\n{_e(case.example)}"),
-        bk.section(f"*2. What you agreed to try, by {by}:*\n{_e(case.action)}"),
+        bk.section(f"*1. The focus:* {_e(case.behaviour_name, 200)}\n{_e(case.example, 2750)}"),
+        bk.section(f"*2. What you agreed to try, by {by}:*\n{_e(case.action, 2900)}"),
         bk.section(f"*3. How it will be reviewed:* {_e(review)}"),
     ]
     if case.state == "agreed":

@@ -29,8 +29,9 @@ HELP = (
 )
 
 
-def _e(text: str | None) -> str:
-    return wording.escape_mrkdwn(text or "")
+def _e(text: str | None, limit: int = 1500) -> str:
+    """A person's or the QA platform's words, escaped, clipped visibly to `limit` characters."""
+    return bk.escaped(text, limit)
 
 
 def own_summary(session: Session, person: Person | None, now: datetime) -> list[Block]:
@@ -89,7 +90,9 @@ def agent_picture(session: Session, viewer: Person | None, agent: Person, now: d
         out.append(
             bk.section(
                 "*Backlog* (highest leverage first)\n"
-                + "\n".join(f"{i}. {_e(p.name)} — {_e(p.reason)}" for i, p in enumerate(backlog[:10], 1))
+                + "\n".join(
+                    f"{i}. {_e(p.name, 150)} — {_e(p.reason, 100)}" for i, p in enumerate(backlog[:10], 1)
+                )
             )
         )
     history = [c for c in reversed(cases) if c.state in ("closed", "waived")][:10]
@@ -101,11 +104,12 @@ def agent_picture(session: Session, viewer: Person | None, agent: Person, now: d
 def _history_line(case: Case) -> str:
     start = f"• #{case.id} {wording.short_date(case.opened_at.date())}: "
     if case.state == "waived":
-        return start + f"waived — {_e(case.waived_reason)}"
+        return start + f"waived — {_e(case.waived_reason, 200)}"
     happened = HAPPENED.get(case.review_happened or "", "?")
     return (
         start
-        + f"{_e(case.behaviour_name)}; happened: {happened}; next: {NEXT.get(case.review_next or '', '?')}"
+        + f"{_e(case.behaviour_name, 150)}; happened: {happened}; "
+        + f"next: {NEXT.get(case.review_next or '', '?')}"
     )
 
 
