@@ -1,9 +1,7 @@
-"""A real HTTP server answering the Web API methods coachloop calls, as Slack answers them.
-
-It checks the bot token and required arguments, rejects blocks and views that
-`slack_sdk.models` rejects (`invalid_blocks`), keeps conversations with their
-messages and metadata, records every call, and can be told to misbehave
-(429 with Retry-After, 500, slow answers, or a given error) for a share of calls.
+"""A real HTTP server answering the Web API methods coachloop calls, as Slack answers them
+(the methods and their rules are in `methods`). It keeps the workspace (people, conversations with
+their messages and metadata, views), records every call, serves Socket Mode on request, and can be
+told to misbehave (429 with Retry-After, 500, slow answers, or a given error) for a share of calls.
 """
 
 from __future__ import annotations
@@ -14,20 +12,17 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from slack_sdk.errors import SlackObjectFormationError
-from slack_sdk.models.blocks import Block
-from slack_sdk.models.views import View
-
-
-class ApiError(Exception):
-    def __init__(self, error: str, status: int = 200, headers: dict[str, str] | None = None) -> None:
-        super().__init__(error)
-        self.error, self.status, self.headers = error, status, headers or {}
+from bot.standin import inputs as screen
+from bot.standin.limits import ApiError, check_blocks
+from bot.standin.methods import WebApiMethods
+from bot.standin.scopes import METHOD_SCOPES, manifest_scopes
+from bot.standin.socket_mode import SocketModeEndpoint
 
 
 @dataclass
@@ -52,54 +47,23 @@ class Call:
     at: float = field(default_factory=time.time)
 
 
-def _truthy(value: Any) -> bool:
-    return value in (True, 1, "1", "true", "True")
-
-
-def check_blocks(blocks: Any, *, limit: int = 50) -> None:
-    if isinstance(blocks, str):
-        try:
-            blocks = json.loads(blocks)
-        except ValueError:
-            raise ApiError("invalid_blocks_format") from None
-    if not isinstance(blocks, list) or len(blocks) > limit:
-        raise ApiError("invalid_blocks")
-    for raw in blocks:
-        if not isinstance(raw, dict):
-            raise ApiError("invalid_blocks")
-        parsed = Block.parse(raw)
-        if parsed is None:
-            raise ApiError("invalid_blocks")
-        try:
-            parsed.to_dict()
-        except SlackObjectFormationError:
-            raise ApiError("invalid_blocks") from None
-
-
-def check_view(view: Any) -> dict[str, Any]:
-    if isinstance(view, str):
-        try:
-            view = json.loads(view)
-        except ValueError:
-            raise ApiError("invalid_arguments") from None
-    if not isinstance(view, dict) or view.get("type") not in ("modal", "home"):
-        raise ApiError("invalid_arguments")
-    blocks = view.get("blocks") or []
-    check_blocks(blocks, limit=100)
-    try:
-        View(**{k: v for k, v in view.items() if k in View.attributes | {"type"}}).to_dict()
-    except (SlackObjectFormationError, TypeError):
-        raise ApiError("invalid_arguments") from None
-    if len(view.get("private_metadata") or "") > 3000:
-        raise ApiError("invalid_arguments")
-    if len(json.dumps(view)) > 250_000:
-        raise ApiError("view_too_large")
-    return view
-
-
-class SlackStandIn:
-    def __init__(self, token: str = "xoxb-standin", *, host: str = "127.0.0.1", port: int = 0) -> None:
+class SlackStandIn(WebApiMethods):
+    def __init__(
+        self,
+        token: str = "xoxb-standin",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        scopes: frozenset[str] | None = None,
+        app_token: str | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self.token = token
+        self.app_token = app_token
+        self.scopes = manifest_scopes() if scopes is None else scopes
+        self.triggers: dict[str, float] = {}  # trigger_id -> issued at (monotonic); removed when used
+        self.inputs: dict[str, dict[str, screen.Input]] = {}  # view id -> what its inputs hold on screen
+        self.socket: SocketModeEndpoint | None = None  # once `socket_mode` is called
         self.users: dict[str, dict[str, Any]] = {}
         self.channels: dict[
             str, dict[str, Any]
@@ -110,7 +74,7 @@ class SlackStandIn:
         self.files: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
         self._seq = itertools.count(1)
-        self._ts_base = int(time.time())
+        self.now = now  # message timestamps follow this clock (the app's clock, in tests)
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -132,8 +96,17 @@ class SlackStandIn:
         return self
 
     def stop(self) -> None:
+        if self.socket is not None:
+            self.socket.stop()
         self._server.shutdown()
         self._server.server_close()
+
+    def socket_mode(self, app_token: str) -> SocketModeEndpoint:
+        """Serve Socket Mode for the app holding `app_token` (xapp-...)."""
+        self.app_token = app_token
+        if self.socket is None:
+            self.socket = SocketModeEndpoint().start()
+        return self.socket
 
     def __enter__(self) -> SlackStandIn:
         return self.start()
@@ -163,15 +136,42 @@ class SlackStandIn:
             self.users[user_id] = user
         return user
 
-    def add_channel(self, channel_id: str, name: str, *, archived: bool = False) -> None:
+    def add_channel(
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        private: bool = False,
+        bot_member: bool = False,
+        archived: bool = False,
+    ) -> None:
+        """A channel; the bot is in it only when invited (`bot_member`, or `invite` later)."""
         with self._lock:
             self.channels[channel_id] = {
                 "name": name,
                 "is_im": False,
+                "is_private": private,
                 "user": None,
                 "messages": [],
                 "archived": archived,
+                "members": {self.BOT_USER} if bot_member else set(),
             }
+
+    def invite(self, channel_id: str, user_id: str | None = None) -> None:
+        """Add someone (the bot, by default) to a channel."""
+        with self._lock:
+            self.channels[channel_id]["members"].add(user_id or self.BOT_USER)
+
+    def issue_trigger(self) -> str:
+        """A trigger_id as Slack issues one with an interaction: single use, valid for 3 seconds."""
+        trigger = f"{int(time.time())}.{random.randint(10**11, 10**12 - 1)}.{next(self._seq)}"
+        with self._lock:
+            self.triggers[trigger] = time.monotonic()
+        return trigger
+
+    def shown_inputs(self, view_id: str) -> dict[str, screen.Input]:
+        with self._lock:
+            return self.inputs.setdefault(view_id, {})
 
     def add_fault(self, fault: Fault) -> Fault:
         with self._lock:
@@ -190,9 +190,6 @@ class SlackStandIn:
         with self._lock:
             return list(self.channels.get(channel, {}).get("messages", []))
 
-    def dm_of(self, user_id: str) -> str:
-        return f"D{user_id}"
-
     def message_by_ts(self, channel: str, ts: str) -> dict[str, Any] | None:
         return next((m for m in self.messages(channel) if m["ts"] == ts), None)
 
@@ -203,6 +200,13 @@ class SlackStandIn:
     def last_view(self) -> dict[str, Any]:
         with self._lock:
             return list(self.views.values())[-1]
+
+    def receive_upload(self, file_id: str, data: bytes) -> bool:
+        with self._lock:
+            if file_id not in self.files:
+                return False
+            self.files[file_id]["data"] = data
+            return True
 
     # -- request handling -------------------------------------------------------------------
 
@@ -244,8 +248,17 @@ class SlackStandIn:
                     self._reply(200, {"ok": True, "calls": calls})
                     return
                 if parsed.path.startswith("/_standin/respond/"):
-                    # A response_url (slash commands, interactions): Slack shows the JSON to the user.
-                    standin._record("response_url", json.loads(raw or b"{}"), True)
+                    # A response_url (slash commands, interactions): Slack shows the JSON to the user,
+                    # and refuses blocks it would refuse in chat.postMessage.
+                    sent = json.loads(raw or b"{}")
+                    try:
+                        if "blocks" in sent:
+                            check_blocks(sent["blocks"])
+                    except ApiError as exc:
+                        standin._record("response_url", sent, False, exc.error)
+                        self._reply(400, {"ok": False, "error": exc.error})
+                        return
+                    standin._record("response_url", sent, True)
                     self._reply(200, {"ok": True})
                     return
                 if parsed.path.startswith("/_standin/upload/"):
@@ -292,16 +305,21 @@ class SlackStandIn:
         try:
             if not auth.startswith("Bearer "):
                 raise ApiError("not_authed")
-            if auth[len("Bearer ") :] != self.token:
+            given = auth[len("Bearer ") :]
+            if method == "apps.connections.open":
+                if self.app_token is None or given != self.app_token:
+                    raise ApiError("invalid_auth")
+            elif given != self.token:
                 raise ApiError("invalid_auth")
             handler = getattr(self, "m_" + method.replace(".", "_"), None)
             if handler is None:
                 raise ApiError("unknown_method", status=404)
+            self._need_scope(*METHOD_SCOPES.get(method, ()))
             with self._lock:
                 body = handler(args)
         except ApiError as exc:
             self._record(method, args, False, exc.error)
-            return exc.status, {"ok": False, "error": exc.error}, exc.headers
+            return exc.status, {"ok": False, "error": exc.error, **exc.extra}, exc.headers
         self._record(method, args, True)
         if fault is not None and fault.mode == "slow":
             time.sleep(fault.delay)  # carried out, but the answer comes late (or never, for the caller)
@@ -329,211 +347,3 @@ class SlackStandIn:
     def _record(self, method: str, args: dict[str, Any], ok: bool, error: str | None = None) -> None:
         with self._lock:
             self.calls.append(Call(method, args, ok, error))
-
-    def _ts(self) -> str:
-        return f"{self._ts_base + next(self._seq)}.{random.randint(0, 999999):06d}"
-
-    @staticmethod
-    def _need(args: dict[str, Any], name: str, error: str | None = None) -> Any:
-        value = args.get(name)
-        if value in (None, ""):
-            raise ApiError(error or "invalid_arguments")
-        return value
-
-    def _channel(self, ref: str) -> tuple[str, dict[str, Any]]:
-        if ref in self.channels:
-            return ref, self.channels[ref]
-        if ref.startswith("#"):
-            for cid, ch in self.channels.items():
-                if ch["name"] == ref[1:]:
-                    return cid, ch
-        if ref in self.users:
-            return self._open_im(ref)
-        raise ApiError("channel_not_found")
-
-    def _open_im(self, user_id: str) -> tuple[str, dict[str, Any]]:
-        cid = self.dm_of(user_id)
-        if cid not in self.channels:
-            self.channels[cid] = {
-                "name": cid,
-                "is_im": True,
-                "user": user_id,
-                "messages": [],
-                "archived": False,
-            }
-        return cid, self.channels[cid]
-
-    # -- methods ----------------------------------------------------------------------------
-
-    def m_auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "url": "https://standin.slack.test/",
-            "team": "Stand-in",
-            "user": "coachloop",
-            "team_id": "T0STANDIN",
-            "user_id": "U0COACHBOT",
-            "bot_id": "B0COACHBOT",
-        }
-
-    def m_users_lookupByEmail(self, args: dict[str, Any]) -> dict[str, Any]:
-        email = str(self._need(args, "email")).lower()
-        for user in self.users.values():
-            if user["profile"]["email"].lower() == email:
-                return {"user": user}
-        raise ApiError("users_not_found")
-
-    def m_users_info(self, args: dict[str, Any]) -> dict[str, Any]:
-        user = self.users.get(str(self._need(args, "user")))
-        if user is None:
-            raise ApiError("user_not_found")
-        return {"user": user}
-
-    def m_conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
-        users = str(args.get("users") or "")
-        if not users:
-            raise ApiError("users_list_not_supplied")
-        user_id = users.split(",")[0]
-        if user_id not in self.users:
-            raise ApiError("user_not_found")
-        cid, _ = self._open_im(user_id)
-        return {"channel": {"id": cid}}
-
-    def _message_fields(self, args: dict[str, Any]) -> dict[str, Any]:
-        text = args.get("text")
-        blocks = args.get("blocks")
-        if not text and not blocks:
-            raise ApiError("no_text")
-        if blocks is not None:
-            check_blocks(blocks)
-            if isinstance(blocks, str):
-                blocks = json.loads(blocks)
-        metadata = args.get("metadata")
-        if isinstance(metadata, str):
-            try:
-                metadata = json.loads(metadata)
-            except ValueError:
-                raise ApiError("invalid_metadata_format") from None
-        if metadata is not None and (
-            not isinstance(metadata, dict)
-            or not isinstance(metadata.get("event_type"), str)
-            or not isinstance(metadata.get("event_payload"), dict)
-        ):
-            raise ApiError("invalid_metadata_format")
-        if text and len(str(text)) > 40000:
-            raise ApiError("msg_too_long")
-        return {"text": text or "", "blocks": blocks or [], "metadata": metadata}
-
-    def m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
-        cid, ch = self._channel(str(self._need(args, "channel", "channel_not_found")))
-        if ch["archived"]:
-            raise ApiError("is_archived")
-        message = {
-            "type": "message",
-            "user": "U0COACHBOT",
-            "bot_id": "B0COACHBOT",
-            "ts": self._ts(),
-            **self._message_fields(args),
-        }
-        ch["messages"].append(message)
-        return {"channel": cid, "ts": message["ts"], "message": message}
-
-    def m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
-        cid, ch = self._channel(str(self._need(args, "channel", "channel_not_found")))
-        ts = str(self._need(args, "ts", "message_not_found"))
-        message = next((m for m in ch["messages"] if m["ts"] == ts), None)
-        if message is None:
-            raise ApiError("message_not_found")
-        fields = self._message_fields(args)
-        message.update({k: v for k, v in fields.items() if v is not None})
-        message["edited"] = {"user": "U0COACHBOT", "ts": self._ts()}
-        return {"channel": cid, "ts": ts, "text": message["text"]}
-
-    def m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
-        self._channel(str(self._need(args, "channel", "channel_not_found")))
-        if str(args.get("user")) not in self.users:
-            raise ApiError("user_not_in_channel")
-        self._message_fields(args)
-        return {"message_ts": self._ts()}
-
-    def m_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
-        cid, ch = self._channel(str(self._need(args, "channel", "channel_not_found")))
-        oldest = float(args.get("oldest") or 0)
-        limit = int(args.get("limit") or 100)
-        with_meta = _truthy(args.get("include_all_metadata"))
-        found = [m for m in reversed(ch["messages"]) if float(m["ts"]) >= oldest][:limit]
-        out = []
-        for m in found:
-            copy = {k: v for k, v in m.items() if k != "metadata" or with_meta}
-            if copy.get("metadata") is None:
-                copy.pop("metadata", None)
-            out.append(copy)
-        return {"messages": out, "has_more": False}
-
-    def _store_view(self, view: dict[str, Any], view_id: str | None = None, **extra: Any) -> dict[str, Any]:
-        view_id = view_id or f"V{next(self._seq):08d}"
-        stored = {
-            **view,
-            "id": view_id,
-            "hash": f"{time.time():.6f}.{random.randint(0, 10**8)}",
-            "state": {"values": {}},
-            **extra,
-        }
-        self.views[view_id] = stored
-        return stored
-
-    def m_views_open(self, args: dict[str, Any]) -> dict[str, Any]:
-        if not args.get("trigger_id"):
-            raise ApiError("invalid_trigger_id")
-        return {"view": self._store_view(check_view(args.get("view")), trigger_id=args["trigger_id"])}
-
-    def m_views_push(self, args: dict[str, Any]) -> dict[str, Any]:
-        return self.m_views_open(args)
-
-    def m_views_update(self, args: dict[str, Any]) -> dict[str, Any]:
-        view_id = str(args.get("view_id") or "")
-        if view_id not in self.views:
-            raise ApiError("not_found")
-        if args.get("hash") and args["hash"] != self.views[view_id]["hash"]:
-            raise ApiError("hash_conflict")
-        return {"view": self._store_view(check_view(args.get("view")), view_id)}
-
-    def m_views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
-        user_id = str(self._need(args, "user_id"))
-        if user_id not in self.users:
-            raise ApiError("user_not_found")
-        view = check_view(args.get("view"))
-        if view.get("type") != "home":
-            raise ApiError("invalid_arguments")
-        return {"view": self._store_view(view, f"VHOME{user_id}", user_id=user_id)}
-
-    def receive_upload(self, file_id: str, data: bytes) -> bool:
-        with self._lock:
-            if file_id not in self.files:
-                return False
-            self.files[file_id]["data"] = data
-            return True
-
-    def m_files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
-        file_id = f"F{next(self._seq):08d}"
-        self.files[file_id] = {
-            "name": self._need(args, "filename"),
-            "length": int(self._need(args, "length")),
-        }
-        return {"upload_url": f"{self.base}/_standin/upload/{file_id}", "file_id": file_id}
-
-    def m_files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
-        files = args.get("files")
-        if isinstance(files, str):
-            files = json.loads(files)
-        if not isinstance(files, list) or not files:
-            raise ApiError("invalid_arguments")
-        out = []
-        for f in files:
-            if f.get("id") not in self.files or "data" not in self.files[f["id"]]:
-                raise ApiError("file_not_found")
-            channel = args.get("channel_id")
-            if channel and channel not in self.channels:
-                raise ApiError("channel_not_found")
-            self.files[f["id"]].update(title=f.get("title"), channel=channel)
-            out.append({"id": f["id"], "title": f.get("title")})
-        return {"files": out}
