@@ -9,12 +9,12 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
+from bot.app import dbcli
 from bot.app.config import ConfigError, load_settings
 from bot.clock import SystemClock
+from storage.schema import SchemaError
 
-
-def _database() -> str:
-    return os.environ.get("DATABASE_URL", "").strip() or "sqlite:///coachloop.db"
+_database = dbcli.database_url
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -86,7 +86,7 @@ def cmd_org_import(args: argparse.Namespace) -> int:
     from storage.db import Database
 
     db = Database(_database())
-    db.create_schema()
+    db.require_current_schema()
     token = os.environ.get("SLACK_BOT_TOKEN", "").strip()
     slack = None
     if token:
@@ -117,7 +117,7 @@ def _team_calendar(name: str):  # type: ignore[no-untyped-def]
     from storage.queries import team_by_name
 
     db = Database(_database())
-    db.create_schema()
+    db.require_current_schema()
     with db.unit_of_work() as session:
         team = team_by_name(session, name)
         if team is None:
@@ -170,7 +170,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     db = Database(_database())
-    db.create_schema()
+    db.require_current_schema()
     err = Console(stderr=True)
     with db.unit_of_work() as session, Progress(console=err, transient=True) as progress:
         task = progress.add_task("measuring", total=None)
@@ -260,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--year", type=int, required=True)
     cal.add_argument("--all", action="store_true", help="list weekends too")
     cal.set_defaults(func=cmd_calendar)
+    dbcli.register(sub)
     return parser
 
 
@@ -269,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except ConfigError as exc:
+    except (ConfigError, SchemaError) as exc:
         print(f"coachloop: {exc}", file=sys.stderr)
         return 2
 

@@ -15,9 +15,14 @@ from storage.db import Database
 log = logging.getLogger("coachloop")
 
 
-def build_services(settings: Settings, clock: Clock) -> Services:
+def build_services(settings: Settings, clock: Clock, *, migrate: bool = False) -> Services:
+    """Services on the settings' database, which must be at the code's schema revision
+    (`storage.schema.SchemaError` otherwise); `migrate` brings it there first (the demo's own database)."""
     db = Database(settings.database_url)
-    db.create_schema()
+    if migrate:
+        db.create_schema()
+    else:
+        db.require_current_schema()
     services = Services(
         settings=settings, db=db, clock=clock, slack=slack_client(settings, interactive=False)
     )
