@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.app import dbcli
+from bot.app import dbcli, logs
 from bot.app.config import ConfigError, load_settings
 from bot.clock import SystemClock
 from storage.schema import SchemaError
@@ -29,7 +29,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.org_file:
         _import_org(services.db, settings.org_file, services.slack)
     bolt_app = create_bolt_app(services)
-    scheduler = start_scheduler(services)
+    scheduler = start_scheduler(services, interval=settings.sweep_interval)
     socket_handler = None
     if settings.slack_app_token:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -40,10 +40,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"coachloop listening on http://{settings.host}:{settings.port}")
     try:
         uvicorn.run(
-            create_web_app(services, bolt_app), host=settings.host, port=settings.port, log_level="info"
+            create_web_app(services, bolt_app),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,  # keep coachloop's handler (LOG_FORMAT) for uvicorn's lines too
         )
     finally:
-        scheduler.shutdown(wait=False)
+        scheduler.shutdown(wait=True)  # let a sweep in flight record what it sent
         if socket_handler is not None:
             socket_handler.close()
     return 0
@@ -265,8 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    try:
+        logs.configure(os.environ, secrets=[os.environ.get(name, "") for name in logs.SECRET_SETTINGS])
+    except ValueError as exc:
+        print(f"coachloop: {exc}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

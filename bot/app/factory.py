@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 
 from bot.app.config import Settings
+from bot.app.logs import ContextExecutor
 from bot.app.services import Services, slack_client
 from bot.clock import Clock
 from storage.db import Database
@@ -37,7 +37,7 @@ def create_bolt_app(services: Services, *, verify_token: bool = True) -> App:
         signing_secret=services.settings.slack_signing_secret,
         client=slack_client(services.settings, interactive=True),
         token_verification_enabled=verify_token,
-        listener_executor=ThreadPoolExecutor(max_workers=16, thread_name_prefix="listener"),
+        listener_executor=ContextExecutor(max_workers=16, thread_name_prefix="listener"),
         logger=logging.getLogger("coachloop.bolt"),
     )
     register_all(app, services)

@@ -22,7 +22,13 @@ class BackgroundServer:
     def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.host, self.port = host, port or free_port(host)
         config = uvicorn.Config(
-            app, host=self.host, port=self.port, log_level="warning", lifespan="off", access_log=False
+            app,
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            log_config=None,  # uvicorn's lines go to the process's own logging (bot.app.logs)
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="web", daemon=True)
