@@ -16,12 +16,35 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import yaml
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
+
+
+def manifest_scopes() -> tuple[str, ...]:
+    """The bot scopes the app's manifest asks for: what an install grants unless told otherwise."""
+    manifest = yaml.safe_load(resources.files("bot.app").joinpath("manifest.yml").read_text())
+    return tuple(manifest["oauth_config"]["scopes"]["bot"])
+
+
+# The scope each method needs (Slack answers missing_scope without it).
+METHOD_SCOPES = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "conversations.open": "im:write",
+    "conversations.history": "im:history",
+    "conversations.list": "channels:read",
+    "users.info": "users:read",
+    "users.lookupByEmail": "users:read.email",
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
+}
 
 
 class ApiError(Exception):
@@ -98,8 +121,16 @@ def check_view(view: Any) -> dict[str, Any]:
 
 
 class SlackStandIn:
-    def __init__(self, token: str = "xoxb-standin", *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        token: str = "xoxb-standin",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        scopes: tuple[str, ...] | None = None,
+    ) -> None:
         self.token = token
+        self.scopes = list(manifest_scopes() if scopes is None else scopes)  # granted to the bot token
         self.users: dict[str, dict[str, Any]] = {}
         self.channels: dict[
             str, dict[str, Any]
@@ -163,7 +194,16 @@ class SlackStandIn:
             self.users[user_id] = user
         return user
 
-    def add_channel(self, channel_id: str, name: str, *, archived: bool = False) -> None:
+    def add_channel(
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        archived: bool = False,
+        private: bool = False,
+        member: bool = True,
+    ) -> None:
+        """A channel; `member` says whether the bot has joined (or was invited, for a private one)."""
         with self._lock:
             self.channels[channel_id] = {
                 "name": name,
@@ -171,6 +211,8 @@ class SlackStandIn:
                 "user": None,
                 "messages": [],
                 "archived": archived,
+                "private": private,
+                "member": member,
             }
 
     def add_fault(self, fault: Fault) -> Fault:
@@ -297,6 +339,16 @@ class SlackStandIn:
             handler = getattr(self, "m_" + method.replace(".", "_"), None)
             if handler is None:
                 raise ApiError("unknown_method", status=404)
+            needed = METHOD_SCOPES.get(method)
+            if needed and needed not in self.scopes:
+                self._record(method, args, False, "missing_scope")
+                body = {
+                    "ok": False,
+                    "error": "missing_scope",
+                    "needed": needed,
+                    "provided": ",".join(self.scopes),
+                }
+                return 200, body, self._scope_headers()
             with self._lock:
                 body = handler(args)
         except ApiError as exc:
@@ -307,7 +359,11 @@ class SlackStandIn:
             time.sleep(fault.delay)  # carried out, but the answer comes late (or never, for the caller)
         elif fault is not None and fault.after_effect:
             return self._faulted(method, args, fault, record=False)
-        return 200, {"ok": True, **body}, {}
+        return 200, {"ok": True, **body}, self._scope_headers()
+
+    def _scope_headers(self) -> dict[str, str]:
+        """Slack lists the token's granted scopes on its answers (auth.test's is the documented one)."""
+        return {"x-oauth-scopes": ",".join(self.scopes)}
 
     def _faulted(
         self, method: str, args: dict[str, Any], fault: Fault, *, record: bool = True
@@ -427,6 +483,11 @@ class SlackStandIn:
         cid, ch = self._channel(str(self._need(args, "channel", "channel_not_found")))
         if ch["archived"]:
             raise ApiError("is_archived")
+        if not ch["is_im"] and not ch.get("member", True):
+            if ch.get("private"):
+                raise ApiError("channel_not_found")  # a private channel the bot is not in is invisible to it
+            if "chat:write.public" not in self.scopes:
+                raise ApiError("not_in_channel")
         message = {
             "type": "message",
             "user": "U0COACHBOT",
@@ -454,6 +515,33 @@ class SlackStandIn:
             raise ApiError("user_not_in_channel")
         self._message_fields(args)
         return {"message_ts": self._ts()}
+
+    def m_conversations_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Public channels (and private ones the bot is in, with groups:read), paged by cursor."""
+        types = str(args.get("types") or "public_channel").split(",")
+        if "private_channel" in types and "groups:read" not in self.scopes:
+            raise ApiError("missing_scope")
+        skip_archived = _truthy(args.get("exclude_archived"))
+        found = [
+            {
+                "id": cid,
+                "name": ch["name"],
+                "is_channel": not ch.get("private"),
+                "is_private": bool(ch.get("private")),
+                "is_archived": ch["archived"],
+                "is_member": bool(ch.get("member", True)),
+            }
+            for cid, ch in sorted(self.channels.items())
+            if not ch["is_im"]
+            and ("private_channel" if ch.get("private") else "public_channel") in types
+            and not (ch.get("private") and not ch.get("member", True))
+            and not (skip_archived and ch["archived"])
+        ]
+        limit = min(int(args.get("limit") or 100), 1000)
+        start = int(args.get("cursor") or 0)
+        page = found[start : start + limit]
+        more = start + limit < len(found)
+        return {"channels": page, "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
 
     def m_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
         cid, ch = self._channel(str(self._need(args, "channel", "channel_not_found")))
