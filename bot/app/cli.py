@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.app import check, dbcli, logs
+from bot.app import check, dbcli, logs, privacycli
 from bot.app.config import ConfigError, load_settings
 from bot.clock import SystemClock
 from storage.schema import SchemaError
@@ -265,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.set_defaults(func=cmd_calendar)
     dbcli.register(sub)
     check.register(sub)
+    privacycli.register(sub)
     return parser
 
 
