@@ -21,13 +21,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from bot.app.factory import build_services, create_bolt_app
+    from bot.app.server import exit_cleanly_on_sigterm
     from handlers.http import create_web_app
     from scheduler.runner import start_scheduler
 
+    exit_cleanly_on_sigterm()
     settings = load_settings()
     services = build_services(settings, SystemClock())
     if settings.org_file:
-        _import_org(services.db, settings.org_file, services.slack)
+        with services.db.exclusive("org-import"):  # replicas starting together import one at a time
+            _import_org(services.db, settings.org_file, services.slack)
     bolt_app = create_bolt_app(services)
     scheduler = start_scheduler(services, interval=settings.sweep_interval)
     socket_handler = None
