@@ -99,7 +99,7 @@ def make_endpoint(services: Services) -> Any:
             return _error(
                 500, "the score could not be stored and was not accepted; send it again", "store_failed"
             )
-        WEBHOOKS.labels(result.status).inc()
+        WEBHOOKS.labels(result.status if result.created or result.status == "revised" else "repeat").inc()
         with logcontext.bound(case_id=result.case_id):
             log.info("evaluation %s: %s", result.evaluation_id, result.status)
         return JSONResponse(

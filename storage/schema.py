@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,7 +66,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+@lru_cache(maxsize=1)
 def scripts() -> ScriptDirectory:
+    """The migration scripts (read once per process; `new_revision` clears it)."""
     return ScriptDirectory.from_config(alembic_config())
 
 
@@ -223,5 +226,6 @@ def new_revision(message: str) -> list[Path]:
                 made = command.revision(config, message=message, autogenerate=True, rev_id=next_revision_id())
         finally:
             scratch.dispose()
+    scripts.cache_clear()
     written = made if isinstance(made, list) else [made]
     return [Path(s.path) for s in written if s is not None]
