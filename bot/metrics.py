@@ -44,7 +44,9 @@ def error_code(error: str) -> str:
 
 def refresh_from_database(session: Session, now: datetime) -> None:
     """Set the gauges that describe the database (every replica reports the same figures)."""
-    counts = dict(session.execute(select(Case.state, func.count()).group_by(Case.state)).tuples().all())
+    counts: dict[str, int] = {
+        state: n for state, n in session.execute(select(Case.state, func.count()).group_by(Case.state))
+    }
     for state in sorted(set(STATES) | set(counts)):
         CASES.labels(state).set(counts.get(state, 0))
     queued = OutboxMessage.status.in_(("pending", "sending"))
