@@ -396,3 +396,58 @@ def test_concurrent_upgrades_migrate_once(tmp_path: Path) -> None:
     assert all(p.returncode == 0 for p in procs)
     assert sum("upgraded from an empty database" in out for out in outputs) == 1
     assert sum("nothing to do" in out for out in outputs) == 2
+
+
+NEW_REVISION = """
+import shutil
+import sys
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Column, Index, String
+
+import storage.schema as schema
+from storage.db import Database
+from storage.models import Base
+
+copy = Path(sys.argv[1]) / "migrations"
+shutil.copytree(schema.migrations_dir(), copy)
+schema.migrations_dir = lambda: copy  # write into a copy, not the package
+people = Base.metadata.tables["people"]
+people.append_column(Column("pronouns", String(40), nullable=True))
+Index("ix_people_pronouns", people.c.pronouns)
+print(schema.new_revision("People may give pronouns")[0])
+db = Database(sys.argv[2])
+print(schema.upgrade(db).lines())
+with db.engine.connect() as conn:
+    context = MigrationContext.configure(conn, opts={"compare_type": True})
+    print("differences:", compare_metadata(context, Base.metadata))
+"""
+
+
+@backends
+def test_a_model_change_becomes_a_revision_with_one_command(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """What a developer does: change storage/models.py, run `coachloop db revision -m ...`; the revision
+    it writes applies on SQLite and on PostgreSQL and leaves no difference."""
+    db = empty_database(backend, tmp_path, request)
+    upgrade(db)  # a database in use, at the current head
+    result = subprocess.run(
+        [sys.executable, "-c", NEW_REVISION, str(tmp_path), url_of(db)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    written, upgraded, differences = result.stdout.strip().splitlines()[-3:]
+    assert written.endswith(f"{int(code_head()) + 1:04d}_people_may_give_pronouns.py")
+    script = Path(written).read_text()
+    assert "with op.batch_alter_table('people'" in script
+    assert "batch_op.add_column(sa.Column('pronouns', sa.String(length=40), nullable=True))" in script
+    assert "batch_op.create_index('ix_people_pronouns', ['pronouns']" in script
+    assert f"down_revision: str | None = '{code_head()}'" in script
+    assert f"upgraded from {code_head()} to {int(code_head()) + 1:04d}" in upgraded
+    assert differences == "differences: []"
+    db.dispose()
