@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.exc import IntegrityError
 
 from bot.app import logs
@@ -196,3 +198,31 @@ def test_a_bad_log_setting_stops_the_command_with_exit_2(tmp_path: Any) -> None:
 
     result = run(["db", "current"], {"LOG_FORMAT": "xml"}, tmp_path)
     assert result.returncode == 2 and "LOG_FORMAT 'xml' must be text or json" in result.stderr
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.text(min_size=1, max_size=200),
+    tail=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9-]{7,40}", fullmatch=True),
+    fmt=st.sampled_from(["json", "text"]),
+    logger=st.sampled_from(["slack_sdk.web.base_client", "coachloop.bolt", "slack_bolt.App"]),
+)
+def test_no_payload_or_token_survives_into_a_line(body: str, tail: str, fmt: str, logger: str) -> None:
+    """Whatever a library puts in a request body, and whatever follows a token's prefix, stays out."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    marked, tail = f"PAYLOAD:{body}", f"Zq{tail}"  # marked: text no log line holds by itself
+    try:
+        logs.configure({"LOG_FORMAT": fmt, "LOG_LEVEL": "DEBUG"}, stream=stream)
+        logging.getLogger(logger).warning("Unhandled request (%s)", {"view": {"state": marked}})
+        logging.getLogger(logger).info("body_params: %s", [marked])
+        logging.getLogger("coachloop.any").error("auth failed for xoxb-%s and whsec_%s", tail, tail)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        for name in logs.LIBRARY_LEVELS:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    out = stream.getvalue()
+    assert "PAYLOAD:" not in out and tail not in out
+    assert out.count("[hidden]") >= 3
