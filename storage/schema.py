@@ -164,7 +164,7 @@ class UpgradeReport:
         out = []
         if self.stamped_legacy:
             out.append(f"database made before migrations: recognised as revision {FIRST_REVISION}")
-        if self.before == self.after and not self.stamped_legacy:
+        if self.before == self.after:
             out.append(f"already at {self.after}; nothing to do")
         else:
             out.append(f"upgraded from {self.before or 'an empty database'} to {self.after}")
@@ -184,7 +184,7 @@ def upgrade(db: Database, target: str = "head") -> UpgradeReport:
         command.upgrade(config, target)
         after = MigrationContext.configure(conn).get_current_revision()
     assert after is not None
-    return UpgradeReport(None if legacy else before, after, legacy)
+    return UpgradeReport(before, after, legacy)
 
 
 def _known(revision: str | None) -> bool:

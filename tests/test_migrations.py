@@ -337,7 +337,10 @@ def test_a_database_made_before_migrations_upgrades_with_the_command_and_keeps_i
 
     done = cli(["db", "upgrade"], url_of(db))
     assert done.returncode == 0, done.stderr
-    assert f"recognised as revision {FIRST_REVISION}" in done.stdout and code_head() in done.stdout
+    assert done.stdout.splitlines() == [
+        f"database made before migrations: recognised as revision {FIRST_REVISION}",
+        f"upgraded from {FIRST_REVISION} to {code_head()}",
+    ]
     current = cli(["db", "current"], url_of(db))
     assert current.returncode == 0 and "up to date" in current.stdout
     assert_data_kept(db, rows)

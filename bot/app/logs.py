@@ -30,7 +30,7 @@ PAYLOAD = re.compile(r"[\[{].*", re.DOTALL)
 HIDDEN = "[hidden]"
 LIBRARY_LEVELS = {
     "sqlalchemy": logging.WARNING,  # its INFO is every statement
-    "alembic": logging.INFO,
+    "alembic": logging.WARNING,  # `coachloop db upgrade` prints what it did
     "apscheduler": logging.WARNING,
     "slack_sdk": logging.INFO,  # its DEBUG is every request body
     "urllib3": logging.INFO,
