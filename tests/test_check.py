@@ -100,6 +100,14 @@ PLANTED: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     (
         "database not migrated",
         lambda s: s["env"].update(DATABASE_URL=f"sqlite:///{s['tmp'] / 'new.db'}"),
+        "database: there is no SQLite file at",
+    ),
+    (
+        "database empty",
+        lambda s: (
+            (s["tmp"] / "empty.db").write_bytes(b"")
+            or s["env"].update(DATABASE_URL=f"sqlite:///{s['tmp'] / 'empty.db'}")
+        ),
         "database: the database has no coachloop tables yet",
     ),
     (

@@ -383,9 +383,12 @@ def test_history_lists_every_revision_and_marks_the_head() -> None:
     assert lines[-1].startswith(f"{FIRST_REVISION}  The schema as first released")
 
 
-def test_concurrent_upgrades_migrate_once(tmp_path: Path) -> None:
+@backends
+def test_concurrent_upgrades_migrate_once(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """Several processes starting at once: the schema lock lets one migrate; the others find it done."""
-    url = f"sqlite:///{tmp_path / 'c.db'}"
+    url = url_of(empty_database(backend, tmp_path, request))
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "bot.app.cli", "db", "upgrade"],

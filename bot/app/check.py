@@ -304,6 +304,12 @@ def check_channels(client: WebClient, spec: OrgSpec, granted_public_write: bool,
 
 
 def check_database(url: str, report: Report) -> None:
+    parsed = make_url(url) if _parses(url) else None
+    sqlite_file = parsed.database if parsed is not None and parsed.get_backend_name() == "sqlite" else None
+    if sqlite_file not in (None, "", ":memory:") and not os.path.isfile(str(sqlite_file)):
+        # (connecting would create an empty file)
+        report.problem("database", f"there is no SQLite file at {sqlite_file}", "run `coachloop db upgrade`")
+        return
     try:
         db = Database(url)
     except (ArgumentError, SQLAlchemyError, ValueError):
@@ -328,6 +334,14 @@ def check_database(url: str, report: Report) -> None:
         report.problem("database", problem.split(": ", 1)[0], problem.split(": ", 1)[-1])
     else:
         report.ok("database", f"reachable and at revision {state.current}")
+
+
+def _parses(url: str) -> bool:
+    try:
+        make_url(url)
+    except ArgumentError:
+        return False
+    return True
 
 
 def _team_of(spec: TeamSpec) -> Team:
