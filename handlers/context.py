@@ -14,6 +14,7 @@ from bot import coaching
 from bot.app.services import Services
 from bot.errors import CoachingError, InvalidInput, NotFound
 from bot.slack.views import case_id_from_metadata, notice_modal
+from storage import logcontext
 from storage.models import Case, Person
 from storage.queries import person_by_slack_id
 
@@ -22,11 +23,16 @@ log = logging.getLogger("coachloop.handlers")
 
 def register(app: App, services: Services) -> None:
     @app.middleware
-    def load_person(context: BoltContext, next: Callable[[], Any]) -> Any:
+    def load_person(context: BoltContext, body: dict[str, Any], next: Callable[[], Any]) -> Any:
         context["person"] = None
         if context.user_id:
             with services.db.unit_of_work() as session:
                 context["person"] = person_by_slack_id(session, context.user_id)
+        # Log lines of this request and of its listener (run after the ack, in a copy of this
+        # context) carry the case the payload names. Bolt's next() does not nest: set, not bind.
+        logcontext.CASE_ID.set(
+            action_case_id(body) or case_id_from_metadata((body.get("view") or {}).get("private_metadata"))
+        )
         return next()
 
     @app.error

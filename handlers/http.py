@@ -2,24 +2,72 @@
 
 from __future__ import annotations
 
+import contextvars
+import logging
+import time
+from typing import Any
+
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.app.services import Services
+from bot.metrics import ACK_SECONDS, refresh_from_database
 from handlers import ingest
+from storage import logcontext
+
+log = logging.getLogger("coachloop.http")
+
+
+class RequestIds:
+    """Takes each request's X-Request-Id (a plain token) or makes one, binds it to everything the
+    request does (log lines, queued messages), and returns it in the response's X-Request-Id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
+        request_id = logcontext.accept_request_id(given)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        with logcontext.bound(request_id=request_id):
+            await self.app(scope, receive, send_with_id)
+
+
+def _slack_kind(body: bytes) -> str:
+    if body.startswith(b"payload="):
+        return "interactive"
+    if body.startswith(b"{"):
+        return "event"
+    return "command"
 
 
 def create_web_app(services: Services, bolt_app: App) -> Starlette:
     async def slack_events(request: Request) -> Response:
+        started = time.perf_counter()
         body = await request.body()
         # Bolt's App is synchronous: dispatch off the event loop so other requests keep flowing.
-        bolt_response = await run_in_threadpool(bolt_app.dispatch, to_bolt_request(request, body))
+        # (in a copy of this request's context, so ids set while dispatching stay with this request)
+        bolt_response = await run_in_threadpool(
+            contextvars.copy_context().run, bolt_app.dispatch, to_bolt_request(request, body)
+        )
+        ACK_SECONDS.labels(_slack_kind(body)).observe(time.perf_counter() - started)
         return to_starlette_response(bolt_response)
 
     async def healthz(_: Request) -> Response:
@@ -32,9 +80,18 @@ def create_web_app(services: Services, bolt_app: App) -> Starlette:
             return JSONResponse({"ready": False, "database": type(exc).__name__}, status_code=503)
         return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
+    def database_figures() -> None:
+        with services.db.unit_of_work() as session:
+            refresh_from_database(session, services.clock.now())
+
     async def metrics(_: Request) -> Response:
+        try:
+            await run_in_threadpool(database_figures)
+        except SQLAlchemyError as exc:  # the process's own figures are still worth serving
+            log.warning("metrics: the database figures are unavailable (%s)", type(exc).__name__)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    middleware: list[Any] = [Middleware(RequestIds)]
     return Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
@@ -42,5 +99,6 @@ def create_web_app(services: Services, bolt_app: App) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
-        ]
+        ],
+        middleware=middleware,
     )

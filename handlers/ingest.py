@@ -12,7 +12,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from standardwebhooks import Webhook
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -22,6 +22,7 @@ from bot import coaching
 from bot.app.services import Services
 from bot.evaluation_input import PayloadErrors, parse_evaluation
 from bot.metrics import WEBHOOKS
+from storage import logcontext
 
 log = logging.getLogger("coachloop.ingest")
 MAX_BODY = 1024 * 1024
@@ -91,9 +92,16 @@ def make_endpoint(services: Services) -> Any:
             parsed = parse_evaluation(data)
         except PayloadErrors as exc:
             return _error(422, "the evaluation does not match evaluation v1", "invalid", errors=exc.errors)
-        result = await run_in_threadpool(_intake, services, parsed, request.headers.get("webhook-id", ""))
-        WEBHOOKS.labels(result.status).inc()
-        log.info("evaluation %s: %s (case %s)", result.evaluation_id, result.status, result.case_id)
+        try:
+            result = await run_in_threadpool(_intake, services, parsed, request.headers.get("webhook-id", ""))
+        except SQLAlchemyError:
+            log.exception("evaluation from %s could not be stored", parsed.source)
+            return _error(
+                500, "the score could not be stored and was not accepted; send it again", "store_failed"
+            )
+        WEBHOOKS.labels(result.status if result.created or result.status == "revised" else "repeat").inc()
+        with logcontext.bound(case_id=result.case_id):
+            log.info("evaluation %s: %s", result.evaluation_id, result.status)
         return JSONResponse(
             {"evaluation_id": result.evaluation_id, "case_id": result.case_id, "status": result.status},
             status_code=202 if result.created else 200,

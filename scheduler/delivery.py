@@ -20,11 +20,12 @@ from sqlalchemy import select
 
 from bot.charts import hit_rate_chart
 from bot.clock import Clock
-from bot.metrics import OUTBOX
+from bot.metrics import OUTBOX, OUTBOX_FAILURES, error_code
 from bot.report import weekly_hit_rates
 from bot.roles import roles_of
 from bot.slack.home import home_view
 from bot.slack.messages import render, with_metadata
+from storage import logcontext
 from storage.db import Database
 from storage.models import Case, OutboxMessage, Person
 from storage.outbox import claim_outbox, enqueue
@@ -99,8 +100,15 @@ class OutboxSweep:
         now = self.clock.now()
         with self.db.unit_of_work() as session:
             ids = claim_outbox(session, now, limit=self.batch, postgres=self.postgres)
-        for row_id in ids:
-            self._deliver(row_id, now, result)
+            claimed = session.execute(
+                select(OutboxMessage.id, OutboxMessage.case_id, OutboxMessage.request_id)
+                .where(OutboxMessage.id.in_(ids))
+                .order_by(OutboxMessage.due_at, OutboxMessage.id)
+            ).all()
+        for row_id, case_id, request_id in claimed:
+            # Log lines of this delivery carry the row, its case and the request that queued it.
+            with logcontext.bound(outbox_id=row_id, case_id=case_id, request_id=request_id):
+                self._deliver(row_id, now, result)
         return result
 
     def drain(self, rounds: int = 20) -> SweepResult:
@@ -354,4 +362,5 @@ class OutboxSweep:
         result.failed += 1
         result.errors.append(f"{row_id}: {error}")
         OUTBOX.labels("failed").inc()
+        OUTBOX_FAILURES.labels(error_code(error)).inc()
         log.warning("outbox row %s failed: %s", row_id, error)

@@ -22,7 +22,12 @@ def start_scheduler(
         timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60}
     )
     scheduler.add_job(
-        sweeps.tick, "interval", seconds=interval, jitter=jitter, id=JOB_ID, next_run_time=datetime.now(UTC)
+        sweeps.tick,
+        "interval",
+        seconds=interval,
+        jitter=min(jitter, interval / 6),
+        id=JOB_ID,
+        next_run_time=datetime.now(UTC),
     )
     scheduler.start()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot import digest, followup
 from bot.clock import Clock
 from bot.metrics import TIMERS
+from storage import logcontext
 from storage.db import Database
 from storage.outbox import claim_timers
 
@@ -23,7 +24,8 @@ class TimerSweep:
                 due = claim_timers(session, now, limit=self.batch, postgres=not self.db.is_sqlite)
                 batch = followup.EscalationBatch()
                 for timer in due:
-                    followup.fire(session, timer, now, batch)
+                    with logcontext.bound(case_id=timer.case_id):
+                        followup.fire(session, timer, now, batch)
                     timer.status, timer.fired_at = "done", now
                     TIMERS.labels(timer.kind).inc()
                 batch.flush(session, now)

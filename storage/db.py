@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.models import Base
+_LOCAL_LOCKS: dict[str, threading.Lock] = {}
+_LOCAL_LOCKS_GUARD = threading.Lock()
 
 
 class Database:
@@ -19,9 +23,14 @@ class Database:
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
         self.url = url
+        self.schema = schema
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        kwargs: dict[str, Any] = {"future": True}
+        self._sqlite_path = (
+            parsed.database if self.is_sqlite and parsed.database not in (None, "", ":memory:") else None
+        )
+        # Statement parameters hold evaluation comments and examples: never put them in an error or a log.
+        kwargs: dict[str, Any] = {"future": True, "hide_parameters": True}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
@@ -50,7 +59,44 @@ class Database:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     def create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Bring the schema to the code's revision by running the migrations (storage/migrations)."""
+        from storage.schema import upgrade
+
+        upgrade(self)
+
+    def require_current_schema(self) -> None:
+        """Raise `storage.schema.SchemaError`, naming the command to run, unless the database is
+        exactly at the code's revision (behind: `coachloop db upgrade`; ahead: a newer coachloop)."""
+        from storage.schema import require_current
+
+        require_current(self)
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold a lock named `name` across every process using this database: a PostgreSQL advisory
+        lock, or a lock file beside the SQLite file (a process-wide lock for an in-memory database)."""
+        scope = f"{self.schema or ''}:{name}"
+        if not self.is_sqlite:
+            key = int.from_bytes(hashlib.sha256(scope.encode()).digest()[:8], "big", signed=True)
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(select(func.pg_advisory_lock(key)))
+                try:
+                    yield
+                finally:
+                    conn.execute(select(func.pg_advisory_unlock(key)))
+            return
+        with _LOCAL_LOCKS_GUARD:
+            local = _LOCAL_LOCKS.setdefault(f"{self._sqlite_path}:{scope}", threading.Lock())
+        with local:
+            if self._sqlite_path is None:
+                yield
+                return
+            with open(f"{self._sqlite_path}.{name}.lock", "a") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
 
     def ping(self) -> bool:
         with self.engine.connect() as conn:

@@ -227,6 +227,7 @@ class OutboxMessage(Base):
     slack_ts: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    request_id: Mapped[str | None] = mapped_column(String(64))  # the HTTP request that queued it (for logs)
 
     person: Mapped[Person | None] = relationship(lazy="joined")
 

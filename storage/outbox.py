@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from storage.logcontext import REQUEST_ID
 from storage.models import AuditEntry, OutboxMessage, Timer
 
 LEASE = timedelta(seconds=120)
@@ -43,6 +44,7 @@ def enqueue(
         status="pending",
         attempts=0,
         created_at=now,
+        request_id=REQUEST_ID.get(),
     )
     session.add(row)
     session.info["wake"] = True

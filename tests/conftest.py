@@ -60,6 +60,19 @@ def postgres_url() -> str:
 
 
 def make_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Database:
+    """A database at the code's schema revision, built by the migrations (as `coachloop db upgrade` does)."""
+    db = empty_database(backend, tmp_path, request)
+    db.create_schema()
+    return db
+
+
+def pg_schema_url(url: str, schema: str) -> str:
+    """A PostgreSQL URL whose connections use `schema` (for processes started with DATABASE_URL)."""
+    return f"{url}?options=-csearch_path%3D{schema}"
+
+
+def empty_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Database:
+    """A database with no tables: a SQLite file, or a PostgreSQL schema of its own dropped afterwards."""
     if backend == "sqlite":
         db = Database(f"sqlite:///{tmp_path / 'coachloop.db'}")
     else:
@@ -77,7 +90,6 @@ def make_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) 
             admin.dispose()
 
         request.addfinalizer(drop)
-    db.create_schema()
     return db
 
 

@@ -62,6 +62,7 @@ def test_org_import_deadline_and_calendar(tmp_path: Path) -> None:
     org = tmp_path / "org.yml"
     org.write_text(sample_org())
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"}
+    assert run(["db", "upgrade"], env, tmp_path).returncode == 0
     first = run(["org", "import", str(org)], env, tmp_path)
     assert first.returncode == 0, first.stderr
     assert "created team Billing" in first.stdout and "SLACK_BOT_TOKEN is not set" in first.stdout
@@ -90,6 +91,7 @@ def test_a_broken_org_file_changes_nothing(tmp_path: Path) -> None:
     org = tmp_path / "org.yml"
     org.write_text("teams:\n  - name: A\n    team_leader: {email: nope}\n")
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"}
+    assert run(["db", "upgrade"], env, tmp_path).returncode == 0
     result = run(["org", "import", str(org)], env, tmp_path)
     assert result.returncode == 2
     assert "org.yml:3: teams[0].team_leader.email: 'nope' is not an email address" in result.stderr

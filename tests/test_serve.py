@@ -44,6 +44,10 @@ def test_serve_carries_a_score_to_an_acknowledged_agreement(standin: SlackStandI
         "COACHLOOP_ORG": str(org),
         "PORT": str(port),
     }
+    migrated = subprocess.run(
+        [sys.executable, "-m", "bot.app.cli", "db", "upgrade"], env=env, capture_output=True, text=True
+    )
+    assert migrated.returncode == 0, migrated.stderr
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot.app.cli", "serve"],
         env=env,

@@ -9,27 +9,30 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
+from bot.app import check, dbcli, logs, privacycli
 from bot.app.config import ConfigError, load_settings
 from bot.clock import SystemClock
+from storage.schema import SchemaError
 
-
-def _database() -> str:
-    return os.environ.get("DATABASE_URL", "").strip() or "sqlite:///coachloop.db"
+_database = dbcli.database_url
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from bot.app.factory import build_services, create_bolt_app
+    from bot.app.server import exit_cleanly_on_sigterm
     from handlers.http import create_web_app
     from scheduler.runner import start_scheduler
 
+    exit_cleanly_on_sigterm()
     settings = load_settings()
     services = build_services(settings, SystemClock())
     if settings.org_file:
-        _import_org(services.db, settings.org_file, services.slack)
+        with services.db.exclusive("org-import"):  # replicas starting together import one at a time
+            _import_org(services.db, settings.org_file, services.slack)
     bolt_app = create_bolt_app(services)
-    scheduler = start_scheduler(services)
+    scheduler = start_scheduler(services, interval=settings.sweep_interval)
     socket_handler = None
     if settings.slack_app_token:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -40,10 +43,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"coachloop listening on http://{settings.host}:{settings.port}")
     try:
         uvicorn.run(
-            create_web_app(services, bolt_app), host=settings.host, port=settings.port, log_level="info"
+            create_web_app(services, bolt_app),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,  # keep coachloop's handler (LOG_FORMAT) for uvicorn's lines too
         )
     finally:
-        scheduler.shutdown(wait=False)
+        scheduler.shutdown(wait=True)  # let a sweep in flight record what it sent
         if socket_handler is not None:
             socket_handler.close()
     return 0
@@ -88,7 +94,7 @@ def cmd_org_import(args: argparse.Namespace) -> int:
     from storage.db import Database
 
     db = Database(_database())
-    db.create_schema()
+    db.require_current_schema()
     token = os.environ.get("SLACK_BOT_TOKEN", "").strip()
     slack = None
     if token:
@@ -119,7 +125,7 @@ def _team_calendar(name: str):  # type: ignore[no-untyped-def]
     from storage.queries import team_by_name
 
     db = Database(_database())
-    db.create_schema()
+    db.require_current_schema()
     with db.unit_of_work() as session:
         team = team_by_name(session, name)
         if team is None:
@@ -172,7 +178,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     db = Database(_database())
-    db.create_schema()
+    db.require_current_schema()
     err = Console(stderr=True)
     with db.unit_of_work() as session, Progress(console=err, transient=True) as progress:
         task = progress.add_task("measuring", total=None)
@@ -262,16 +268,22 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--year", type=int, required=True)
     cal.add_argument("--all", action="store_true", help="list weekends too")
     cal.set_defaults(func=cmd_calendar)
+    dbcli.register(sub)
+    check.register(sub)
+    privacycli.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    try:
+        logs.configure(os.environ, secrets=[os.environ.get(name, "") for name in logs.SECRET_SETTINGS])
+    except ValueError as exc:
+        print(f"coachloop: {exc}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except ConfigError as exc:
+    except (ConfigError, SchemaError) as exc:
         print(f"coachloop: {exc}", file=sys.stderr)
         return 2
 

@@ -26,6 +26,7 @@ class Settings:
     org_file: str | None = None
     host: str = "127.0.0.1"
     port: int = 3000
+    sweep_interval: float = 30.0
 
 
 def _need(env: Mapping[str, str], name: str, what: str) -> str:
@@ -76,6 +77,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     port_raw = env.get("PORT", "3000").strip() or "3000"
     if not port_raw.isdigit() or not 0 < int(port_raw) < 65536:
         raise ConfigError(f"PORT {port_raw!r} must be a port number from 1 to 65535.")
+    interval_raw = env.get("SWEEP_INTERVAL_SECONDS", "").strip() or "30"
+    try:
+        sweep_interval = float(interval_raw)
+    except ValueError:
+        sweep_interval = -1.0
+    if not 0.5 <= sweep_interval <= 3600:
+        raise ConfigError(
+            f"SWEEP_INTERVAL_SECONDS {interval_raw!r} must be a number of seconds from 0.5 to 3600."
+        )
     return Settings(
         database_url=database_url,
         slack_bot_token=token,
@@ -86,4 +96,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         org_file=org,
         host=env.get("HOST", "").strip() or "127.0.0.1",
         port=int(port_raw),
+        sweep_interval=sweep_interval,
     )

@@ -229,7 +229,7 @@ def run_demo(keep: str | None = None) -> int:
             qa_webhook_secret=webhook_secret,
             slack_api_url=standin.url,
         )
-        services = build_services(settings, SystemClock())
+        services = build_services(settings, SystemClock(), migrate=True)
         print(f"coachloop demo — database {settings.database_url}, Slack stand-in at {standin.url}")
 
         spec = parse_org(resources.files("bot.app").joinpath("demo_org.yml").read_text(), "demo_org.yml")

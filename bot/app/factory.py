@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 
 from bot.app.config import Settings
+from bot.app.logs import ContextExecutor
 from bot.app.services import Services, slack_client
 from bot.clock import Clock
 from storage.db import Database
@@ -15,9 +15,14 @@ from storage.db import Database
 log = logging.getLogger("coachloop")
 
 
-def build_services(settings: Settings, clock: Clock) -> Services:
+def build_services(settings: Settings, clock: Clock, *, migrate: bool = False) -> Services:
+    """Services on the settings' database, which must be at the code's schema revision
+    (`storage.schema.SchemaError` otherwise); `migrate` brings it there first (the demo's own database)."""
     db = Database(settings.database_url)
-    db.create_schema()
+    if migrate:
+        db.create_schema()
+    else:
+        db.require_current_schema()
     services = Services(
         settings=settings, db=db, clock=clock, slack=slack_client(settings, interactive=False)
     )
@@ -32,7 +37,7 @@ def create_bolt_app(services: Services, *, verify_token: bool = True) -> App:
         signing_secret=services.settings.slack_signing_secret,
         client=slack_client(services.settings, interactive=True),
         token_verification_enabled=verify_token,
-        listener_executor=ThreadPoolExecutor(max_workers=16, thread_name_prefix="listener"),
+        listener_executor=ContextExecutor(max_workers=16, thread_name_prefix="listener"),
         logger=logging.getLogger("coachloop.bolt"),
     )
     register_all(app, services)

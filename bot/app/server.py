@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
+from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """SIGTERM (systemd, a container stop, a rolling restart) ends `serve` with exit code 0 after the
+    web server drained and the sweeps stopped: uvicorn re-raises the signal once it has shut down, and
+    this turns it into SystemExit so that the caller's `finally` blocks still run."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -22,7 +35,13 @@ class BackgroundServer:
     def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.host, self.port = host, port or free_port(host)
         config = uvicorn.Config(
-            app, host=self.host, port=self.port, log_level="warning", lifespan="off", access_log=False
+            app,
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            log_config=None,  # uvicorn's lines go to the process's own logging (bot.app.logs)
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="web", daemon=True)

@@ -44,7 +44,7 @@ class WebApiMethods:
     files: dict[str, dict[str, Any]]
     triggers: dict[str, float]
     inputs: dict[str, dict[str, screen.Input]]
-    scopes: frozenset[str]
+    scopes: set[str]
     socket: SocketModeEndpoint | None
     now: Callable[[], float]
     _seq: itertools.count[int]

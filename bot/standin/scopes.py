@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
+MANIFEST = Path(__file__).resolve().parents[1] / "app" / "manifest.yml"
 
 # Method -> the bot scopes of which any one suffices (empty: no scope needed).
 METHOD_SCOPES: dict[str, tuple[str, ...]] = {

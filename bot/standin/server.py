@@ -12,7 +12,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -54,13 +54,13 @@ class SlackStandIn(WebApiMethods):
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        scopes: frozenset[str] | None = None,
+        scopes: Iterable[str] | None = None,
         app_token: str | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
         self.token = token
         self.app_token = app_token
-        self.scopes = manifest_scopes() if scopes is None else scopes
+        self.scopes = set(manifest_scopes() if scopes is None else scopes)  # granted to the bot token
         self.triggers: dict[str, float] = {}  # trigger_id -> issued at (monotonic); removed when used
         self.inputs: dict[str, dict[str, screen.Input]] = {}  # view id -> what its inputs hold on screen
         self.socket: SocketModeEndpoint | None = None  # once `socket_mode` is called
@@ -319,13 +319,18 @@ class SlackStandIn(WebApiMethods):
                 body = handler(args)
         except ApiError as exc:
             self._record(method, args, False, exc.error)
-            return exc.status, {"ok": False, "error": exc.error, **exc.extra}, exc.headers
+            body = {"ok": False, "error": exc.error, **exc.extra}
+            return exc.status, body, {**self._scope_headers(), **exc.headers}
         self._record(method, args, True)
         if fault is not None and fault.mode == "slow":
             time.sleep(fault.delay)  # carried out, but the answer comes late (or never, for the caller)
         elif fault is not None and fault.after_effect:
             return self._faulted(method, args, fault, record=False)
-        return 200, {"ok": True, **body}, {}
+        return 200, {"ok": True, **body}, self._scope_headers()
+
+    def _scope_headers(self) -> dict[str, str]:
+        """Slack lists the token's granted scopes on every answer (`x-oauth-scopes`)."""
+        return {"x-oauth-scopes": ",".join(sorted(self.scopes))}
 
     def _faulted(
         self, method: str, args: dict[str, Any], fault: Fault, *, record: bool = True
