@@ -142,6 +142,7 @@ def test_org_import_stores_channel_ids_and_names_channels_the_bot_cannot_post_to
         "SLACK_BOT_TOKEN": stack.standin.token,
         "SLACK_API_URL": stack.standin.url,
     }
+    assert _cli(["db", "upgrade"], env, tmp_path).returncode == 0
     result = _cli(["org", "import", str(org)], env, tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
