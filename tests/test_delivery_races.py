@@ -74,9 +74,7 @@ def test_a_slow_slack_never_lets_a_second_sweeper_send_twice(any_stack: Stack) -
     other.start()
     try:
         first.run_once()
-        wait_for(
-            lambda: all(r.status == "sent" for r in rows(stack)), timeout=30, what="every alert sent"
-        )
+        wait_for(lambda: all(r.status == "sent" for r in rows(stack)), timeout=30, what="every alert sent")
     finally:
         done.set()
         other.join(timeout=30)
