@@ -10,11 +10,16 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
 
 from bot.app.services import slack_client
 from bot.clock import FixedClock
 from bot.standin.client import wait_for
+from scheduler import delivery
 from scheduler.delivery import MAX_ATTEMPTS, OutboxSweep
+from storage.db import holding_connection
 from storage.models import Person
 from storage.outbox import LEASE, enqueue
 from tests.conftest import Stack
@@ -142,3 +147,25 @@ def test_a_killed_sweeper_delays_its_messages_by_one_short_lease(stack: Stack) -
     assert delay is not None and delay <= 35
     counts = delivered_keys(stack)
     assert Counter(counts[k] for k in keys) == Counter({1: len(keys)})
+
+
+def test_the_digest_chart_is_drawn_with_no_transaction_open(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drawing the chart takes about a second: it must not hold a database connection (on SQLite, the
+    write lock every intake waits for) while it draws."""
+    drawn_inside: list[bool] = []
+    real = delivery.hit_rate_chart
+
+    def watched(*args: Any, **kwargs: Any) -> bytes:
+        drawn_inside.append(holding_connection())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(delivery, "hit_rate_chart", watched)
+    stack.clock.set(datetime(2026, 11, 16, 10, 0, tzinfo=UTC))
+    assert stack.post_score(evaluation(landed_at="2026-11-16T10:00:00Z"))[0] == 202
+    while stack.clock.now() < datetime(2026, 11, 24, tzinfo=UTC) and not drawn_inside:
+        stack.sweep()
+        stack.clock.advance(timedelta(hours=6))
+    assert drawn_inside == [False]
+    assert stack.standin.calls_to("files.completeUploadExternal")
