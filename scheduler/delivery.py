@@ -49,7 +49,7 @@ PERMANENT = {
     "message_not_found",
     "cant_update_message",
 }
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 8  # with the backoff below, about an hour of Slack failing before an admin hears
 HISTORY_LOOKBACK = 100
 
 
