@@ -4,8 +4,8 @@ replicas (two `serve` processes and three `coachloop sweep` runs) on one Postgre
 from __future__ import annotations
 
 import itertools
-import random
 import os
+import random
 import signal
 import subprocess
 import sys
