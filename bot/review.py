@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import coaching, timers, wording
-from bot.errors import CaseMovedOn, InvalidInput, NotAllowed
+from bot.errors import CaseMovedOn, InvalidInput
 from bot.team_calendar import calendar_for
 from storage import queries
 from storage.models import Case, Evaluation, Person
@@ -205,7 +205,9 @@ def remind_leader(session: Session, case_id: int, actor: Person | None, now: dat
     """An escalation contact nudges the leader now; at most once a day per case. True when queued."""
     case = coaching.load_case(session, case_id)
     if actor is None or not any(p.id == actor.id for p in case.team.escalation_people):
-        raise NotAllowed(f"Only {case.team.name}'s escalation contacts can send this reminder.")
+        raise coaching.refusal(
+            actor, case, f"Only {case.team.name}'s escalation contacts can send this reminder."
+        )
     if case.state not in (queries.AWAITING, *queries.UNREVIEWED):
         raise CaseMovedOn(f"{case.agent.display}'s case needs nothing from {case.leader.display} now.")
     today = calendar_for(case.team).local(now).date()

@@ -16,14 +16,13 @@ from bot.slack.views import (
     BEHAVIOUR_ACTION,
     PLAN_CALLBACK,
     behaviour_key,
-    case_id_from_metadata,
     notice_modal,
     plan_errors,
     plan_modal,
     read_plan_form,
     untouched_from,
 )
-from handlers.context import open_case_modal, submit_case_modal
+from handlers.context import form_values, modal_case_id, open_case_modal, submit_case_modal
 from storage.models import Case
 
 
@@ -58,10 +57,12 @@ def register(app: App, services: Services) -> None:
     @app.action(BEHAVIOUR_ACTION)
     def change_behaviour(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ack()
-        view = body.get("view") or {}
-        case_id = case_id_from_metadata(view.get("private_metadata"))
-        chosen = (body.get("actions") or [{}])[0].get("selected_option", {}).get("value")
-        values = view.get("state", {}).get("values", {})
+        view: dict[str, Any] = body["view"] if isinstance(body.get("view"), dict) else {}
+        case_id = modal_case_id(view)
+        action = (body.get("actions") or [{}])[0]
+        option = action.get("selected_option") if isinstance(action, dict) else None
+        chosen = option.get("value") if isinstance(option, dict) else None
+        values = form_values(view)
         try:
             with services.db.unit_of_work() as session:
                 if case_id is None:
@@ -75,13 +76,14 @@ def register(app: App, services: Services) -> None:
                 draft = coaching.draft_plan(session, case, now, behaviour_key=key)
             draft = draft.keeping(read_plan_form(values, draft.picks))
         except CoachingError as exc:
-            client.views_update(view_id=view["id"], view=notice_modal("Coaching plan", str(exc)))
+            if isinstance(view.get("id"), str):
+                client.views_update(view_id=view["id"], view=notice_modal("Coaching plan", str(exc)))
             return
         client.views_update(view_id=view["id"], hash=view.get("hash"), view=plan_modal(draft))
 
     @app.view(PLAN_CALLBACK)
     def submit_plan(ack: Ack, view: dict[str, Any], context: BoltContext) -> None:
-        values = view.get("state", {}).get("values", {})
+        values = form_values(view)
 
         def record(case_id: int) -> None:
             now = services.clock.now()

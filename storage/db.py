@@ -1,4 +1,4 @@
-"""Engine, schema and the unit of work."""
+"""Engine, schema, the unit of work, and locks shared by every process on one database."""
 
 from __future__ import annotations
 
@@ -15,6 +15,30 @@ from sqlalchemy.orm import Session, sessionmaker
 
 _LOCAL_LOCKS: dict[str, threading.Lock] = {}
 _LOCAL_LOCKS_GUARD = threading.Lock()
+
+_held = threading.local()
+
+
+def holding_connection() -> bool:
+    """True while this thread holds a database connection (a unit of work or lock is open).
+
+    Network calls must not happen then: tests check it on every Slack call."""
+    return getattr(_held, "count", 0) > 0
+
+
+def _track_connections(engine: Engine) -> None:
+    @event.listens_for(engine, "checkout")
+    def _checkout(*_: Any) -> None:
+        _held.count = getattr(_held, "count", 0) + 1
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(*_: Any) -> None:
+        _held.count = max(0, getattr(_held, "count", 0) - 1)
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for `pg_advisory_lock`, from a lock's name."""
+    return int.from_bytes(hashlib.sha256(f"coachloop:{name}".encode()).digest()[:8], "big", signed=True)
 
 
 class Database:
@@ -40,6 +64,7 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             self._configure_sqlite(self.engine)
+        _track_connections(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._after_commit: list[Callable[[], None]] = []
 
@@ -77,7 +102,7 @@ class Database:
         lock, or a lock file beside the SQLite file (a process-wide lock for an in-memory database)."""
         scope = f"{self.schema or ''}:{name}"
         if not self.is_sqlite:
-            key = int.from_bytes(hashlib.sha256(scope.encode()).digest()[:8], "big", signed=True)
+            key = lock_key(scope)
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(select(func.pg_advisory_lock(key)))
                 try:

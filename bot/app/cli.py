@@ -29,8 +29,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     services = build_services(settings, SystemClock())
     if settings.org_file:
-        with services.db.exclusive("org-import"):  # replicas starting together import one at a time
-            _import_org(services.db, settings.org_file, services.slack)
+        imported = _import_org(services.db, settings.org_file, services.slack)
+        if imported != 0:
+            print("coachloop: not started, because the org file was not imported.", file=sys.stderr)
+            return imported
     bolt_app = create_bolt_app(services)
     scheduler = start_scheduler(services, interval=settings.sweep_interval)
     socket_handler = None
@@ -57,7 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _import_org(db: object, path: str, slack: object | None) -> int:
     from bot.channels import resolve_channels
-    from bot.org import OrgFileError, apply_org, lookup_people, parse_org
+    from bot.org import OrgFileError, import_org, parse_org
     from handlers.directory import SlackChannels, SlackDirectory
     from storage.db import Database
 
@@ -75,10 +77,7 @@ def _import_org(db: object, path: str, slack: object | None) -> int:
         return 2
     directory = SlackDirectory(slack) if slack is not None else None  # type: ignore[arg-type]
     spec, channel_problems = resolve_channels(spec, SlackChannels(slack) if slack is not None else None)  # type: ignore[arg-type]
-    with db.unit_of_work() as session:
-        found = lookup_people(spec, session, directory)
-    with db.unit_of_work() as session:
-        report = apply_org(session, spec, found, SystemClock().now())
+    report = import_org(db, spec, directory, SystemClock().now())
     for line in report.lines() + channel_problems:
         print(line)
     if directory is None:
