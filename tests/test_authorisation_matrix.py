@@ -4,7 +4,6 @@ else (naming nobody to people outside the case's team), and nothing changed by a
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from typing import Any
 
@@ -68,7 +67,7 @@ def press(stack: Stack, user: str, action_id: str, case_id: int, *, changes: boo
         "user": {"id": user, "username": user, "name": user, "team_id": "T0STANDIN"},
         "api_app_id": "A0COACH",
         "team": {"id": "T0STANDIN"},
-        "trigger_id": f"{int(time.time())}.{secrets.token_hex(6)}",
+        "trigger_id": stack.standin.issue_trigger(),
         "channel": {"id": "C0LEADERS"},  # a button forwarded to a shared channel
         "container": {"type": "message", "channel_id": "C0LEADERS"},
         "actions": [{"type": "button", "action_id": action_id, "block_id": "b", "value": str(case_id)}],
