@@ -43,6 +43,7 @@ class EvaluationInput:
     contact_url: str | None
     items: tuple[ItemInput, ...]
     raw: dict[str, Any] = field(compare=False)
+    updated_at: datetime | None = None
 
     @property
     def content_hash(self) -> str:
@@ -141,6 +142,7 @@ def parse_evaluation(data: Any) -> EvaluationInput:
     if score is not None and max_score is not None and score > max_score:
         r.fail("score", f"must not exceed max_score ({max_score:g})")
     landed_at = r.timestamp(data, "landed_at", "", required=True)
+    updated_at = r.timestamp(data, "updated_at", "", required=False)
     started_at = r.timestamp(contact, "started_at", "contact", required=False)
 
     items: list[ItemInput] = []
@@ -192,6 +194,15 @@ def parse_evaluation(data: Any) -> EvaluationInput:
                         good_looks_like=r.text(item, "good_looks_like", path, required=False, limit=3000),
                     )
                 )
+    # Optional fields are read before the verdict, so that a malformed one is refused, not dropped.
+    agent_name = r.text(agent, "name", "agent", required=False, limit=200)
+    evaluator_email = r.text(evaluator, "email", "evaluator", required=False, limit=320)
+    evaluator_name = r.text(evaluator, "name", "evaluator", required=False, limit=200)
+    scorecard_id = r.text(scorecard, "id", "scorecard", required=False, limit=200)
+    scorecard_name = r.text(scorecard, "name", "scorecard", required=False, limit=200)
+    contact_id = r.text(contact, "id", "contact", required=False, limit=200)
+    contact_channel = r.text(contact, "channel", "contact", required=False, limit=40)
+    contact_url = r.text(contact, "url", "contact", required=False, limit=2000)
     if r.errors:
         raise PayloadErrors(r.errors)
     assert external_id and agent_email and score is not None and max_score is not None and landed_at
@@ -199,18 +210,19 @@ def parse_evaluation(data: Any) -> EvaluationInput:
         external_id=external_id,
         source=source,
         agent_email=agent_email.strip().lower(),
-        agent_name=r.text(agent, "name", "agent", required=False, limit=200),
-        evaluator_email=r.text(evaluator, "email", "evaluator", required=False, limit=320),
-        evaluator_name=r.text(evaluator, "name", "evaluator", required=False, limit=200),
-        scorecard_id=r.text(scorecard, "id", "scorecard", required=False, limit=200),
-        scorecard_name=r.text(scorecard, "name", "scorecard", required=False, limit=200),
+        agent_name=agent_name,
+        evaluator_email=evaluator_email,
+        evaluator_name=evaluator_name,
+        scorecard_id=scorecard_id,
+        scorecard_name=scorecard_name,
         score=score,
         max_score=max_score,
         landed_at=landed_at,
-        contact_id=r.text(contact, "id", "contact", required=False, limit=200),
-        contact_channel=r.text(contact, "channel", "contact", required=False, limit=40),
+        contact_id=contact_id,
+        contact_channel=contact_channel,
         contact_started_at=started_at,
-        contact_url=r.text(contact, "url", "contact", required=False, limit=2000),
+        contact_url=contact_url,
         items=tuple(items),
         raw=data,
+        updated_at=updated_at,
     )

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.app.services import Services
+from bot.contract import openapi_text
 from handlers import ingest
 
 
@@ -35,6 +36,9 @@ def create_web_app(services: Services, bolt_app: App) -> Starlette:
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    async def openapi(_: Request) -> Response:
+        return Response(openapi_text(), media_type="application/json")
+
     return Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
@@ -42,5 +46,6 @@ def create_web_app(services: Services, bolt_app: App) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
         ]
     )
