@@ -93,7 +93,8 @@ def with_violation(payload: dict[str, Any], keys: list[Any], bad: Any) -> dict[s
 
 
 def schema_validator() -> Draft202012Validator:
-    return Draft202012Validator({"$ref": "#/components/schemas/EvaluationV1", "components": DOC["components"]})
+    root = {"$ref": "#/components/schemas/EvaluationV1", "components": DOC["components"]}
+    return Draft202012Validator(root)
 
 
 def dotted(parts: Any) -> str:
