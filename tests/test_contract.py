@@ -130,9 +130,7 @@ def test_a_violation_is_refused_by_both_with_the_same_path(keys: list[Any], bad:
     with pytest.raises(PayloadErrors) as refused:
         parse_evaluation(payload)
     assert path in [e["path"] for e in refused.value.errors]
-    by_schema = {
-        dotted(e.absolute_path) for e in schema_validator().iter_errors(payload)
-    }
+    by_schema = {dotted(e.absolute_path) for e in schema_validator().iter_errors(payload)}
     if bad is MISSING:  # a missing property is reported on its parent object
         by_schema = {
             dotted([*e.absolute_path, keys[-1]])
