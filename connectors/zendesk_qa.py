@@ -40,6 +40,7 @@ class ZendeskQAConnection:
     poll_every_minutes: int = 5
     overlap_minutes: int = 15
     first_poll_days_back: int = 1
+    page_size: int = PAGE_SIZE
 
 
 class ExportApiError(Exception):
@@ -64,7 +65,7 @@ class Pacer:
     ) -> None:
         if not 0 < per_minute <= DOCUMENTED_LIMIT_PER_MINUTE:
             raise ValueError(f"per_minute must be from 1 to {DOCUMENTED_LIMIT_PER_MINUTE}")
-        self.gap = 60.0 / per_minute
+        self.gap = 60.0 / per_minute + 1e-6  # a hair over, so rounding never fits one more in
         self._next = 0.0
         self._lock = threading.Lock()
         self._monotonic, self._sleep = monotonic, sleep

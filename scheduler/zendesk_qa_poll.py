@@ -166,7 +166,7 @@ class ZendeskQAPoller:
             return report
         report.polled, report.window = True, (start, now)
         try:
-            for conversation in self.client.conversations(workspace, start, now):
+            for conversation in self.client.conversations(workspace, start, now, self.connection.page_size):
                 for review in conversation.get("reviews") or []:
                     self._take(workspace, conversation, review, report)
         except ExportApiError as exc:
