@@ -265,7 +265,7 @@ def sample_review(
         "createdAtISO": (at.replace(microsecond=0) - timedelta(hours=2)).isoformat().replace("+00:00", "Z"),
         "sourceType": "zendesk",
     }
-    review = {
+    review: dict[str, Any] = {
         "id": review_id,
         "reviewer": {"email": "lee.park@example.com", "name": "Lee Park"},
         "reviewee": {"email": reviewee, "name": reviewee.split("@")[0].replace(".", " ").title()},
