@@ -229,6 +229,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(keep=args.db)
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.app.import_cmd import print_template, run_import
+    from storage.db import Database
+
+    if args.template:
+        return print_template()
+    if not args.file:
+        raise ConfigError("name the file to import: coachloop import scores.csv --map map.yml")
+    db = Database(_database())
+    db.create_schema()
+    return run_import(
+        db,
+        Path(args.file),
+        Path(args.map) if args.map else None,
+        SystemClock().now(),
+        dry_run=args.dry_run,
+        skip_invalid=args.skip_invalid,
+    )
+
+
 def cmd_connect(args: argparse.Namespace) -> int:
     from bot.app.connect import check_zendesk_qa
 
@@ -269,6 +291,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--format", choices=("table", "csv", "html"), default="table")
     rep.add_argument("--out", help="write to this file instead of the terminal")
     rep.set_defaults(func=cmd_report)
+    imp_file = sub.add_parser("import", help="import scores from a CSV export (with --map) or a JSONL file")
+    imp_file.add_argument("file", nargs="?")
+    imp_file.add_argument("--map", help="the mapping file: which CSV column is which field")
+    imp_file.add_argument("--template", action="store_true", help="print a commented example mapping")
+    imp_file.add_argument("--dry-run", action="store_true", help="check everything; change nothing")
+    imp_file.add_argument(
+        "--skip-invalid", action="store_true", help="import the valid ones; write the rest beside the file"
+    )
+    imp_file.set_defaults(func=cmd_import)
     con = sub.add_parser("connect", help="check the connection to a QA platform coachloop pulls from")
     con.add_argument("platform", choices=("zendesk-qa",))
     con.add_argument("--check", action="store_true", help="prove the settings with one call")
