@@ -9,10 +9,12 @@ old score. History is written with bulk inserts, which is what makes a large bac
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -29,7 +31,8 @@ from storage.outbox import audit
 NEW, HISTORY, REPEAT, CORRECTION, UNKNOWN_AGENT = "new", "history", "repeat", "correction", "unknown agent"
 HISTORY_STATUS = "history"
 CLEARLY_PAST = timedelta(days=120)  # no window (at most 30 working days) reaches this far
-CHUNK = 2000
+CHUNK = 5000
+TIMES = {"landed_at", "contact_started_at", "received_at"}
 EVALUATIONS = Base.metadata.tables[Evaluation.__tablename__]
 ITEMS = Base.metadata.tables[EvaluationItem.__tablename__]
 ITEM_COLUMNS = ("evaluation_id", "position", "key", "name", "category", "score", "max_score", "weight",
@@ -67,6 +70,7 @@ class Planner:
         self.calendars: dict[int, tuple[WorkCalendar, int]] = {
             tid: (calendar_for(t), t.window_days) for tid, t in teams.items()
         }
+        self._due: dict[tuple[int, date], datetime] = {}
         self.agents: dict[str, tuple[int, int]] = {
             email: (pid, tid)
             for email, pid, tid in session.execute(
@@ -80,7 +84,11 @@ class Planner:
         if self.now - data.landed_at > CLEARLY_PAST:
             return True
         cal, window = self.calendars[team_id]
-        return cal.deadline(data.landed_at, window) < self.now
+        day = cal.effective_landing_day(data.landed_at)
+        due = self._due.get((team_id, day))
+        if due is None:  # the same as cal.deadline(), counted once per team and landing day
+            due = self._due[(team_id, day)] = cal.end_of_business(cal.add_working_days(day, window))
+        return due < self.now
 
     def sort(self, session: Session, records: list[Record]) -> list[tuple[Record, str]]:
         """Each valid record with its kind."""
@@ -141,6 +149,9 @@ def drop_repeats_within(records: list[Record], name: str) -> tuple[list[Record],
 
 
 def _evaluation_row(data: EvaluationInput, agent_id: int, now: datetime) -> dict[str, Any]:
+    """The evaluations row of `coachloop.intake`'s `_apply`, with `raw` as its JSON text (sorted keys),
+    from which `content_hash` is taken exactly as `EvaluationInput.content_hash` takes it."""
+    raw_text = json.dumps(data.raw, sort_keys=True)
     return {
         "source": data.source,
         "external_id": data.external_id,
@@ -157,8 +168,8 @@ def _evaluation_row(data: EvaluationInput, agent_id: int, now: datetime) -> dict
         "contact_channel": data.contact_channel,
         "contact_started_at": data.contact_started_at,
         "contact_url": data.contact_url,
-        "raw": data.raw,
-        "content_hash": data.content_hash,
+        "raw": raw_text,
+        "content_hash": hashlib.sha256(raw_text.encode()).hexdigest(),
         "revision": 1,
         "intake_status": HISTORY_STATUS,
         "received_at": now,
@@ -175,7 +186,21 @@ def store_history(
     # Core executemany (not the ORM's bulk path, nor RETURNING, which SQLite would take row by row),
     # then the new ids read back by the idempotency key.
     conn = session.connection()
-    conn.execute(insert(EVALUATIONS), [_evaluation_row(d, agents[d.agent_email], now) for d in batch])
+    rows = [_evaluation_row(d, agents[d.agent_email], now) for d in batch]
+    if conn.dialect.name == "sqlite":
+        # Straight to the driver: the JSON text is stored as it is, times through the columns' own
+        # bind processors (UTC, SQLite's text format).
+        names = list(rows[0])
+        process = [
+            EVALUATIONS.c[n].type._cached_bind_processor(conn.dialect) if n in TIMES else None for n in names
+        ]
+        values = [tuple(p(r[n]) if p else r[n] for n, p in zip(names, process, strict=True)) for r in rows]
+        marks = ", ".join("?" * len(names))
+        conn.exec_driver_sql(f"INSERT INTO {EVALUATIONS.name} ({', '.join(names)}) VALUES ({marks})", values)
+    else:
+        for row in rows:
+            row["raw"] = json.loads(row["raw"])
+        conn.execute(insert(EVALUATIONS), rows)
     by_key: dict[tuple[str, str], int] = {}
     for source in {d.source for d in batch}:
         wanted = [d.external_id for d in batch if d.source == source]

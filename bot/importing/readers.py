@@ -7,6 +7,7 @@ the character position of a syntax error and the field path of a contract error)
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import operator
@@ -23,7 +24,7 @@ FALSE = {"false", "no", "n", "0"}
 Progress = Callable[[int], None]  # bytes read so far
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """One evaluation from the file: its lines, the original text of its rows, and what is wrong."""
 
@@ -86,26 +87,50 @@ def read_jsonl(path: Path, progress: Progress | None = None) -> Iterator[Record]
 # -- CSV ---------------------------------------------------------------------------------------
 
 
-def _cell(name: str, text: str) -> Any:
-    """The typed value of a cell; a value that does not convert is kept as text, so the contract
-    check refuses it with its own message."""
-    text = text.strip()
-    if name in NUMBERS or name in INTEGERS:
-        try:
-            value = float(text)
-        except ValueError:
-            return text
-        if name in INTEGERS and math.isfinite(value) and value.is_integer():
-            return int(value)
-        return value
-    if name in BOOLEANS:
-        low = text.lower()
-        return True if low in TRUE else False if low in FALSE else text
+def _number(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _integer(text: str) -> Any:
+    value = _number(text)
+    return int(value) if isinstance(value, float) and math.isfinite(value) and value.is_integer() else value
+
+
+def _boolean(text: str) -> Any:
+    low = text.lower()
+    return True if low in TRUE else False if low in FALSE else text
+
+
+def _text(text: str) -> Any:
     return text
 
 
-def _put(target: dict[str, Any], dotted: str, value: Any) -> None:
+def converter(name: str) -> Callable[[str], Any]:
+    """How a cell of field `name` becomes its typed value; a value that does not convert is kept
+    as text, so that the contract check refuses it with its own message."""
+    if name in NUMBERS:
+        return _number
+    if name in INTEGERS:
+        return _integer
+    if name in BOOLEANS:
+        return _boolean
+    return _text
+
+
+def _cell(name: str, text: str) -> Any:
+    return converter(name)(text.strip())
+
+
+def _split(dotted: str) -> tuple[str, str]:
     head, _, tail = dotted.partition(".")
+    return head, tail
+
+
+def _put(target: dict[str, Any], dotted: str, value: Any) -> None:
+    head, tail = _split(dotted)
     if tail:
         target.setdefault(head, {})[tail] = value
     else:
@@ -136,8 +161,8 @@ class CsvReader:
     def read(self, progress: Progress | None = None) -> Iterator[Record]:
         m = self.mapping
         name = self.path.name
-        with self.path.open(encoding="utf-8-sig", newline="") as fh:
-            rows = csv.reader(_counting(fh, progress), delimiter=m.delimiter)
+        with self.path.open("rb") as binary, io.TextIOWrapper(binary, encoding="utf-8-sig", newline="") as fh:
+            rows = csv.reader(fh, delimiter=m.delimiter)
             self.header = next(rows, [])
             index = {h.strip(): i for i, h in enumerate(self.header)}
             missing = [f'"{c}" ({f})' for f, c in m.columns.items() if c not in index]
@@ -150,7 +175,10 @@ class CsvReader:
                 yield record
                 return
             ev_cols = [(f, index[c]) for f in EVALUATION_FIELDS if (c := m.columns.get(f)) is not None]
-            item_cols = [(f[5:], index[c], f) for f in ITEM_FIELDS if (c := m.columns.get(f)) is not None]
+            ev_setters = [(*_split(f), i, converter(f)) for f, i in ev_cols]
+            item_cols = [
+                (f[5:], index[c], converter(f)) for f in ITEM_FIELDS if (c := m.columns.get(f)) is not None
+            ]
             ev_values = operator.itemgetter(*(i for _, i in ev_cols))
             key_col = index[m.columns["item.key"]]
             id_col = index[m.columns["id"]]
@@ -159,6 +187,8 @@ class CsvReader:
             item_consts = {f[5:]: _cell(f, v) for f, v in m.constants.items() if f.startswith("item.")}
             groups: dict[str, tuple[Record, list[int], Any]] = {}
             for n, row in enumerate(rows, start=2):
+                if progress is not None and not n & 4095:
+                    progress(binary.tell())
                 if len(row) < width:
                     if not "".join(row).strip():
                         continue
@@ -172,9 +202,13 @@ class CsvReader:
                     payload: dict[str, Any] = {"source": m.source, "items": []}
                     for f, v in ev_consts.items():
                         _put(payload, f, v)
-                    for f, i in ev_cols:
-                        if row[i].strip():
-                            _put(payload, f, _cell(f, row[i]))
+                    for head, tail, i, convert in ev_setters:
+                        cell = row[i].strip()
+                        if cell:
+                            if tail:
+                                payload.setdefault(head, {})[tail] = convert(cell)
+                            else:
+                                payload[head] = convert(cell)
                     record.payload = payload
                     item_lines: list[int] = []
                     firsts = ev_values(row)
@@ -187,10 +221,10 @@ class CsvReader:
                         self._differs(record, n, row, ev_cols, ev_id)
                 if row[key_col].strip():
                     item = dict(item_consts)
-                    for short, i, f in item_cols:
-                        cell = row[i]
-                        if cell.strip():
-                            item[short] = _cell(f, cell)
+                    for short, i, convert in item_cols:
+                        cell = row[i].strip()
+                        if cell:
+                            item[short] = convert(cell)
                     record.payload["items"].append(item)  # type: ignore[index]
                     item_lines.append(n)
             for record, item_lines, _ in groups.values():
