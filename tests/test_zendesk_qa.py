@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -182,8 +182,9 @@ def test_a_pulled_review_reaches_the_leaders_dm(stack: Stack, zqa: ZendeskQAStan
 
 
 def test_pages_are_read_to_the_total_and_the_cursor_overlaps_without_doubles(
-    stack: Stack, zqa: ZendeskQAStandIn
+    any_stack: Stack, zqa: ZendeskQAStandIn
 ) -> None:
+    stack = any_stack
     now = stack.clock.now()
     for i in range(23):
         zqa.add_review(
@@ -217,7 +218,8 @@ def test_pages_are_read_to_the_total_and_the_cursor_overlaps_without_doubles(
         assert cursor is not None and cursor.position == later and cursor.consecutive_failures == 0
 
 
-def test_a_workspace_is_polled_by_one_process_at_a_time(stack: Stack, zqa: ZendeskQAStandIn) -> None:
+def test_a_workspace_is_polled_by_one_process_at_a_time(any_stack: Stack, zqa: ZendeskQAStandIn) -> None:
+    stack = any_stack
     a, b = poller(stack, zqa), poller(stack, zqa)
     assert a._claim(WS, stack.clock.now(), force=False) is not None
     [report] = b.run_once(force=True)
@@ -366,3 +368,75 @@ def test_serve_polls_zendesk_qa_and_the_review_reaches_the_leader(
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+REVIEWS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("review"),
+            st.integers(1, 14),
+            st.sampled_from(["ana.ruiz@example.com", "tom.hale@example.com"]),
+        ),
+        st.tuples(st.just("edit"), st.integers(0, 30), st.integers(1, 4)),
+        st.tuples(st.just("poll"), st.booleans(), st.booleans()),
+        st.tuples(st.just("fail"), st.integers(1, 3), st.just(0)),
+        st.tuples(st.just("wait"), st.integers(1, 20), st.just(0)),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=REVIEWS)
+def test_no_review_is_skipped_or_doubled_whatever_happens(
+    stack: Stack, zqa: ZendeskQAStandIn, steps: list[tuple[str, int, object]]
+) -> None:
+    """Random reviews, edits, polls by fresh or running pollers, API failures and waiting: after
+    every poll that went through, each review updated before it is stored once, as last edited."""
+    ws = str(1000 + len(zqa.workspaces))  # a fresh workspace (and cursor) per example
+    zqa.add_workspace(ws, "Random", [BILLING_SCORECARD])
+    conn = connection(zqa, workspaces=(ws,))
+    running = ZendeskQAPoller(
+        stack.services, conn, ZendeskQAClient(zqa.url, zqa.token, backoff_base=0.0, retries=0)
+    )
+    latest: dict[str, tuple[datetime, datetime, int, str]] = {}  # created, updated, rating, reviewee
+    for op, a, b in steps:
+        now = stack.clock.now()
+        if op == "review":  # reviews show up in the export at most a few minutes after their update
+            rid = f"{ws}-{len(latest)}"
+            at = now - timedelta(minutes=a)
+            zqa.add_review(ws, *sample_review(rid, str(b), at, acknowledge=2))
+            latest[rid] = (at, at, 2, str(b))
+        elif op == "edit" and latest:
+            rid = sorted(latest)[a % len(latest)]
+            created, _, _, email = latest[rid]
+            edited = sample_review(rid, email, created, updated=now, acknowledge=int(str(b)))
+            zqa.add_review(ws, *edited)
+            latest[rid] = (created, now, int(str(b)), email)
+        elif op == "fail":
+            zqa.fail_next(a)
+        elif op == "wait":
+            stack.clock.advance(timedelta(minutes=a))
+        elif op == "poll":
+            fresh, forced = a, b
+            poller = (
+                ZendeskQAPoller(
+                    stack.services, conn, ZendeskQAClient(zqa.url, zqa.token, backoff_base=0.0, retries=0)
+                )
+                if fresh
+                else running
+            )
+            [report] = poller.run_once(force=bool(forced))
+            if report.polled and report.error is None:
+                with stack.db.unit_of_work() as s:
+                    stored_ = {
+                        e.external_id: e
+                        for e in s.scalars(select(Evaluation).where(Evaluation.external_id.like(f"{ws}-%")))
+                    }
+                    for rid, (_, updated, ack, _) in latest.items():
+                        if updated < now:
+                            assert rid in stored_, f"review {rid} was skipped"
+                            item = next(i for i in stored_[rid].items if i.key == "9001")
+                            assert item.score == ack - 1, f"review {rid} is not as last edited"
+    zqa.failures.clear()
