@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
 
@@ -155,6 +155,8 @@ def test_history_is_stored_in_bulk_on_both_databases(
         assert len(evs) == 30 and all(e.case_id is None and e.agent_id for e in evs)
         h7 = next(e for e in evs if e.external_id == "H7")
         assert [(i.position, i.key, i.score) for i in h7.items] == [(0, "ack", 4), (1, "verify", 2)]
+        assert h7.landed_at == datetime(2026, 9, 1, 10, tzinfo=UTC) and h7.received_at == MONDAY_AFTERNOON
+        assert h7.raw["id"] == "H7" and h7.raw["items"][0]["score"] == 4.0 and h7.intake_status == "history"
         assert (
             s.scalar(
                 select(func.count())
