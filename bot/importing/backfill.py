@@ -32,7 +32,6 @@ NEW, HISTORY, REPEAT, CORRECTION, UNKNOWN_AGENT = "new", "history", "repeat", "c
 HISTORY_STATUS = "history"
 CLEARLY_PAST = timedelta(days=120)  # no window (at most 30 working days) reaches this far
 CHUNK = 5000
-TIMES = {"landed_at", "contact_started_at", "received_at"}
 EVALUATIONS = Base.metadata.tables[Evaluation.__tablename__]
 ITEMS = Base.metadata.tables[EvaluationItem.__tablename__]
 ITEM_COLUMNS = ("evaluation_id", "position", "key", "name", "category", "score", "max_score", "weight",
@@ -148,33 +147,28 @@ def drop_repeats_within(records: list[Record], name: str) -> tuple[list[Record],
     return kept, dropped
 
 
-def _evaluation_row(data: EvaluationInput, agent_id: int, now: datetime) -> dict[str, Any]:
-    """The evaluations row of `coachloop.intake`'s `_apply`, with `raw` as its JSON text (sorted keys),
-    from which `content_hash` is taken exactly as `EvaluationInput.content_hash` takes it."""
-    raw_text = json.dumps(data.raw, sort_keys=True)
-    return {
-        "source": data.source,
-        "external_id": data.external_id,
-        "agent_email": data.agent_email,
-        "agent_id": agent_id,
-        "evaluator_email": data.evaluator_email,
-        "evaluator_name": data.evaluator_name,
-        "scorecard_id": data.scorecard_id,
-        "scorecard_name": data.scorecard_name,
-        "score": data.score,
-        "max_score": data.max_score,
-        "landed_at": data.landed_at,
-        "contact_id": data.contact_id,
-        "contact_channel": data.contact_channel,
-        "contact_started_at": data.contact_started_at,
-        "contact_url": data.contact_url,
-        "raw": raw_text,
-        "content_hash": hashlib.sha256(raw_text.encode()).hexdigest(),
-        "revision": 1,
-        "intake_status": HISTORY_STATUS,
-        "received_at": now,
-        "case_id": None,
-    }
+HISTORY_COLUMNS = ("source", "external_id", "agent_email", "agent_id", "evaluator_email", "evaluator_name",
+                   "scorecard_id", "scorecard_name", "score", "max_score", "landed_at", "contact_id",
+                   "contact_channel", "contact_started_at", "contact_url", "raw", "content_hash", "revision",
+                   "intake_status", "received_at", "case_id")  # fmt: skip
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _history_row(
+    d: EvaluationInput, agent_id: int, received: Any, when: Callable[[datetime], Any]
+) -> tuple[Any, ...]:
+    """The evaluations row `coachloop.intake` would write, in HISTORY_COLUMNS order, with `raw` as its
+    JSON text (sorted keys), from which `content_hash` is taken as `EvaluationInput.content_hash` takes it."""
+    raw_text = json.dumps(d.raw, sort_keys=True)
+    digest = hashlib.sha256(raw_text.encode()).hexdigest()
+    started = None if d.contact_started_at is None else when(d.contact_started_at)
+    return (d.source, d.external_id, d.agent_email, agent_id, d.evaluator_email, d.evaluator_name,
+            d.scorecard_id, d.scorecard_name, d.score, d.max_score, when(d.landed_at), d.contact_id,
+            d.contact_channel, started, d.contact_url, raw_text, digest, 1, HISTORY_STATUS, received,
+            None)  # fmt: skip
 
 
 def store_history(
@@ -186,18 +180,19 @@ def store_history(
     # Core executemany (not the ORM's bulk path, nor RETURNING, which SQLite would take row by row),
     # then the new ids read back by the idempotency key.
     conn = session.connection()
-    rows = [_evaluation_row(d, agents[d.agent_email], now) for d in batch]
     if conn.dialect.name == "sqlite":
-        # Straight to the driver: the JSON text is stored as it is, times through the columns' own
-        # bind processors (UTC, SQLite's text format).
-        names = list(rows[0])
-        process = [
-            EVALUATIONS.c[n].type._cached_bind_processor(conn.dialect) if n in TIMES else None for n in names
-        ]
-        values = [tuple(p(r[n]) if p else r[n] for n, p in zip(names, process, strict=True)) for r in rows]
-        marks = ", ".join("?" * len(names))
-        conn.exec_driver_sql(f"INSERT INTO {EVALUATIONS.name} ({', '.join(names)}) VALUES ({marks})", values)
+        # Straight to the driver: the JSON text is stored as it is, times through the column type's
+        # own bind processor (UTC, SQLite's text format).
+        when = EVALUATIONS.c.landed_at.type._cached_bind_processor(conn.dialect) or _same
+        values = [_history_row(d, agents[d.agent_email], when(now), when) for d in batch]
+        marks = ", ".join("?" * len(HISTORY_COLUMNS))
+        sql = f"INSERT INTO {EVALUATIONS.name} ({', '.join(HISTORY_COLUMNS)}) VALUES ({marks})"
+        conn.exec_driver_sql(sql, values)
     else:
+        rows = [
+            dict(zip(HISTORY_COLUMNS, _history_row(d, agents[d.agent_email], now, _same), strict=True))
+            for d in batch
+        ]
         for row in rows:
             row["raw"] = json.loads(row["raw"])
         conn.execute(insert(EVALUATIONS), rows)
