@@ -440,3 +440,29 @@ def test_no_review_is_skipped_or_doubled_whatever_happens(
                             item = next(i for i in stored_[rid].items if i.key == "9001")
                             assert item.score == ack - 1, f"review {rid} is not as last edited"
     zqa.failures.clear()
+
+
+def test_the_org_files_zendesk_qa_section_is_checked_line_by_line() -> None:
+    from bot.org import OrgFileError, parse_org
+
+    good = parse_org(
+        sample_org() + "zendesk_qa:\n  subdomain: acme\n  workspaces: [101, 202]\n  poll_every_minutes: 2\n"
+    )
+    assert good.zendesk_qa is not None
+    assert (good.zendesk_qa.base_url, good.zendesk_qa.workspaces) == (
+        "https://acme.zendesk.com/qa",
+        ("101", "202"),
+    )
+    assert good.zendesk_qa.poll_every_minutes == 2 and good.zendesk_qa.overlap_minutes == 15
+    lines = len(sample_org().splitlines())
+    bad = (
+        "zendesk_qa:\n  subdomain: Acme Inc\n  workspaces: [101, main]\n  poll_every_minutes: 0\n  token: x\n"
+    )
+    with pytest.raises(OrgFileError) as refused:
+        parse_org(sample_org() + bad)
+    assert refused.value.errors == [
+        f"org.yml:{lines + 5}: zendesk_qa.token: is not a known setting",
+        f"org.yml:{lines + 2}: zendesk_qa.subdomain: must be your Zendesk subdomain (acme)",
+        f"org.yml:{lines + 3}: zendesk_qa.workspaces[1]: must be a workspace id (a number, e.g. 12345)",
+        f"org.yml:{lines + 4}: zendesk_qa.poll_every_minutes: must be a whole number from 1 to 60",
+    ]
