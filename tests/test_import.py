@@ -288,3 +288,14 @@ def test_the_command_line_shows_a_progress_bar_on_long_files(
     shown = screen.file.getvalue()  # type: ignore[attr-defined]
     assert "reading scores.csv" in shown and "importing" in shown and "100%" in shown
     db.dispose()
+
+
+def test_a_file_that_is_not_utf8_is_refused_plainly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    _, mapping = export(tmp_path)
+    latin = tmp_path / "latin1.csv"
+    latin.write_bytes(";".join(HEADER).encode() + "\nR1;zoë@example.com\n".encode("latin-1"))
+    assert main(["import", str(latin), "--map", str(mapping)]) == 2
+    assert "latin1.csv is not UTF-8 text" in capsys.readouterr().err

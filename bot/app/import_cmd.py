@@ -89,7 +89,15 @@ def run_import(
         reading = bar.add_task(f"reading {path.name}", total=size)
         reader = CsvReader(path, mapping) if mapping is not None and not is_jsonl else None
         source = reader.read if reader is not None else (lambda progress: read_jsonl(path, progress))
-        records = list(source(lambda done: bar.update(reading, completed=done)))
+        try:
+            records = list(source(lambda done: bar.update(reading, completed=done)))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{path.name} is not UTF-8 text (byte {exc.start} of a chunk): save the export as UTF-8 "
+                "and import it again; nothing was imported"
+            ) from None
+        except csv.Error as exc:
+            raise ConfigError(f"{path.name} cannot be read as CSV ({exc}); nothing was imported") from None
         bar.update(reading, completed=size)
         records, repeats_in_file = drop_repeats_within(records, path.name)
         bad = [r for r in records if r.problems]
