@@ -23,6 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	PYTHONPATH=. $(BIN)/python bench/coach_command.py
+	PYTHONPATH=. $(BIN)/python bench/import_backfill.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -47,6 +47,7 @@ class EvaluationInput:
     contact_url: str | None
     items: tuple[ItemInput, ...]
     raw: dict[str, Any] = field(compare=False)
+    updated_at: datetime | None = None
 
     @property
     def content_hash(self) -> str:
@@ -175,6 +176,7 @@ def parse_evaluation(data: Any) -> EvaluationInput:
     if score is not None and max_score is not None and score > max_score:
         r.fail("score", f"must not exceed max_score ({max_score:g})")
     landed_at = r.timestamp(data, "landed_at", "", required=True)
+    updated_at = r.timestamp(data, "updated_at", "", required=False)
     started_at = r.timestamp(contact, "started_at", "contact", required=False)
 
     items: list[ItemInput] = []
@@ -255,5 +257,6 @@ def parse_evaluation(data: Any) -> EvaluationInput:
         contact_started_at=started_at,
         items=tuple(items),
         raw=data,
+        updated_at=updated_at,
         **optional,
     )

@@ -25,8 +25,13 @@ ACK_SECONDS = Histogram(
 )
 CONNECTOR_LAG = Gauge(
     "coachloop_connector_lag_seconds",
-    "How far behind a score connector is: now minus the newest score it has fetched",
-    ["connector"],
+    "How far behind now a pulling connector's cursor is",
+    ["connector", "scope"],
+)
+POLL_FAILURES = Gauge("coachloop_poll_consecutive_failures", "Failed polls in a row", ["connector", "scope"])
+POLLS = Counter("coachloop_polls_total", "Polls by result", ["connector", "result"])
+PULLED = Counter(
+    "coachloop_pulled_evaluations_total", "Pulled evaluations by outcome", ["connector", "outcome"]
 )
 CASES = Gauge("coachloop_cases", "Coaching cases by state (read from the database at scrape)", ["state"])
 OUTBOX_QUEUED = Gauge("coachloop_outbox_queued", "Messages due or waiting to be sent (at scrape)")

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from bot import coaching
 from bot.calendar import parse_weekdays
 from bot.channels import is_channel
+from bot.zendesk_qa import ZendeskQASpec
 from storage import queries
 from storage.models import Person, Team, TeamAgent, TeamEscalation
 from storage.outbox import audit
@@ -56,6 +57,7 @@ class TeamSpec:
 class OrgSpec:
     teams: list[TeamSpec]
     admins: list[PersonSpec] = field(default_factory=list)
+    zendesk_qa: ZendeskQASpec | None = None
 
     def people(self) -> dict[str, PersonSpec]:
         found: dict[str, PersonSpec] = {}
@@ -250,8 +252,9 @@ def parse_org(text: str, source: str = "org.yml") -> OrgSpec:
     top = p.mapping(root, "(file)")
     if root is None or not top:
         raise OrgFileError([f"{source}:1: the file is empty; it needs a 'teams:' list"])
-    for key in sorted(set(top) - {"defaults", "teams", "admins"}):
-        p.fail(top[key], key, "is not a known section (defaults, teams, admins)")
+    for key in sorted(set(top) - {"defaults", "teams", "admins", "zendesk_qa"}):
+        p.fail(top[key], key, "is not a known section (defaults, teams, admins, zendesk_qa)")
+    zendesk_qa = _zendesk_qa(p, top["zendesk_qa"]) if "zendesk_qa" in top else None
     base = dict(DEFAULTS)
     if "defaults" in top:
         dm = p.mapping(top["defaults"], "defaults")
@@ -336,7 +339,34 @@ def parse_org(text: str, source: str = "org.yml") -> OrgSpec:
             )
     if p.errors:
         raise OrgFileError(p.errors)
-    return OrgSpec(teams=teams, admins=admins)
+    return OrgSpec(teams=teams, admins=admins, zendesk_qa=zendesk_qa)
+
+
+def _zendesk_qa(p: _Parser, node: yaml.Node) -> ZendeskQASpec | None:
+    m = p.mapping(node, "zendesk_qa")
+    numbers = {"poll_every_minutes": (1, 60), "overlap_minutes": (0, 1440), "first_poll_days_back": (0, 365)}
+    for key in sorted(set(m) - {"subdomain", "workspaces"} - set(numbers)):
+        p.fail(m[key], f"zendesk_qa.{key}", "is not a known setting")
+    subdomain = (p.scalar(m.get("subdomain"), "zendesk_qa.subdomain") or "").strip()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", subdomain):
+        p.fail(m.get("subdomain") or node, "zendesk_qa.subdomain", "must be your Zendesk subdomain (acme)")
+    workspaces = []
+    for i, w in enumerate(p.seq(m.get("workspaces"), "zendesk_qa.workspaces")):
+        value = (p.scalar(w, f"zendesk_qa.workspaces[{i}]") or "").strip()
+        if not value.isdigit():
+            p.fail(w, f"zendesk_qa.workspaces[{i}]", "must be a workspace id (a number, e.g. 12345)")
+        workspaces.append(value)
+    if not workspaces:
+        p.fail(m.get("workspaces") or node, "zendesk_qa.workspaces", "must list at least one workspace id")
+    values = {}
+    for key, (low, high) in numbers.items():
+        if key in m:
+            raw = p.scalar(m[key], f"zendesk_qa.{key}") or ""
+            if raw.isdigit() and low <= int(raw) <= high:
+                values[key] = int(raw)
+            else:
+                p.fail(m[key], f"zendesk_qa.{key}", f"must be a whole number from {low} to {high}")
+    return ZendeskQASpec(subdomain=subdomain, workspaces=tuple(workspaces), **values)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.app.services import Services
+from bot.contract import openapi_text
 from bot.metrics import ACK_SECONDS, refresh_from_database
 from handlers import ingest
 from storage import logcontext
@@ -135,6 +136,9 @@ def create_web_app(services: Services, bolt_app: App) -> Starlette:
             log.warning("metrics: the database figures are unavailable (%s)", type(exc).__name__)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    async def openapi(_: Request) -> Response:
+        return Response(openapi_text(), media_type="application/json")
+
     middleware: list[Any] = [Middleware(RequestIds)]
     return Starlette(
         routes=[
@@ -143,6 +147,7 @@ def create_web_app(services: Services, bolt_app: App) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
         ],
         middleware=middleware,
     )

@@ -241,3 +241,23 @@ class AuditEntry(Base):
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     action: Mapped[str] = mapped_column(String(60))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class PollCursor(Base):
+    """How far a poller has read one source (e.g. a Zendesk QA workspace), and its health.
+
+    `position` only moves after every review up to it is committed; `lease_until` lets one
+    process at a time poll a scope, so replicas neither skip nor double a window."""
+
+    __tablename__ = "poll_cursors"
+    __table_args__ = (UniqueConstraint("connector", "scope"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connector: Mapped[str] = mapped_column(String(40))
+    scope: Mapped[str] = mapped_column(String(200))
+    position: Mapped[datetime | None]
+    next_poll_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    failing_since: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))

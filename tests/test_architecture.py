@@ -65,3 +65,14 @@ def test_each_listener_module_registers_itself() -> None:
         source = path.read_text()
         if "@app." in source or "app.action(" in source:
             assert "def register(app: App, services: Services)" in source, path.name
+
+
+def test_file_import_and_platform_mapping_are_domain_code() -> None:
+    """bot/importing and bot/zendesk_qa.py hold rules, not transport: HTTP lives in connectors/."""
+    for path in [*(ROOT / "bot" / "importing").glob("*.py"), ROOT / "bot" / "zendesk_qa.py"]:
+        bad = {
+            m
+            for m in imports(path)
+            if m.split(".")[0] in FORBIDDEN or m.startswith(("bot.app", "bot.standin"))
+        }
+        assert not bad, f"{path.name} imports {sorted(bad)}"

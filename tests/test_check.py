@@ -194,3 +194,28 @@ def test_the_command_exits_non_zero_on_a_problem(setup: dict[str, Any]) -> None:
     setup["standin"].scopes.remove("im:history")
     bad = subprocess.run(run, env={**env, **setup["env"]}, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "the token lacks im:history" in bad.stdout
+
+
+def test_a_configured_connector_must_answer(setup: dict[str, Any]) -> None:
+    from bot.standin.zendesk_qa import BILLING_SCORECARD, ZendeskQAStandIn
+
+    with ZendeskQAStandIn("zqa-token") as zqa:
+        zqa.add_workspace("101", "Billing QA", [BILLING_SCORECARD])
+        setup["org"].write_text(sample_org() + "\nzendesk_qa:\n  subdomain: acme\n  workspaces: ['101']\n")
+        setup["env"].update(ZENDESK_QA_API_URL=zqa.url, ZENDESK_QA_TOKEN="zqa-token")
+        code, out = check(setup)
+        assert code == 0, out
+        assert f"Zendesk QA: answers at {zqa.url}; 1 workspace(s) readable" in out
+
+        setup["env"].update(ZENDESK_QA_TOKEN="revoked")
+        code, out = check(setup)
+        assert code == 1 and "refused or did not answer" in out and "check ZENDESK_QA_TOKEN" in out
+
+        setup["env"].update(ZENDESK_QA_TOKEN="zqa-token")
+        setup["org"].write_text(sample_org() + "\nzendesk_qa:\n  subdomain: acme\n  workspaces: ['303']\n")
+        code, out = check(setup)
+        assert code == 1 and "workspace 303 is not among those the token can read" in out
+
+        del setup["env"]["ZENDESK_QA_TOKEN"]
+        code, out = check(setup)
+        assert code == 1 and "ZENDESK_QA_TOKEN is not set" in out

@@ -12,7 +12,7 @@ import binascii
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -26,9 +26,11 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from bot.app.config import ConfigError, Settings, load_settings
 from bot.app.services import slack_client
+from bot.app.zendesk_qa_settings import zendesk_qa_connection
 from bot.clock import Clock, SystemClock
 from bot.org import OrgFileError, OrgSpec, TeamSpec, parse_org
 from bot.team_calendar import calendar_for
+from connectors.zendesk_qa import ExportApiError, ZendeskQAClient
 from storage.db import Database
 from storage.models import Team
 from storage.schema import SchemaError, status
@@ -70,10 +72,6 @@ class Report:
             f"\n{count} problem{'s' if count != 1 else ''} found." if count else "\nNo problems found.",
             file=out,
         )
-
-
-# A configured score connector registers a check here: it returns findings (reachable, lag).
-CONNECTOR_CHECKS: list[Callable[[Mapping[str, str], Clock], Iterable[Finding]]] = []
 
 
 def manifest_scopes() -> list[str]:
@@ -403,6 +401,45 @@ def load_org(path: str | None, report: Report) -> OrgSpec | None:
     return spec
 
 
+def check_connectors(
+    env: Mapping[str, str], org_path: str | None, spec: OrgSpec | None, report: Report
+) -> None:
+    """Each configured score connector answers with the token it was given and sees its workspaces."""
+    if spec is None or spec.zendesk_qa is None:
+        report.ok("connectors", "none configured (scores arrive by the webhook or by import)")
+        return
+    try:
+        connection = zendesk_qa_connection(org_path, env)
+    except ConfigError as exc:
+        report.problem("Zendesk QA", str(exc).split(":")[0], str(exc))
+        return
+    assert connection is not None
+    try:
+        found = {
+            str(w.get("id"))
+            for w in ZendeskQAClient(connection.base_url, connection.token, retries=0).workspaces()
+        }
+    except ExportApiError as exc:
+        report.problem(
+            "Zendesk QA",
+            f"{connection.base_url} refused or did not answer ({exc})",
+            "check ZENDESK_QA_TOKEN and the subdomain in the org file's zendesk_qa section",
+        )
+        return
+    missing = [w for w in connection.workspaces if w not in found]
+    for workspace in missing:
+        report.problem(
+            "Zendesk QA",
+            f"workspace {workspace} is not among those the token can read",
+            "check the workspace id (Zendesk QA: Settings > Workspaces) or the token's access",
+        )
+    if not missing:
+        report.ok(
+            "Zendesk QA",
+            f"answers at {connection.base_url}; {len(connection.workspaces)} workspace(s) readable",
+        )
+
+
 def run_check(
     env: Mapping[str, str], out: IO[str], *, org_path: str | None = None, clock: Clock | None = None
 ) -> int:
@@ -427,11 +464,7 @@ def run_check(
             check_channels(client, spec, "chat:write.public" in granted, report)
     if spec is not None:
         check_calendars(spec, clock.now(), report)
-    if CONNECTOR_CHECKS:
-        for connector_check in CONNECTOR_CHECKS:
-            report.findings.extend(connector_check(env, clock))
-    else:
-        report.ok("connectors", "none configured (scores arrive by the webhook)")
+    check_connectors(env, org_path or env.get("COACHLOOP_ORG", "").strip() or None, spec, report)
     report.write(out)
     return 1 if report.problems else 0
 

@@ -22,11 +22,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from bot.app.factory import build_services, create_bolt_app
     from bot.app.server import exit_cleanly_on_sigterm
+    from bot.app.zendesk_qa_settings import zendesk_qa_connection
     from handlers.http import create_web_app
     from scheduler.runner import start_scheduler
+    from scheduler.zendesk_qa_poll import start_poller
 
     exit_cleanly_on_sigterm()
     settings = load_settings()
+    zendesk_qa = zendesk_qa_connection(settings.org_file)
     services = build_services(settings, SystemClock())
     if settings.org_file:
         imported = _import_org(services.db, settings.org_file, services.slack)
@@ -35,6 +38,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return imported
     bolt_app = create_bolt_app(services)
     scheduler = start_scheduler(services, interval=settings.sweep_interval)
+    if zendesk_qa is not None:
+        start_poller(scheduler, services, zendesk_qa)
+        print(f"polling Zendesk QA workspace(s) {', '.join(zendesk_qa.workspaces)}")
     socket_handler = None
     if settings.slack_app_token:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -230,6 +236,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(keep=args.db)
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.app.import_cmd import print_template, run_import
+    from storage.db import Database
+
+    if args.template:
+        return print_template()
+    if not args.file:
+        raise ConfigError("name the file to import: coachloop import scores.csv --map map.yml")
+    db = Database(_database())
+    db.create_schema()
+    return run_import(
+        db,
+        Path(args.file),
+        Path(args.map) if args.map else None,
+        SystemClock().now(),
+        dry_run=args.dry_run,
+        skip_invalid=args.skip_invalid,
+    )
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    from bot.app.connect import check_zendesk_qa
+
+    if not args.check:
+        raise ConfigError("say what to do: coachloop connect zendesk-qa --check")
+    return check_zendesk_qa(args.org or os.environ.get("COACHLOOP_ORG", "").strip() or None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coachloop", description="QA scores into coaching conversations, in Slack."
@@ -262,6 +298,20 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--format", choices=("table", "csv", "html"), default="table")
     rep.add_argument("--out", help="write to this file instead of the terminal")
     rep.set_defaults(func=cmd_report)
+    imp_file = sub.add_parser("import", help="import scores from a CSV export (with --map) or a JSONL file")
+    imp_file.add_argument("file", nargs="?")
+    imp_file.add_argument("--map", help="the mapping file: which CSV column is which field")
+    imp_file.add_argument("--template", action="store_true", help="print a commented example mapping")
+    imp_file.add_argument("--dry-run", action="store_true", help="check everything; change nothing")
+    imp_file.add_argument(
+        "--skip-invalid", action="store_true", help="import the valid ones; write the rest beside the file"
+    )
+    imp_file.set_defaults(func=cmd_import)
+    con = sub.add_parser("connect", help="check the connection to a QA platform coachloop pulls from")
+    con.add_argument("platform", choices=("zendesk-qa",))
+    con.add_argument("--check", action="store_true", help="prove the settings with one call")
+    con.add_argument("--org", help="the org file with the platform's section (default $COACHLOOP_ORG)")
+    con.set_defaults(func=cmd_connect)
     cal = sub.add_parser("calendar", help="list a team's closed days in a year")
     cal.add_argument("--team", required=True)
     cal.add_argument("--year", type=int, required=True)

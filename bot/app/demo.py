@@ -19,20 +19,25 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from apscheduler.schedulers.background import BackgroundScheduler
 from standardwebhooks import Webhook
 
 from bot.app.config import Settings
 from bot.app.factory import build_services, create_bolt_app
 from bot.app.server import BackgroundServer
+from bot.app.services import Services
 from bot.channels import resolve_channels
 from bot.clock import SystemClock
 from bot.org import import_org, parse_org
 from bot.standin.client import SlackUserAgent, wait_for
 from bot.standin.render import render_blocks, render_view
 from bot.standin.server import SlackStandIn
+from bot.standin.zendesk_qa import BILLING_SCORECARD, ZendeskQAStandIn, sample_review
+from connectors.zendesk_qa import ZendeskQAConnection
 from handlers.directory import SlackChannels, SlackDirectory
 from handlers.http import create_web_app
 from scheduler.runner import start_scheduler
+from scheduler.zendesk_qa_poll import start_poller
 from storage.models import Case
 
 PEOPLE = [
@@ -200,10 +205,41 @@ def _message_in(
 
 def _wait_message(standin: SlackStandIn, user: str, kind: str, containing: str = "") -> dict[str, Any]:
     def found() -> dict[str, Any] | None:
-        m = _message_in(standin, user, kind)
-        return m if m is not None and containing in json.dumps(m["blocks"]) else None
+        for m in standin.messages(standin.dm_of(user)):
+            payload = (m.get("metadata") or {}).get("event_payload", {})
+            if kind in payload.get("dedupe_key", "") and containing in json.dumps(m["blocks"]):
+                return m
+        return None
 
     return wait_for(found, what=f"{kind} for {user}")
+
+
+def _pull_from_zendesk_qa(services: Services, scheduler: BackgroundScheduler, standin: SlackStandIn) -> None:
+    """A review made in Zendesk QA (the stand-in of its Export API) is pulled by the poller."""
+    with ZendeskQAStandIn("zqa-demo-" + secrets.token_hex(6)) as zqa:
+        zqa.add_workspace("101", "Billing QA", [BILLING_SCORECARD])
+        conversation, review = sample_review(
+            "48213",
+            "tom.hale@example.com",
+            services.clock.now() - timedelta(minutes=7),
+            acknowledge=1,
+            verify=0,
+        )
+        zqa.add_review("101", conversation, review)
+        _say(
+            "Zendesk QA: a review of Tom's ticket is pulled from the Export API (a local stand-in)",
+            f"  GET {zqa.url}/api/export/workspace/101/reviews?fromDate=…&toDate=…&page=0&pageSize=100",
+        )
+        start_poller(
+            scheduler,
+            services,
+            ZendeskQAConnection(base_url=zqa.url, token=zqa.token, workspaces=("101",)),
+        )
+        dm = _wait_message(standin, "U0PRIYA", "leader_dm", containing="Tom Hale")
+        for r in zqa.requests:
+            print(f"  {r.path.removeprefix('/qa')} -> HTTP {r.status}")
+        _say("Priya gets a DM for Tom, from the pulled review", render_blocks(dm["blocks"]))
+        scheduler.remove_job("zendesk_qa_poll")
 
 
 def run_demo(keep: str | None = None) -> int:
@@ -287,6 +323,8 @@ def run_demo(keep: str | None = None) -> int:
             _say(
                 "Dana (leadership) types /coach (only Dana sees the answer)", render_blocks(answer["blocks"])
             )
+
+            _pull_from_zendesk_qa(services, scheduler, standin)
 
             with services.db.unit_of_work() as session:
                 cases = session.query(Case).order_by(Case.id).all()

@@ -299,6 +299,20 @@ def admin_alert(payload: dict[str, Any], case: Case | None) -> Message:
     )
 
 
+def connector_alert(payload: dict[str, Any]) -> Message:
+    text = (
+        f"Scores from {payload.get('connector')} are not coming in: {payload.get('scope')} failed "
+        f"{payload.get('failures')} polls in a row. Last error: {payload.get('error')}"
+    )
+    return Message(
+        text,
+        [
+            bk.section(f":warning: {_e(text)}"),
+            bk.context("coachloop keeps trying; nothing is skipped once it gets through."),
+        ],
+    )
+
+
 def render(
     session: Session,
     kind: str,
@@ -326,6 +340,8 @@ def _render(
         return escalation(session, payload, now)
     if kind == "admin_alert":
         return admin_alert(payload, case)
+    if kind == "connector_alert":
+        return connector_alert(payload)
     if case is None:
         raise ValueError(f"message kind {kind} needs a case")
     if kind == "leader_case":

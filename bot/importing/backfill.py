@@ -1,0 +1,280 @@
+"""What an import does with each evaluation, and doing it in bulk.
+
+Every evaluation takes the webhook's path (`coachloop.intake`: same idempotency on source + id,
+same corrections rule, same case logic), except one kind: a new evaluation of a known agent
+whose coaching window has already passed. That is history: it is stored, for the measures and
+for the leverage ranking's recurrence, without opening a case, so nobody is sent a DM about an
+old score. History is written with bulk inserts, which is what makes a large backfill fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from bot import coaching
+from bot.calendar import WorkCalendar
+from bot.evaluation_input import EvaluationInput
+from bot.importing.readers import Record
+from bot.team_calendar import calendar_for
+from storage.models import Base, Evaluation, EvaluationItem, Person, Team, TeamAgent
+from storage.outbox import audit
+
+NEW, HISTORY, REPEAT, CORRECTION, UNKNOWN_AGENT = "new", "history", "repeat", "correction", "unknown agent"
+HISTORY_STATUS = "history"
+CLEARLY_PAST = timedelta(days=120)  # no window (at most 30 working days) reaches this far
+CHUNK = 5000
+EVALUATIONS = Base.metadata.tables[Evaluation.__tablename__]
+ITEMS = Base.metadata.tables[EvaluationItem.__tablename__]
+ITEM_COLUMNS = ("evaluation_id", "position", "key", "name", "category", "score", "max_score", "weight",
+                "critical", "comment", "at_seconds", "good_looks_like")  # fmt: skip
+WORDS = {
+    NEW: "new, opening or joining a coaching case",
+    HISTORY: "history (window already passed): stored for the measures, no case opened",
+    REPEAT: "already imported, unchanged",
+    CORRECTION: "corrections of evaluations already imported",
+    UNKNOWN_AGENT: "for agents the org file does not name (kept; a case opens when the org file names them)",
+}
+
+
+@dataclass
+class ImportSummary:
+    counts: Counter[str] = field(default_factory=Counter)
+    cases: set[int] = field(default_factory=set)
+
+    def lines(self, *, dry_run: bool) -> list[str]:
+        verb = "would be" if dry_run else "were"
+        out = [f"{self.counts[kind]:>8,}  {WORDS[kind]}" for kind in WORDS if self.counts[kind]]
+        total = sum(self.counts[k] for k in WORDS)
+        head = f"{total:,} evaluation(s) {verb} read:"
+        if not dry_run and self.cases:
+            out.append(f"{len(self.cases):>8,}  coaching case(s) opened or joined")
+        return [head, *out]
+
+
+class Planner:
+    """Sorts evaluations into NEW, HISTORY, REPEAT, CORRECTION and UNKNOWN_AGENT."""
+
+    def __init__(self, session: Session, now: datetime) -> None:
+        self.now = now
+        teams = {t.id: t for t in session.scalars(select(Team))}
+        self.calendars: dict[int, tuple[WorkCalendar, int]] = {
+            tid: (calendar_for(t), t.window_days) for tid, t in teams.items()
+        }
+        self._due: dict[tuple[int, date], datetime] = {}
+        self.agents: dict[str, tuple[int, int]] = {
+            email: (pid, tid)
+            for email, pid, tid in session.execute(
+                select(Person.email, Person.id, TeamAgent.team_id).join(
+                    TeamAgent, TeamAgent.person_id == Person.id
+                )
+            )
+        }
+
+    def window_passed(self, data: EvaluationInput, team_id: int) -> bool:
+        if self.now - data.landed_at > CLEARLY_PAST:
+            return True
+        cal, window = self.calendars[team_id]
+        day = cal.effective_landing_day(data.landed_at)
+        due = self._due.get((team_id, day))
+        if due is None:  # the same as cal.deadline(), counted once per team and landing day
+            due = self._due[(team_id, day)] = cal.end_of_business(cal.add_working_days(day, window))
+        return due < self.now
+
+    def sort(self, session: Session, records: list[Record]) -> list[tuple[Record, str]]:
+        """Each valid record with its kind."""
+        valid = [r for r in records if r.data is not None and not r.problems]
+        existing: dict[tuple[str, str], str] = {}
+        for source in {r.data.source for r in valid if r.data is not None}:
+            ids = [r.data.external_id for r in valid if r.data is not None and r.data.source == source]
+            for start in range(0, len(ids), 500):
+                rows = session.execute(
+                    select(Evaluation.external_id, Evaluation.content_hash).where(
+                        Evaluation.source == source, Evaluation.external_id.in_(ids[start : start + 500])
+                    )
+                )
+                existing.update({(source, e): h for e, h in rows})
+        out: list[tuple[Record, str]] = []
+        for record in valid:
+            data = record.data
+            assert data is not None
+            key = (data.source, data.external_id)
+            stored = existing.get(key)
+            if stored is not None:
+                out.append((record, REPEAT if stored == data.content_hash else CORRECTION))
+                continue
+            agent = self.agents.get(data.agent_email)
+            if agent is None:
+                out.append((record, UNKNOWN_AGENT))
+            elif self.window_passed(data, agent[1]):
+                out.append((record, HISTORY))
+            else:
+                out.append((record, NEW))
+        return out
+
+
+def drop_repeats_within(records: list[Record], name: str) -> tuple[list[Record], int]:
+    """The file's records without exact repeats of an earlier line (and how many were dropped);
+    a repeat with other content is a problem: which version is meant cannot be told."""
+    first: dict[tuple[str, str], Record] = {}
+    kept: list[Record] = []
+    dropped = 0
+    for record in records:
+        if record.data is None:
+            kept.append(record)
+            continue
+        key = (record.data.source, record.data.external_id)
+        earlier = first.get(key)
+        if earlier is None:
+            first[key] = record
+            kept.append(record)
+        elif earlier.data is not None and earlier.data.content_hash == record.data.content_hash:
+            dropped += 1
+        else:
+            record.problems.append(
+                f"{name}:{record.line}: id {key[1]!r} appears again (first on line {earlier.line}) "
+                "with other content; keep one version per file"
+            )
+            kept.append(record)
+    return kept, dropped
+
+
+HISTORY_COLUMNS = ("source", "external_id", "agent_email", "agent_id", "evaluator_email", "evaluator_name",
+                   "scorecard_id", "scorecard_name", "score", "max_score", "landed_at", "contact_id",
+                   "contact_channel", "contact_started_at", "contact_url", "raw", "content_hash", "revision",
+                   "intake_status", "received_at", "case_id")  # fmt: skip
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _history_row(
+    d: EvaluationInput, agent_id: int, received: Any, when: Callable[[datetime], Any]
+) -> tuple[Any, ...]:
+    """The evaluations row `coachloop.intake` would write, in HISTORY_COLUMNS order, with `raw` as its
+    JSON text (sorted keys), from which `content_hash` is taken as `EvaluationInput.content_hash` takes it."""
+    raw_text = json.dumps(d.raw, sort_keys=True)
+    digest = hashlib.sha256(raw_text.encode()).hexdigest()
+    started = None if d.contact_started_at is None else when(d.contact_started_at)
+    return (d.source, d.external_id, d.agent_email, agent_id, d.evaluator_email, d.evaluator_name,
+            d.scorecard_id, d.scorecard_name, d.score, d.max_score, when(d.landed_at), d.contact_id,
+            d.contact_channel, started, d.contact_url, raw_text, digest, 1, HISTORY_STATUS, received,
+            None)  # fmt: skip
+
+
+def store_history(
+    session: Session, batch: list[EvaluationInput], agents: dict[str, int], now: datetime
+) -> None:
+    """Bulk-insert evaluations and their items, without cases."""
+    if not batch:
+        return
+    # Core executemany (not the ORM's bulk path, nor RETURNING, which SQLite would take row by row),
+    # then the new ids read back by the idempotency key.
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        # Straight to the driver: the JSON text is stored as it is, times through the column type's
+        # own bind processor (UTC, SQLite's text format).
+        when = EVALUATIONS.c.landed_at.type._cached_bind_processor(conn.dialect) or _same
+        values = [_history_row(d, agents[d.agent_email], when(now), when) for d in batch]
+        marks = ", ".join("?" * len(HISTORY_COLUMNS))
+        sql = f"INSERT INTO {EVALUATIONS.name} ({', '.join(HISTORY_COLUMNS)}) VALUES ({marks})"
+        conn.exec_driver_sql(sql, values)
+    else:
+        rows = [
+            dict(zip(HISTORY_COLUMNS, _history_row(d, agents[d.agent_email], now, _same), strict=True))
+            for d in batch
+        ]
+        for row in rows:
+            row["raw"] = json.loads(row["raw"])
+        conn.execute(insert(EVALUATIONS), rows)
+    by_key: dict[tuple[str, str], int] = {}
+    for source in {d.source for d in batch}:
+        wanted = [d.external_id for d in batch if d.source == source]
+        for start in range(0, len(wanted), 500):
+            found = conn.execute(
+                select(Evaluation.external_id, Evaluation.id).where(
+                    Evaluation.source == source, Evaluation.external_id.in_(wanted[start : start + 500])
+                )
+            )
+            by_key.update({(source, ext): ev_id for ext, ev_id in found})
+    ids = [by_key[(d.source, d.external_id)] for d in batch]
+    items = [
+        (
+            ev_id,
+            i,
+            it.key,
+            it.name,
+            it.category,
+            it.score,
+            it.max_score,
+            it.weight,
+            it.critical,
+            it.comment,
+            it.at_seconds,
+            it.good_looks_like,
+        )  # fmt: skip
+        for ev_id, d in zip(ids, batch, strict=True)
+        for i, it in enumerate(d.items)
+    ]
+    if items:
+        # Plain values only: straight to the driver, in the order of ITEM_COLUMNS.
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        marks = ", ".join([mark] * len(ITEM_COLUMNS))
+        sql = f"INSERT INTO {ITEMS.name} ({', '.join(ITEM_COLUMNS)}) VALUES ({marks})"
+        conn.exec_driver_sql(sql, items)
+
+
+def import_records(
+    unit_of_work: Callable[[], Any],
+    records: Iterable[Record],
+    now: datetime,
+    actor: str,
+    *,
+    dry_run: bool,
+    progress: Callable[[int], None] | None = None,
+) -> ImportSummary:
+    """Sort (and unless `dry_run`, store) valid records chunk by chunk; each chunk commits on its own,
+    and a re-run skips what is already stored."""
+    summary = ImportSummary()
+    chunk: list[Record] = []
+    planner: Planner | None = None
+
+    def flush() -> None:
+        nonlocal planner
+        with unit_of_work() as session:
+            if planner is None:
+                planner = Planner(session, now)
+            sorted_records = planner.sort(session, chunk)
+            history = [r.data for r, kind in sorted_records if kind == HISTORY and r.data is not None]
+            for _, kind in sorted_records:
+                summary.counts[kind] += 1
+            if dry_run:
+                return
+            store_history(session, history, {e: a for e, (a, _) in planner.agents.items()}, now)
+            for record, kind in sorted_records:
+                if kind in (NEW, CORRECTION, UNKNOWN_AGENT) and record.data is not None:
+                    result = coaching.intake(session, record.data, now, actor)
+                    if result.case_id is not None and kind == NEW:
+                        summary.cases.add(result.case_id)
+            if history:
+                audit(session, now, actor, "evaluations_backfilled", count=len(history))
+        if progress is not None:
+            progress(len(chunk))
+        chunk.clear()
+
+    for record in records:
+        chunk.append(record)
+        if len(chunk) >= CHUNK:
+            flush()
+    if chunk:
+        flush()
+    return summary

@@ -1,0 +1,251 @@
+"""Reading files into evaluation v1 records, each checked by `parse_evaluation` like a webhook body.
+
+Every problem names the file, the line and the column (the CSV header name, or for JSONL
+the character position of a syntax error and the field path of a contract error).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import operator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot.evaluation_input import EvaluationInput, PayloadErrors, parse_evaluation
+from bot.importing.mapping import BOOLEANS, EVALUATION_FIELDS, INTEGERS, ITEM_FIELDS, NUMBERS, Mapping
+
+TRUE = {"true", "yes", "y", "1"}
+FALSE = {"false", "no", "n", "0"}
+Progress = Callable[[int], None]  # bytes read so far
+
+
+@dataclass(slots=True)
+class Record:
+    """One evaluation from the file: its lines, the original text of its rows, and what is wrong."""
+
+    line: int
+    lines: list[int]
+    rows: list[Any]
+    payload: dict[str, Any] | None = None
+    data: EvaluationInput | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def _counting(fh: TextIO, progress: Progress | None) -> Iterator[str]:
+    done = 0
+    for n, line in enumerate(fh):
+        done += len(line)
+        if progress is not None and n % 2000 == 0:
+            progress(done)
+        yield line
+    if progress is not None:
+        progress(done)
+
+
+def _check(record: Record, where: Callable[[str], str] | str) -> None:
+    """Check the payload against evaluation v1; `where` prefixes each problem (given its path)."""
+    if record.problems:
+        return
+    if isinstance(where, str):
+        prefix = where
+
+        def where(_path: str) -> str:
+            return prefix
+
+    try:
+        record.data = parse_evaluation(record.payload)
+    except PayloadErrors as exc:
+        record.problems += [
+            f"{where(e['path'])}{e['path'] or 'the evaluation'} {e['message']}" for e in exc.errors
+        ]
+
+
+# -- JSONL -------------------------------------------------------------------------------------
+
+
+def read_jsonl(path: Path, progress: Progress | None = None) -> Iterator[Record]:
+    name = path.name
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        for n, text in enumerate(_counting(fh, progress), start=1):
+            if not text.strip():
+                continue
+            record = Record(line=n, lines=[n], rows=[text.rstrip("\r\n")])
+            try:
+                record.payload = json.loads(record.rows[0])
+            except json.JSONDecodeError as exc:
+                record.problems.append(f"{name}:{n}: column {exc.colno}: not JSON ({exc.msg})")
+            else:
+                _check(record, f"{name}:{n}: ")
+            yield record
+
+
+# -- CSV ---------------------------------------------------------------------------------------
+
+
+def _number(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _integer(text: str) -> Any:
+    value = _number(text)
+    return int(value) if isinstance(value, float) and math.isfinite(value) and value.is_integer() else value
+
+
+def _boolean(text: str) -> Any:
+    low = text.lower()
+    return True if low in TRUE else False if low in FALSE else text
+
+
+def _text(text: str) -> Any:
+    return text
+
+
+def converter(name: str) -> Callable[[str], Any]:
+    """How a cell of field `name` becomes its typed value; a value that does not convert is kept
+    as text, so that the contract check refuses it with its own message."""
+    if name in NUMBERS:
+        return _number
+    if name in INTEGERS:
+        return _integer
+    if name in BOOLEANS:
+        return _boolean
+    return _text
+
+
+def _cell(name: str, text: str) -> Any:
+    return converter(name)(text.strip())
+
+
+def _split(dotted: str) -> tuple[str, str]:
+    head, _, tail = dotted.partition(".")
+    return head, tail
+
+
+def _put(target: dict[str, Any], dotted: str, value: Any) -> None:
+    head, tail = _split(dotted)
+    if tail:
+        target.setdefault(head, {})[tail] = value
+    else:
+        target[head] = value
+
+
+class CsvReader:
+    def __init__(self, path: Path, mapping: Mapping) -> None:
+        self.path, self.mapping = path, mapping
+        self.header: list[str] = []
+
+    def _where(self, record: Record, item_lines: list[int]) -> Callable[[str], str]:
+        """'file:line: column "X": ' for a contract error path such as items[2].score."""
+
+        def where(path: str) -> str:
+            line, name = record.line, path
+            if path.startswith("items["):
+                index = int(path[6 : path.index("]")])
+                line = item_lines[index] if index < len(item_lines) else record.line
+                name = "item" + path[path.index("]") + 1 :]
+            column = self.mapping.column_of(name)
+            if column is None and name in self.mapping.constants:
+                column = f"{name} under constants in the mapping"
+            return f"{self.path.name}:{line}: " + (f'column "{column}": ' if column else "")
+
+        return where
+
+    def read(self, progress: Progress | None = None) -> Iterator[Record]:
+        m = self.mapping
+        name = self.path.name
+        with self.path.open("rb") as binary, io.TextIOWrapper(binary, encoding="utf-8-sig", newline="") as fh:
+            rows = csv.reader(fh, delimiter=m.delimiter)
+            self.header = next(rows, [])
+            index = {h.strip(): i for i, h in enumerate(self.header)}
+            missing = [f'"{c}" ({f})' for f, c in m.columns.items() if c not in index]
+            if missing:
+                record = Record(line=1, lines=[1], rows=[])
+                record.problems.append(
+                    f"{name}:1: the header has no column {', '.join(missing)}; "
+                    f"it has: {', '.join(h for h in self.header)}"
+                )
+                yield record
+                return
+            ev_cols = [(f, index[c]) for f in EVALUATION_FIELDS if (c := m.columns.get(f)) is not None]
+            ev_setters = [(*_split(f), i, converter(f)) for f, i in ev_cols]
+            item_cols = [
+                (f[5:], index[c], converter(f)) for f in ITEM_FIELDS if (c := m.columns.get(f)) is not None
+            ]
+            ev_values = operator.itemgetter(*(i for _, i in ev_cols))
+            key_col = index[m.columns["item.key"]]
+            id_col = index[m.columns["id"]]
+            width = len(self.header)
+            ev_consts = {f: _cell(f, v) for f, v in m.constants.items() if not f.startswith("item.")}
+            item_consts = {f[5:]: _cell(f, v) for f, v in m.constants.items() if f.startswith("item.")}
+            groups: dict[str, tuple[Record, list[int], Any]] = {}
+            for n, row in enumerate(rows, start=2):
+                if progress is not None and not n & 4095:
+                    progress(binary.tell())
+                if len(row) < width:
+                    if not "".join(row).strip():
+                        continue
+                    row = row + [""] * (width - len(row))
+                ev_id = row[id_col].strip()
+                if not ev_id and not "".join(row).strip():
+                    continue
+                found = groups.get(ev_id)
+                if found is None:
+                    record = Record(line=n, lines=[n], rows=[row])
+                    payload: dict[str, Any] = {"source": m.source, "items": []}
+                    for f, v in ev_consts.items():
+                        _put(payload, f, v)
+                    for head, tail, i, convert in ev_setters:
+                        cell = row[i].strip()
+                        if cell:
+                            if tail:
+                                payload.setdefault(head, {})[tail] = convert(cell)
+                            else:
+                                payload[head] = convert(cell)
+                    record.payload = payload
+                    item_lines: list[int] = []
+                    firsts = ev_values(row)
+                    groups[ev_id] = (record, item_lines, firsts)
+                else:
+                    record, item_lines, firsts = found
+                    record.lines.append(n)
+                    record.rows.append(row)
+                    if ev_values(row) != firsts:
+                        self._differs(record, n, row, ev_cols, ev_id)
+                if row[key_col].strip():
+                    item = dict(item_consts)
+                    for short, i, convert in item_cols:
+                        cell = row[i].strip()
+                        if cell:
+                            item[short] = convert(cell)
+                    record.payload["items"].append(item)  # type: ignore[index]
+                    item_lines.append(n)
+            for record, item_lines, _ in groups.values():
+                _check(record, self._where(record, item_lines))
+                yield record
+
+    def _differs(
+        self, record: Record, n: int, row: list[str], ev_cols: list[tuple[str, int]], ev_id: str
+    ) -> None:
+        first = record.rows[0]
+        for f, i in ev_cols:
+            if row[i] != first[i]:
+                record.problems.append(
+                    f'{self.path.name}:{n}: column "{self.mapping.columns[f]}": {row[i]!r} differs from '
+                    f"{first[i]!r} on line {record.line}, for the same evaluation {ev_id!r}"
+                )
+
+
+def read_file(path: Path, mapping: Mapping | None, progress: Progress | None = None) -> Iterable[Record]:
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        return read_jsonl(path, progress)
+    if mapping is None:
+        raise ValueError(f"{path.name}: a CSV file needs a mapping (--map map.yml; see --template)")
+    return CsvReader(path, mapping).read(progress)

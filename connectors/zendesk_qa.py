@@ -1,0 +1,186 @@
+"""A client of Zendesk QA's Public Export API: paced under the documented limit, retrying what
+may pass on a second try, and saying plainly what went wrong otherwise.
+
+The API answers errors as google.rpc.Status (`code`, `message`) and sends no rate-limit
+headers, so the client keeps its own pace: at most `per_minute` requests a minute
+(the documented limit is 1,500 a minute per IP; the default leaves room for others).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+DOCUMENTED_LIMIT_PER_MINUTE = 1500
+DEFAULT_PER_MINUTE = 1200
+PAGE_SIZE = 100
+FIRST_PAGE = 0
+
+RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+# google.rpc.Code values worth a retry: UNKNOWN, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, UNAVAILABLE
+RETRYABLE_CODES = {2, 4, 8, 10, 14}
+
+
+@dataclass(frozen=True)
+class ZendeskQAConnection:
+    """Everything the poller needs to reach one account."""
+
+    base_url: str  # https://{subdomain}.zendesk.com/qa (or a stand-in)
+    token: str
+    workspaces: tuple[str, ...]
+    poll_every_minutes: int = 5
+    overlap_minutes: int = 15
+    first_poll_days_back: int = 1
+    page_size: int = PAGE_SIZE
+
+
+class ExportApiError(Exception):
+    def __init__(self, message: str, *, status: int | None = None, code: int | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+    @property
+    def retryable(self) -> bool:
+        return self.status is None or self.status in RETRYABLE_STATUS or self.code in RETRYABLE_CODES
+
+
+class Pacer:
+    """Spaces requests evenly so that no minute holds more than `per_minute` of them."""
+
+    def __init__(
+        self,
+        per_minute: int = DEFAULT_PER_MINUTE,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not 0 < per_minute <= DOCUMENTED_LIMIT_PER_MINUTE:
+            raise ValueError(f"per_minute must be from 1 to {DOCUMENTED_LIMIT_PER_MINUTE}")
+        self.gap = 60.0 / per_minute + 1e-6  # a hair over, so rounding never fits one more in
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self._monotonic, self._sleep = monotonic, sleep
+
+    def wait(self) -> None:
+        with self._lock:
+            now = self._monotonic()
+            start = max(now, self._next)
+            self._next = start + self.gap
+        if start > now:
+            self._sleep(start - now)
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class ZendeskQAClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        pacer: Pacer | None = None,
+        timeout: float = 30.0,
+        retries: int = 4,
+        backoff_base: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self.pacer = pacer or Pacer()
+        self.timeout, self.retries, self.backoff_base, self._sleep = timeout, retries, backoff_base, sleep
+        self.requests = 0
+
+    # -- the endpoints coachloop uses --------------------------------------------------------
+
+    def workspaces(self) -> list[dict[str, Any]]:
+        return list(self.get("/api/export/workspaces").get("workspaces") or [])
+
+    def scorecards(self, workspace: str) -> list[dict[str, Any]]:
+        return list(self.get(f"/api/export/workspace/{workspace}/scorecards").get("data") or [])
+
+    def reviews_page(
+        self, workspace: str, start: datetime, end: datetime, page: int, page_size: int = PAGE_SIZE
+    ) -> dict[str, Any]:
+        query = {"fromDate": iso(start), "toDate": iso(end), "page": page, "pageSize": page_size}
+        return self.get(f"/api/export/workspace/{workspace}/reviews", query)
+
+    def conversations(
+        self, workspace: str, start: datetime, end: datetime, page_size: int = PAGE_SIZE
+    ) -> Iterator[dict[str, Any]]:
+        """Every conversation with reviews in [start, end), page by page until `total` is reached."""
+        page, seen = FIRST_PAGE, 0
+        while True:
+            answer = self.reviews_page(workspace, start, end, page, page_size)
+            batch = list(answer.get("conversations") or [])
+            total = int((answer.get("pagination") or {}).get("total") or 0)
+            yield from batch
+            seen += len(batch)
+            if not batch or seen >= total:
+                return
+            page += 1
+
+    # -- transport ---------------------------------------------------------------------------
+
+    def get(self, path: str, query: dict[str, Any] | None = None) -> dict[str, Any]:
+        url = self.base_url + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        attempt = 0
+        while True:
+            try:
+                return self._once(url)
+            except ExportApiError as exc:
+                if not exc.retryable or attempt >= self.retries:
+                    raise
+                delay = self.backoff_base * 2**attempt * random.uniform(0.8, 1.2)
+                attempt += 1
+                self._sleep(delay)
+
+    def _once(self, url: str) -> dict[str, Any]:
+        self.pacer.wait()
+        self.requests += 1
+        request = urllib.request.Request(
+            url, headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise _status_error(exc.code, exc.read()) from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ExportApiError(f"could not reach {urllib.parse.urlsplit(url).netloc}: {reason}") from None
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise ExportApiError("the answer was not JSON", status=502) from None
+        if not isinstance(body, dict):
+            raise ExportApiError("the answer was not a JSON object", status=502)
+        return body
+
+
+def _status_error(status: int, raw: bytes) -> ExportApiError:
+    code, message = None, ""
+    try:
+        body = json.loads(raw)
+        if isinstance(body, dict):
+            code, message = body.get("code"), str(body.get("message") or "")
+    except ValueError:
+        pass
+    hint = {
+        401: "the token was refused: check ZENDESK_QA_TOKEN (an API token from Zendesk QA's settings)",
+        403: "the token may not read this workspace",
+        404: "not found: check the subdomain and the workspace id",
+        429: "over the rate limit",
+    }.get(status, "")
+    text = "; ".join(part for part in (f"HTTP {status}", hint, message) if part)
+    return ExportApiError(text, status=status, code=code if isinstance(code, int) else None)

@@ -1,0 +1,301 @@
+"""`coachloop import`: CSV through a mapping and JSONL, into the webhook's intake; dry run, errors
+with file, line and column, --skip-invalid, idempotent re-import, and history without cases."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from sqlalchemy import func, select
+
+from bot.app import import_cmd
+from bot.app.cli import main
+from bot.app.import_cmd import rejects_path, run_import
+from bot.importing.mapping import MappingError, parse_mapping, template
+from storage.db import Database
+from storage.models import AuditEntry, Case, Evaluation, EvaluationItem, OutboxMessage
+from tests.conftest import MONDAY_AFTERNOON, Stack, make_database, sample_org
+
+MAPPING = """source: acme-qa
+delimiter: ";"
+columns:
+  id: Review
+  agent.email: Agent
+  evaluator.name: Reviewer
+  scorecard.name: Scorecard
+  score: Total
+  landed_at: Reviewed at
+  contact.id: Ticket
+  item.key: Criterion ID
+  item.name: Criterion
+  item.score: Rating
+  item.critical: Critical
+  item.comment: Comment
+constants:
+  max_score: 100
+  item.max_score: 4
+"""
+HEADER = ["Review", "Agent", "Reviewer", "Scorecard", "Total", "Reviewed at", "Ticket", "Criterion ID",
+          "Criterion", "Rating", "Critical", "Comment"]  # fmt: skip
+RECENT = (MONDAY_AFTERNOON - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+OLD = "2026-09-01T10:00:00Z"
+
+
+def rows(
+    review: str, agent: str, at: str, ratings: tuple[int, int] = (1, 4), total: str = "55"
+) -> list[list[str]]:
+    head = [review, agent, "Lee Park", "Billing v3", total, at, f"T-{review}"]
+    return [
+        [*head, "ack", "Acknowledges", str(ratings[0]), "no", "Read the policy first"],
+        [*head, "verify", "Verifies identity", str(ratings[1]), "yes", ""],
+    ]
+
+
+def write_csv(path: Path, body: list[list[str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, delimiter=";")
+        writer.writerow(HEADER)
+        writer.writerows(body)
+    return path
+
+
+def export(tmp_path: Path) -> tuple[Path, Path]:
+    """A recent review for Ana, two old ones for Tom and Ana, one for an agent the org does not name;
+    the rows of one review are not next to each other."""
+    ana_recent, tom_old, ana_old, stranger = (
+        rows("R1", "ana.ruiz@example.com", RECENT),
+        rows("R2", "tom.hale@example.com", OLD),
+        rows("R3", "Ana.Ruiz@example.com", "2026-08-03T09:00:00Z"),
+        rows("R4", "new.hire@example.com", RECENT),
+    )
+    body = [ana_recent[0], tom_old[0], ana_old[0], ana_recent[1], tom_old[1], ana_old[1], *stranger]
+    mapping = tmp_path / "map.yml"
+    mapping.write_text(MAPPING)
+    return write_csv(tmp_path / "scores.csv", body), mapping
+
+
+def counts(db: Database) -> tuple[int, ...]:
+    with db.unit_of_work() as s:
+        return tuple(
+            s.scalar(select(func.count()).select_from(model)) or 0
+            for model in (Evaluation, EvaluationItem, Case, OutboxMessage, AuditEntry)
+        )
+
+
+def quiet() -> Console:
+    return Console(file=StringIO(), width=200)
+
+
+def test_a_csv_export_imports_through_its_mapping(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, mapping = export(tmp_path)
+    assert run_import(stack.db, data, mapping, stack.clock.now(), console=quiet()) == 0
+    out = capsys.readouterr().out
+    assert "4 evaluation(s) were read" in out
+    assert "1  new, opening or joining a coaching case" in out
+    assert "2  history (window already passed)" in out
+    assert "1  for agents the org file does not name" in out
+    with stack.db.unit_of_work() as s:
+        evs = {e.external_id: e for e in s.scalars(select(Evaluation))}
+        assert {e.source for e in evs.values()} == {"acme-qa"}
+        r1 = evs["R1"]
+        assert (r1.agent_email, r1.score, r1.max_score, r1.contact_id) == (
+            "ana.ruiz@example.com",
+            55,
+            100,
+            "T-R1",
+        )
+        assert [(i.key, i.score, i.max_score, i.critical, i.comment) for i in r1.items] == [
+            ("ack", 1, 4, False, "Read the policy first"),
+            ("verify", 4, 4, True, None),
+        ]
+        assert r1.case_id is not None and r1.intake_status == "case_opened"
+        assert evs["R2"].case_id is None and evs["R2"].intake_status == "history"
+        assert evs["R3"].agent_id == r1.agent_id and evs["R3"].case_id is None
+        assert evs["R4"].intake_status == "unassigned_agent"
+        assert s.query(Case).count() == 1
+    stack.sweep()
+    # The history counts as recurrence in the leader's suggestion: "ack" was missed in both of Ana's.
+    assert "missed in all of the last 2 evaluations" in json.dumps(stack.message("U0PRIYA", "leader_dm"))
+
+    before = counts(stack.db)
+    assert run_import(stack.db, data, mapping, stack.clock.now(), console=quiet()) == 0
+    assert "4  already imported, unchanged" in capsys.readouterr().out
+    assert counts(stack.db) == before
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_history_is_stored_in_bulk_on_both_databases(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.org import apply_org, lookup_people, parse_org
+
+    db = make_database(backend, tmp_path, request)
+    spec = parse_org(sample_org())
+    with db.unit_of_work() as s:
+        found = lookup_people(spec, s, None)
+    with db.unit_of_work() as s:
+        apply_org(s, spec, found, MONDAY_AFTERNOON)
+    body = [
+        row for i in range(30) for row in rows(f"H{i}", "tom.hale@example.com", OLD, ratings=(i % 4 + 1, 2))
+    ]
+    data = write_csv(tmp_path / "history.csv", body)
+    mapping = tmp_path / "map.yml"
+    mapping.write_text(MAPPING)
+    assert run_import(db, data, mapping, MONDAY_AFTERNOON, console=quiet()) == 0
+    assert "30  history" in capsys.readouterr().out
+    with db.unit_of_work() as s:
+        evs = list(s.scalars(select(Evaluation).order_by(Evaluation.external_id)))
+        assert len(evs) == 30 and all(e.case_id is None and e.agent_id for e in evs)
+        h7 = next(e for e in evs if e.external_id == "H7")
+        assert [(i.position, i.key, i.score) for i in h7.items] == [(0, "ack", 4), (1, "verify", 2)]
+        assert h7.landed_at == datetime(2026, 9, 1, 10, tzinfo=UTC) and h7.received_at == MONDAY_AFTERNOON
+        assert h7.raw["id"] == "H7" and h7.raw["items"][0]["score"] == 4.0 and h7.intake_status == "history"
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(AuditEntry)
+                .where(AuditEntry.action == "evaluations_backfilled")
+            )
+            == 1
+        )
+    db.dispose()
+
+
+def test_a_dry_run_says_what_would_happen_and_changes_nothing(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, mapping = export(tmp_path)
+    assert run_import(stack.db, data, mapping, stack.clock.now(), console=quiet()) == 0
+    capsys.readouterr()
+    changed = rows("R2", "tom.hale@example.com", OLD, ratings=(3, 4))
+    more = rows("R5", "lena.ito@example.com", RECENT)
+    body = [*rows("R1", "ana.ruiz@example.com", RECENT), *changed, *more]
+    write_csv(data, body)
+    before = counts(stack.db)
+    assert run_import(stack.db, data, mapping, stack.clock.now(), dry_run=True, console=quiet()) == 0
+    out = capsys.readouterr().out
+    assert "3 evaluation(s) would be read" in out and "dry run: nothing was changed" in out
+    assert "1  new" in out and "1  already imported" in out and "1  corrections" in out
+    assert counts(stack.db) == before
+
+
+def test_errors_name_file_line_and_column_and_a_file_with_errors_imports_nothing(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, mapping = export(tmp_path)
+    good = rows("R1", "ana.ruiz@example.com", RECENT)
+    bad_rating = rows("R2", "tom.hale@example.com", OLD)
+    bad_rating[1][9] = "four"
+    over = rows("R3", "tom.hale@example.com", OLD, ratings=(9, 1))
+    differs = rows("R6", "tom.hale@example.com", OLD)
+    differs[1][4] = "60"
+    no_agent = rows("R7", "", OLD)
+    data = write_csv(tmp_path / "scores.csv", [*good, *bad_rating, *over, *differs, *no_agent])
+    before = counts(stack.db)
+    console = quiet()
+    assert run_import(stack.db, data, mapping, stack.clock.now(), console=console) == 1
+    said = console.file.getvalue()  # type: ignore[attr-defined]
+    assert 'scores.csv:5: column "Rating": items[1].score must be a number' in said
+    assert 'scores.csv:6: column "Rating": items[0].score must not exceed max_score (4)' in said
+    assert "scores.csv:9: column \"Total\": '60' differs from '55' on line 8" in said
+    assert 'scores.csv:10: column "Agent": agent.email is required' in said
+    assert "nothing was imported" in capsys.readouterr().out
+    assert counts(stack.db) == before
+
+
+def test_skip_invalid_imports_the_rest_and_writes_the_rejects_beside_the_file(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, mapping = export(tmp_path)
+    bad = rows("R2", "tom.hale@example.com", "last Tuesday")
+    data = write_csv(tmp_path / "scores.csv", [*rows("R1", "ana.ruiz@example.com", RECENT), *bad])
+    assert run_import(stack.db, data, mapping, stack.clock.now(), skip_invalid=True, console=quiet()) == 0
+    assert "1  with problems" in capsys.readouterr().out
+    with stack.db.unit_of_work() as s:
+        assert [e.external_id for e in s.scalars(select(Evaluation))] == ["R1"]
+    with rejects_path(data).open(newline="") as fh:
+        rejected = list(csv.reader(fh, delimiter=";"))
+    assert rejected[0] == [*HEADER, "coachloop_errors"]
+    assert [r[0] for r in rejected[1:]] == ["R2", "R2"] and "landed_at must be an ISO 8601" in rejected[1][-1]
+
+
+def test_jsonl_imports_with_errors_by_line_and_column(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.payloads import evaluation
+
+    recent = evaluation(id="J1", landed_at=RECENT)
+    old = evaluation(id="J2", landed_at=OLD)
+    old["agent"] = {"email": "tom.hale@example.com"}
+    broken = evaluation(id="J3")
+    broken["items"][0]["score"] = 7
+    lines = [
+        json.dumps(recent),
+        json.dumps(old),
+        "",
+        '{"id": "J4", "agent": ',
+        json.dumps(broken),
+        json.dumps(recent),
+    ]
+    data = tmp_path / "scores.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    console = quiet()
+    assert run_import(stack.db, data, None, stack.clock.now(), console=console) == 1
+    said = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "scores.jsonl:4: column 23: not JSON (Expecting value)" in said
+    assert "scores.jsonl:5: items[0].score must not exceed max_score (5)" in said
+    assert run_import(stack.db, data, None, stack.clock.now(), skip_invalid=True, console=quiet()) == 0
+    out = capsys.readouterr().out
+    assert "1  new" in out and "1  history" in out and "1  already imported" in out  # line 6 repeats line 1
+    rejected = [json.loads(x) for x in rejects_path(data).read_text().splitlines()]
+    assert [r["line"] for r in rejected] == [4, 5] and rejected[1]["record"] == json.dumps(broken)
+
+
+def test_the_template_is_a_working_mapping_and_bad_mappings_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["import", "--template"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == template()
+    parsed = parse_mapping(printed)
+    assert parsed.columns["item.score"] == "Rating" and parsed.constants["max_score"] == "100"
+    with pytest.raises(MappingError) as refused:
+        parse_mapping("columns:\n  id: Review\n  agent.mail: Agent\n")
+    assert "map.yml:3: columns.agent.mail: is not a field of evaluation v1" in str(refused.value)
+    assert "columns.landed_at: is required" in str(refused.value)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    data, _ = export(tmp_path)
+    assert main(["import", str(data)]) == 2
+    assert "needs a mapping: --map map.yml" in capsys.readouterr().err
+
+
+def test_the_command_line_shows_a_progress_bar_on_long_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(import_cmd, "LONG_FILE", 0)
+    db = Database(f"sqlite:///{tmp_path / 'p.db'}")
+    db.create_schema()
+    data, mapping = export(tmp_path)
+    screen = Console(file=StringIO(), force_terminal=True, width=120)
+    assert run_import(db, data, mapping, MONDAY_AFTERNOON, console=screen) == 0
+    shown = screen.file.getvalue()  # type: ignore[attr-defined]
+    assert "reading scores.csv" in shown and "importing" in shown and "100%" in shown
+    db.dispose()
+
+
+def test_a_file_that_is_not_utf8_is_refused_plainly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    _, mapping = export(tmp_path)
+    latin = tmp_path / "latin1.csv"
+    latin.write_bytes(";".join(HEADER).encode() + "\nR1;zoë@example.com\n".encode("latin-1"))
+    assert main(["import", str(latin), "--map", str(mapping)]) == 2
+    assert "latin1.csv is not UTF-8 text" in capsys.readouterr().err
