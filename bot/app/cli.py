@@ -214,9 +214,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.app.demo import run_demo
+    from bot.app.demo_history import run_history
 
     logging.getLogger().setLevel(logging.WARNING)  # the demo prints what people see; logs would drown it
-    return run_demo(keep=args.db)
+    return run_history(args.weeks, keep=args.db) if args.weeks else run_demo(keep=args.db)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo = sub.add_parser("demo", help="run the whole loop against a local stand-in of Slack")
     demo.add_argument("--db", help="keep the demo's SQLite database at this path (for coachloop report)")
+    demo.add_argument(
+        "--weeks", type=int, choices=range(1, 27), metavar="N", help="simulate N weeks of history"
+    )
     demo.set_defaults(func=cmd_demo)
     dl = sub.add_parser("deadline", help="explain a team's coaching deadline for a landing time")
     dl.add_argument("--team", required=True)
