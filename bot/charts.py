@@ -51,14 +51,14 @@ class WeeklySeries:
 
 
 HIT_RATE = ChartSpec(
-    title="Coached within the window, by week",
+    title="Coached in the window, by week",
     y_label="Coached in the window (%)",
     y_range=(0, 105),
     reference=Reference(TARGET_HIT_RATE * 100, f"Target {TARGET_HIT_RATE:.0%}"),
 )
 BEHAVIOUR_CHANGE = ChartSpec(
-    title="Behaviour change on coached criteria, by week of the conversation",
-    y_label="Pass rate after − before (points)",
+    title="Behaviour change, by week of the conversation",
+    y_label="Pass rate after − before (pts)",
     y_range=None,
     reference=Reference(0, "No change"),
 )
@@ -68,13 +68,18 @@ def week_label(monday: date) -> str:
     return f"{monday.day} {monday:%b}"
 
 
+def _tick(monday: date) -> str:
+    """Day over month, so eight weeks fit a phone's width."""
+    return f"{monday.day}\n{monday:%b}"
+
+
 def render(spec: ChartSpec, series: WeeklySeries, fmt: Literal["png", "svg"] = "png") -> bytes | None:
     """The chart as PNG or SVG bytes, or None when there is no point to draw."""
     if series.empty:
         return None
-    labels = [week_label(w) for w in series.weeks]
-    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "coachloop", "font.size": 11}):
-        fig, ax = plt.subplots(figsize=(6.4, 3.9), dpi=150 if fmt == "png" else 72)
+    labels = [_tick(w) for w in series.weeks]
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "coachloop", "font.size": 13}):
+        fig, ax = plt.subplots(figsize=(6.0, 4.0), dpi=150 if fmt == "png" else 72)
         try:
             positions = list(range(len(labels)))
             for team, values in series.teams.items():
@@ -90,7 +95,7 @@ def render(spec: ChartSpec, series: WeeklySeries, fmt: Literal["png", "svg"] = "
                 ha="right",
                 va="bottom",
                 color="#333",
-                fontsize=10,
+                fontsize=12,
             )
             if spec.y_range is not None:
                 ax.set_ylim(*spec.y_range)
@@ -98,10 +103,10 @@ def render(spec: ChartSpec, series: WeeklySeries, fmt: Literal["png", "svg"] = "
                 top = max([abs(v) for vs in series.teams.values() for v in vs if v is not None] + [10.0])
                 ax.set_ylim(-top * 1.15, top * 1.15)
             ax.set_xlim(-0.4, len(labels) - 0.6)
-            ax.set_xticks(positions, labels, rotation=0 if len(labels) <= 8 else 45)
+            ax.set_xticks(positions, labels)
             ax.set_xlabel(WEEK_AXIS)
             ax.set_ylabel(spec.y_label)
-            ax.set_title(spec.title, fontsize=12)
+            ax.set_title(spec.title, fontsize=13, loc="left")
             ax.grid(axis="y", color="#ddd", linewidth=0.8)
             ax.spines[["top", "right"]].set_visible(False)
             ax.legend(
@@ -109,7 +114,7 @@ def render(spec: ChartSpec, series: WeeklySeries, fmt: Literal["png", "svg"] = "
                 bbox_to_anchor=(0.5, -0.22),
                 ncol=min(4, max(1, len(series.teams))),
                 frameon=False,
-                fontsize=10,
+                fontsize=12,
             )
             buffer = io.BytesIO()
             fig.savefig(

@@ -33,7 +33,7 @@ COLUMNS = [
     ("outcomes", "Outcomes yes/partly/no"),
     ("change", "Coached criteria passed before → after"),
     ("proposed", "Agent-proposed"),
-    ("mix", "Performance/developmental"),
+    ("mix", "Performance / developmental"),
     ("one_kind", "Leaders with one kind only (8 weeks)"),
 ]
 
@@ -54,14 +54,16 @@ class ReportRow:
             "–" if m.time_to_coach_median is None else f"{m.time_to_coach_median:g}/{m.time_to_coach_p90:g}"
         )
         kinds = self.kinds
-        reasons = "; ".join(f"{reason}: {n}" for reason, n in m.waived_reasons.most_common(3))
+        reasons = "; ".join(
+            reason + (f" ({n})" if n > 1 else "") for reason, n in m.waived_reasons.most_common(3)
+        )
         return {
             "scope": self.scope,
             "scores_landed": str(m.scores_landed),
             "cases_opened": str(m.cases_opened),
             "hit_rate": f"{measures.pct(m.hit_rate)} ({_of(m.coached_in_window, m.decided)} decided)",
             "coached_late": str(m.coached_late),
-            "waived": str(m.waived) + (f" ({reasons})" if m.waived else ""),
+            "waived": str(m.waived) + (f" — {reasons}" if m.waived else ""),
             "open_overdue": str(m.open_overdue),
             "time_to_coach": days,
             "ack_rate": f"{measures.pct(m.ack_rate)} ({_of(m.acknowledged, m.agreed)})",

@@ -51,14 +51,19 @@ thead th{font-size:.85rem;color:var(--muted);font-weight:600}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,460px),1fr));gap:1.5rem}
 figure{margin:0;min-width:0}
 figcaption{font-size:.9rem;color:var(--muted);margin-top:.3rem}
-svg.chart{display:block;width:100%;height:auto;max-width:640px}
+svg.chart{display:block;width:100%;height:auto;max-width:600px}
 .nodata{border:2px dashed var(--line);background:var(--soft);padding:2.5rem 1rem;text-align:center;
 color:var(--muted);border-radius:6px}
 .nodata strong{display:block;color:var(--ink);font-size:1.2rem}
 details{margin-top:.5rem}
 summary{cursor:pointer;color:var(--accent)}
 .scroll{overflow-x:auto;max-width:100%}
-.all th[scope=row]{font-weight:500;min-width:9rem}
+.tables{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,270px),1fr));gap:1rem 1.5rem;
+align-items:start}
+.all caption{text-align:left;font-weight:650;font-size:1.05rem;padding:.2rem 0}
+.all th[scope=row]{font-weight:500}
+.all thead th{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+.all td{text-align:right}
 dl{margin:0}
 dt{font-weight:600;margin-top:.8rem}
 dd{margin:.1rem 0 0}
@@ -74,7 +79,7 @@ footer{margin-top:2.5rem;color:var(--muted);font-size:.85rem}
   .headline td::before{content:attr(data-label);display:block;font-size:.78rem;color:var(--muted)}
   .big{font-size:1.3rem}
   th,td{padding:.4rem .35rem}
-  .all{font-size:.85rem}
+  .all{font-size:.92rem}
 }
 """
 
@@ -124,24 +129,26 @@ def headline_table(headlines: Sequence[Headline]) -> str:
         for h in headlines
     )
     return (
-        '<table class="headline"><caption class="sub" style="text-align:left;caption-side:bottom">'
-        "Definitions are at the end of the page.</caption>"
-        f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        f'<table class="headline"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+        '<p class="sub">How each figure is counted: <a href="#h-defs">at the end of the page</a>.</p>'
     )
 
 
-def all_figures_table(rows: Sequence[ReportRow]) -> str:
-    """Every figure: one row per measure, one column per team (fits a phone for a handful of teams)."""
-    head = '<th scope="col">Figure</th>' + "".join(f'<th scope="col">{_e(r.scope)}</th>' for r in rows)
-    cells = [r.cells() for r in rows]
-    body = "".join(
-        f'<tr><th scope="row">{_e(label)}</th>' + "".join(f"<td>{_e(c[key])}</td>" for c in cells) + "</tr>"
-        for key, label in COLUMNS[1:]
-    )
-    return (
-        f'<div class="scroll"><table class="all"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{body}</tbody></table></div>"
-    )
+def all_figures_tables(rows: Sequence[ReportRow]) -> str:
+    """Every figure, one small table per team side by side (stacked on a phone): nothing runs off."""
+    tables = []
+    for row in rows:
+        cells = row.cells()
+        body = "".join(
+            f'<tr><th scope="row">{_e(label)}</th><td>{_e(cells[key])}</td></tr>'
+            for key, label in COLUMNS[1:]
+        )
+        tables.append(
+            f'<table class="all"><caption>{_e(row.scope)}</caption>'
+            f'<thead><tr><th scope="col">Figure</th><th scope="col">Value</th></tr></thead>'
+            f"<tbody>{body}</tbody></table>"
+        )
+    return f'<div class="tables">{"".join(tables)}</div>'
 
 
 def _series_table(caption: str, series: charts.WeeklySeries, unit: str) -> str:
@@ -220,7 +227,7 @@ def page(rows: Sequence[ReportRow], period: measures.Period, weekly: WeeklyFigur
 {chart_figure("hit_rate", charts.HIT_RATE, weekly.hit_rate, "%")}
 {chart_figure("behaviour_change", charts.BEHAVIOUR_CHANGE, weekly.behaviour_change, " pts")}
 </div></section>
-<section aria-labelledby="h-all"><h2 id="h-all">Every figure</h2>{all_figures_table(rows)}</section>
+<section aria-labelledby="h-all"><h2 id="h-all">Every figure</h2>{all_figures_tables(rows)}</section>
 <section aria-labelledby="h-defs"><h2 id="h-defs">How these are counted</h2>{definitions_list()}</section>
 <footer>coachloop report. App Home, /coach and the weekly digest show the same figures, counted the
 same way.</footer>

@@ -377,9 +377,7 @@ def run_history(
         server = BackgroundServer(create_web_app(services, create_bolt_app(services))).start()
         people = SlackUserAgent(server.url, signing, standin)
         history = History(services, people, standin, server.url)
-        say(
-            f"coachloop demo — {weeks} weeks from {first:%a %d %b %Y} to now, database {settings.database_url}"
-        )
+        say(f"coachloop demo — {weeks} weeks from {first:%a %d %b %Y} to now; database {db_path}")
         try:
             day = first
             while day <= end.date():
