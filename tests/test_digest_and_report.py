@@ -11,8 +11,8 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from bot import charts, report
 from bot import measures as definitions
-from bot import report
 from bot.digest import next_monday_morning
 from bot.measures_data import Scope, compute, parse_period
 from tests.conftest import Stack
@@ -206,3 +206,16 @@ def test_report_command(stack: Stack, tmp_path: Path) -> None:
         timeout=120,
     )
     assert weekly_table.returncode == 2 and "--format csv" in weekly_table.stderr
+
+
+def test_charts_draw_nothing_without_data_and_label_their_axes() -> None:
+    weeks = [date(2026, 11, 2), date(2026, 11, 9)]
+    assert charts.render(charts.HIT_RATE, charts.WeeklySeries(weeks, {"Billing": [None, None]})) is None
+    assert charts.hit_rate_chart(charts.WeeklySeries(weeks, {})) is None
+    series = charts.WeeklySeries(weeks, {"Billing": [50.0, None], "Retentions": [None, 100.0]})
+    png = charts.hit_rate_chart(series)
+    assert png is not None and png.startswith(b"\x89PNG")
+    svg = charts.inline_svg(charts.render(charts.HIT_RATE, series, "svg") or b"", "Hit rate", "By week")
+    for text in (charts.WEEK_AXIS, charts.HIT_RATE.y_label, "Target 90%", "Billing", "Retentions", ">Nov<"):
+        assert text in svg, text
+    assert svg.startswith('<svg role="img" aria-labelledby="hit-rate-t hit-rate-d"') and "<?xml" not in svg
