@@ -35,7 +35,7 @@ STYLE = """
 :root{--ink:#1f2328;--muted:#59636e;--line:#d1d9e0;--soft:#f6f8fa;--accent:#0b5cad}
 *{box-sizing:border-box}
 body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
-color:var(--ink);background:#fff;overflow-wrap:anywhere}
+color:var(--ink);background:#fff;overflow-wrap:break-word}
 main{max-width:1200px;margin:0 auto;padding:1.5rem 1.25rem 3rem}
 h1{font-size:1.7rem;line-height:1.2;margin:0 0 .25rem}
 h2{font-size:1.25rem;margin:2.2rem 0 .6rem;border-bottom:1px solid var(--line);padding-bottom:.25rem}
@@ -58,7 +58,7 @@ color:var(--muted);border-radius:6px}
 details{margin-top:.5rem}
 summary{cursor:pointer;color:var(--accent)}
 .scroll{overflow-x:auto;max-width:100%}
-.tables{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,270px),1fr));gap:1rem 1.5rem;
+.tables{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,330px),1fr));gap:1rem 1.5rem;
 align-items:start}
 .all caption{text-align:left;font-weight:650;font-size:1.05rem;padding:.2rem 0}
 .all th[scope=row]{font-weight:500}
