@@ -11,7 +11,7 @@ import http.client
 import logging
 import random
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk import WebClient
@@ -19,10 +19,10 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.charts import hit_rate_chart
+from bot.charts import WeeklySeries, hit_rate_chart
 from bot.clock import Clock
+from bot.measures_weekly import weekly_figures
 from bot.metrics import OUTBOX, OUTBOX_FAILURES, error_code
-from bot.report import weekly_hit_rates
 from bot.roles import roles_of
 from bot.slack.home import home_view
 from bot.slack.messages import render, with_metadata
@@ -91,7 +91,7 @@ class _Job:
     metadata: dict[str, Any]
     created_at: datetime
     home_view: dict[str, Any] | None = None
-    chart: dict[str, list[tuple[date, float | None]]] | None = None
+    chart: WeeklySeries | None = None
 
 
 @dataclass
@@ -239,6 +239,10 @@ class OutboxSweep:
             row.status, row.lease_until = "skipped", None
             return "no recipient"
         teams = [t.name for t in roles_of(session, person).oversees]
+        series = weekly_figures(session, now, teams_named=teams).hit_rate
+        if series.empty:  # the digest's text says there is nothing to chart yet
+            row.status, row.lease_until = "skipped", None
+            return "no data yet"
         return _Job(
             row_id=row.id,
             key=row.dedupe_key,
@@ -250,7 +254,7 @@ class OutboxSweep:
             blocks=[],
             metadata={},
             created_at=row.created_at,
-            chart=weekly_hit_rates(session, now, teams_named=teams),
+            chart=series,
         )
 
     def _deliver(self, row_id: int, result: SweepResult) -> None:
