@@ -368,7 +368,7 @@ def run_history(
             slack_api_url=standin.url,
         )
         clock = FixedClock(datetime(first.year, first.month, first.day, 8, 0, tzinfo=UTC))
-        services = build_services(settings, clock)
+        services = build_services(settings, clock, migrate=True)
         text = resources.files("bot.app").joinpath("demo_history_org.yml").read_text()
         spec = parse_org(text, "demo_history_org.yml")
         spec, _ = resolve_channels(spec, SlackChannels(services.slack))
