@@ -67,7 +67,9 @@ def do_review(db: Database, case_id: int, leader: str, now: datetime, next_step:
 def cases_of(db: Database, email: str) -> list[Case]:
     with db.unit_of_work() as session:
         return list(
-            session.scalars(select(Case).join(Person, Case.agent_id == Person.id).where(Person.email == email))
+            session.scalars(
+                select(Case).join(Person, Case.agent_id == Person.id).where(Person.email == email)
+            )
         )
 
 
@@ -89,7 +91,10 @@ def get_evaluation(db: Database, source: str, external_id: str) -> Evaluation:
 
 def timers_of(db: Database, case_id: int) -> dict[str, tuple[str, datetime]]:
     with db.unit_of_work() as session:
-        return {t.dedupe_key: (t.status, t.due_at) for t in session.scalars(select(Timer).where(Timer.case_id == case_id))}
+        return {
+            t.dedupe_key: (t.status, t.due_at)
+            for t in session.scalars(select(Timer).where(Timer.case_id == case_id))
+        }
 
 
 def outbox(db: Database, kind: str | None = None) -> list[OutboxMessage]:

@@ -1,4 +1,4 @@
-"""Nudges re-checked when they are sent, delivered inside the recipient's hours, deadlines in the reader's zone."""
+"""Nudges re-checked when sent and delivered inside the recipient's hours; deadlines in the reader's zone."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ def rows(stack: Stack, kind: str) -> list[OutboxMessage]:
 
 
 def escalations_to(stack: Stack, user: str) -> list[dict]:
-    return [m for m in stack.dm(user) if m["metadata"]["event_payload"]["dedupe_key"].startswith("escalation:")]
+    return [
+        m for m in stack.dm(user) if m["metadata"]["event_payload"]["dedupe_key"].startswith("escalation:")
+    ]
 
 
 # --- 6. every nudge re-checks its reason when it is sent ------------------------------------------------
@@ -55,6 +57,8 @@ def _two_late_cases(stack: Stack) -> None:
         payload = evaluation(id=ev_id)
         payload["agent"] = {"email": email}
         assert stack.post_score(payload)[0] == 202
+    stack.sweep()
+    stack.clock.set(at("2026-11-30T09:00:00+00:00"))  # the reminders go out
     stack.sweep()
     stack.clock.set(at("2026-11-30T17:30:00+00:00"))
     stack.standin.add_fault(Fault("chat.postMessage", "server_error", times=1))
@@ -90,10 +94,9 @@ def test_an_escalation_with_nothing_late_left_is_not_sent(stack: Stack) -> None:
 
 
 def test_a_friday_evening_breach_reaches_leadership_on_monday_morning(stack: Stack) -> None:
-    both = sample_org().replace(
-        "escalate_to: [{email: dana.okafor@example.com, name: Dana Okafor}]",
-        "escalate_to: [{email: dana.okafor@example.com, name: Dana Okafor}, {email: marcus.bell@example.com}]",
-    )
+    dana = "{email: dana.okafor@example.com, name: Dana Okafor}"
+    marcus = "{email: marcus.bell@example.com}"
+    both = sample_org().replace(f"escalate_to: [{dana}]", f"escalate_to: [{dana}, {marcus}]")
     reimport(stack, both)
     stack.clock.set(at("2026-11-20T10:00:00+00:00"))  # Friday: the window ends Friday 27 Nov, 17:30
     assert stack.post_score(evaluation(landed_at="2026-11-20T10:00:00Z"))[0] == 202
@@ -123,3 +126,4 @@ def test_the_deadline_is_shown_in_the_readers_zone(stack: Stack) -> None:
     # Mon 30 Nov 17:30 in London is Tue 1 Dec 02:30 in Tokyo.
     assert "Tue 1 Dec, 02:30" in shown and "Mon 30 Nov, 02:30" not in shown
     assert "Mon 30 Nov, 17:30 Europe/London" in shown
+

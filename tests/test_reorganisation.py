@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -29,14 +30,17 @@ def reimport(stack: Stack, text: str) -> list[str]:
 def pending_timers(stack: Stack, case_id: int) -> set[tuple[str, Any]]:
     with stack.db.unit_of_work() as session:
         return {
-            (t.dedupe_key, t.due_at) for t in session.query(Timer).filter_by(case_id=case_id, status="pending")
+            (t.dedupe_key, t.due_at)
+            for t in session.query(Timer).filter_by(case_id=case_id, status="pending")
         }
 
 
 def refusals(stack: Stack, n: int) -> list[str]:
     calls = wait_for(
-        lambda: len(stack.standin.calls_to("chat.postEphemeral")) >= n
-        and stack.standin.calls_to("chat.postEphemeral"),
+        lambda: (
+            len(stack.standin.calls_to("chat.postEphemeral")) >= n
+            and stack.standin.calls_to("chat.postEphemeral")
+        ),
         what=f"{n} ephemeral answer(s)",
     )
     return [c.args["text"] for c in calls]
@@ -57,7 +61,9 @@ def test_a_new_team_leader_takes_over_every_open_case(stack: Stack) -> None:
     stack.standin.add_user(OLU, "olu.ade@example.com", "Olu Ade", "Europe/London")
     case_id = land(stack)
     timers = pending_timers(stack, case_id)
-    lines = reimport(stack, sample_org().replace(PRIYA_LEADS, "team_leader: {email: olu.ade@example.com, name: Olu Ade}"))
+    lines = reimport(
+        stack, sample_org().replace(PRIYA_LEADS, "team_leader: {email: olu.ade@example.com, name: Olu Ade}")
+    )
     assert f"handed over case #{case_id} (Ana Ruiz) from Priya Shah to Olu Ade" in lines
     stack.sweep()
 
@@ -74,7 +80,8 @@ def test_a_new_team_leader_takes_over_every_open_case(stack: Stack) -> None:
     assert stack.people.submit(OLU, view) == (200, None)
     with stack.db.unit_of_work() as session:
         case = session.get(Case, case_id)
-        assert case is not None and case.state == "agreed" and case.agreed_by.email == "olu.ade@example.com"
+        assert case is not None and case.state == "agreed" and case.leader.email == "olu.ade@example.com"
+        assert case.agreed_by_id == case.leader_id
         handed = session.query(AuditEntry).filter_by(action="case_handed_over").one()
         assert handed.detail["reason"] == "new team leader" and handed.case_id == case_id
 
@@ -84,13 +91,20 @@ def test_an_agent_who_moves_team_takes_the_awaiting_case_along(stack: Stack) -> 
     moved = (
         sample_org()
         .replace("      - {email: ana.ruiz@example.com, name: Ana Ruiz}\n", "")
-        .replace("agents: [{email: lena.ito@example.com}]", "agents: [{email: lena.ito@example.com}, {email: ana.ruiz@example.com}]")
+        .replace(
+            "agents: [{email: lena.ito@example.com}]",
+            "agents: [{email: lena.ito@example.com}, {email: ana.ruiz@example.com}]",
+        )
     )
     reimport(stack, moved)
     stack.sweep()
     with stack.db.unit_of_work() as session:
         case = session.get(Case, case_id)
-        assert case is not None and case.team.name == "Retentions" and case.leader.email == "marcus.bell@example.com"
+        assert (
+            case is not None
+            and case.team.name == "Retentions"
+            and case.leader.email == "marcus.bell@example.com"
+        )
     assert "Plan the conversation" in texts(leader_dms(stack, MARCUS)[0])
 
 
@@ -119,14 +133,14 @@ def test_an_escalation_contact_cannot_plan_or_review(stack: Stack) -> None:
 
 def test_an_escalation_contact_waives_and_hands_over(stack: Stack) -> None:
     case_id = land(stack)
-    dm = stack.message(PRIYA, "leader_dm")
+    dm = copy.deepcopy(stack.message(PRIYA, "leader_dm"))  # as Priya's client showed it before
     answer = coach(stack, DANA, f"handover {case_id} <@{MARCUS}>")
     assert f"Case #{case_id} (Ana Ruiz) is now with Marcus Bell" in json.dumps(answer)
     stack.sweep()
     (marcus_dm,) = leader_dms(stack, MARCUS)
-    assert "Handed over from Priya Shah by Dana Okafor" in texts(marcus_dm)
+    assert "Handed over from Priya Shah to Marcus Bell today (by Dana Okafor)" in texts(marcus_dm)
     view = stack.people.open_modal(MARCUS, stack.standin.dm_of(MARCUS), marcus_dm, "open_plan")
-    assert view["callback_id"] == "plan_submit"
+    assert view["callback_id"] == "coaching_plan"
     # Priya no longer holds it; an agent cannot hand cases over.
     stack.people.click(PRIYA, stack.standin.dm_of(PRIYA), dm, "open_plan")
     assert "Only Marcus Bell" in refusals(stack, 1)[0]

@@ -17,12 +17,18 @@ NOTE = "Private: struggling since the team change"
 def test_an_agent_sees_no_waive_reason_or_leader_note(stack: Stack) -> None:
     status, body = stack.post_score(evaluation())
     stack.sweep()
-    waive = stack.people.open_modal(PRIYA, stack.standin.dm_of(PRIYA), stack.message(PRIYA, "leader_dm"), "waive_case")
+    waive = stack.people.open_modal(
+        PRIYA, stack.standin.dm_of(PRIYA), stack.message(PRIYA, "leader_dm"), "waive_case"
+    )
     assert stack.people.submit(PRIYA, waive, {"reason": REASON}) == (200, None)
     stack.clock.advance(timedelta(days=1))
     status, body = stack.post_score(evaluation(id="ev-2", landed_at="2026-11-24T14:00:00Z"))
     stack.sweep()
-    dm = [m for m in stack.dm(PRIYA) if m["metadata"]["event_payload"]["dedupe_key"].endswith(f"{body['case_id']}:leader_dm")][0]
+    dm = [
+        m
+        for m in stack.dm(PRIYA)
+        if m["metadata"]["event_payload"]["dedupe_key"].endswith(f"{body['case_id']}:leader_dm")
+    ][0]
     view = stack.people.open_modal(PRIYA, stack.standin.dm_of(PRIYA), dm, "open_plan")
     assert stack.people.submit(PRIYA, view, {"notes": NOTE}) == (200, None)
     stack.sweep()
@@ -40,4 +46,3 @@ def test_an_agent_sees_no_waive_reason_or_leader_note(stack: Stack) -> None:
     # The case's leader and the team's escalation contacts still see the reason.
     assert REASON in json.dumps(coach(stack, PRIYA, f"<@{ANA}>"))
     assert REASON in json.dumps(coach(stack, DANA, f"<@{ANA}>"))
-
