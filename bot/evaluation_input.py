@@ -47,7 +47,7 @@ class EvaluationInput:
     contact_url: str | None
     items: tuple[ItemInput, ...]
     raw: dict[str, Any] = field(compare=False)
-    updated_at: datetime | None = None
+    updated_at: datetime | None = None  # the platform's version time: an older version changes nothing
 
     @property
     def content_hash(self) -> str:
@@ -176,8 +176,8 @@ def parse_evaluation(data: Any) -> EvaluationInput:
     if score is not None and max_score is not None and score > max_score:
         r.fail("score", f"must not exceed max_score ({max_score:g})")
     landed_at = r.timestamp(data, "landed_at", "", required=True)
-    updated_at = r.timestamp(data, "updated_at", "", required=False)
     started_at = r.timestamp(contact, "started_at", "contact", required=False)
+    updated_at = r.timestamp(data, "updated_at", "", required=False)
 
     items: list[ItemInput] = []
     raw_items = data.get("items")

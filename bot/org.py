@@ -14,7 +14,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import coaching
+from bot import coaching, handover
 from bot.calendar import parse_weekdays
 from bot.channels import is_channel
 from bot.zendesk_qa import ZendeskQASpec
@@ -423,6 +423,7 @@ def apply_org(
 ) -> ImportReport:
     """Create or update teams and people to match the file (idempotent)."""
     report = ImportReport()
+    org_before = handover.snapshot(session)
     people: dict[str, Person] = {}
     for email, ps in spec.people().items():
         person = queries.person_by_email(session, email)
@@ -488,12 +489,14 @@ def apply_org(
             "escalation contact",
         )
     session.flush()
+    report.changes += handover.reorganise(session, org_before, now, actor)
     audit(session, now, actor, "org_imported", changes=len(report.changes))
     for ts in spec.teams:
         for a in ts.agents:
             agent = people[a.email]
             for ev in queries.unassigned_evaluations(session, a.email):
-                ev.agent_id = agent.id
+                # Kept before the org file named the agent: the window starts now.
+                ev.agent_id, ev.window_from = agent.id, now
                 session.flush()
                 case, status = coaching.attach_to_case(session, ev, agent, now, actor)
                 ev.intake_status = status

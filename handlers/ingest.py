@@ -107,7 +107,10 @@ def make_endpoint(services: Services) -> Any:
             return _error(
                 500, "the score could not be stored and was not accepted; send it again", "store_failed"
             )
-        WEBHOOKS.labels(result.status if result.created or result.status == "revised" else "repeat").inc()
+        except PayloadErrors as exc:  # refused by the domain (e.g. a landing time in the future)
+            return _error(422, "the evaluation does not match evaluation v1", "invalid", errors=exc.errors)
+        counted = result.created or result.status in ("revised", "stale")
+        WEBHOOKS.labels(result.status if counted else "repeat").inc()
         with logcontext.bound(case_id=result.case_id):
             log.info("evaluation %s: %s", result.evaluation_id, result.status)
         return JSONResponse(

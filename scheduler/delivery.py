@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import followup
 from bot.charts import WeeklySeries, hit_rate_chart
 from bot.clock import Clock
 from bot.measures_weekly import weekly_figures
@@ -181,6 +182,9 @@ class OutboxSweep:
     def _recheck_and_render(self, row: OutboxMessage, session: Session, now: datetime) -> _Job | str:
         """The one place a queued message meets the current state at send time: re-check that it is
         still due, and render it from the case as it is now (or say why nothing goes out)."""
+        moot = followup.skip_if_moot(session, row, now)
+        if moot is not None:
+            return moot
         case = session.get(Case, row.case_id) if row.case_id else None
         kind, update_ts, channel = row.kind, None, row.channel
         person = row.person
@@ -194,7 +198,8 @@ class OutboxSweep:
             if target is None or target.status != "sent":
                 row.status, row.lease_until = "skipped", None
                 return "the message it updates is not sent; when it goes out it shows the current state"
-            kind, update_ts, channel, person = target.kind, target.slack_ts, target.slack_channel, None
+            kind, update_ts, channel = target.kind, target.slack_ts, target.slack_channel
+            person = target.person  # rendered for the reader of the message being updated
         message = with_metadata(render(session, kind, case, row.payload, now, person), row)
         if channel is None and person is not None:
             channel = person.dm_channel

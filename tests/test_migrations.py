@@ -457,3 +457,42 @@ def test_a_model_change_becomes_a_revision_with_one_command(
     assert f"upgraded from {code_head()} to {int(code_head()) + 1:04d}" in upgraded
     assert differences == "differences: []"
     db.dispose()
+
+
+@backends
+def test_two_awaiting_cases_of_one_agent_are_merged_by_the_upgrade(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The first release could leave two cases awaiting a conversation for one agent; the revision
+    that makes that impossible keeps the earliest, moves the other's scores onto it and says so."""
+    db = empty_database(backend, tmp_path, request)
+    upgrade(db, FIRST_REVISION)
+    rows = first_revision_rows()
+    awaiting = next(c for c in rows["cases"] if c["state"] == "awaiting_conversation")
+    twin = {**awaiting, "id": 900, "opened_at": T0 + timedelta(hours=1)}
+    twin_score = {
+        **next(e for e in rows["evaluations"] if e["case_id"] == awaiting["id"]),
+        "id": 900,
+        "external_id": "ev-twin",
+        "case_id": 900,
+        "content_hash": "twin",
+    }
+    rows["cases"].append(twin)
+    rows["evaluations"].append(twin_score)
+    tables = MetaData()
+    with db.engine.begin() as conn:
+        tables.reflect(conn)
+        for name, values in rows.items():
+            conn.execute(insert(tables.tables[name]), values)
+    upgrade(db)
+    with db.unit_of_work() as session:
+        kept, merged = session.get(Case, awaiting["id"]), session.get(Case, 900)
+        assert kept is not None and merged is not None
+        assert kept.state == "awaiting_conversation"
+        assert sorted(e.external_id for e in kept.evaluations) == sorted(
+            [f"ev-{awaiting['id'] - 100}", "ev-twin"]
+        )
+        assert (merged.state, merged.waived_reason) == ("waived", f"merged into case #{awaiting['id']}")
+        entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "case_merged")).one()
+        assert (entry.case_id, entry.detail) == (900, {"into": awaiting["id"]})
+    db.dispose()
