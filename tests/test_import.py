@@ -134,14 +134,10 @@ def test_a_csv_export_imports_through_its_mapping(
 def test_history_is_stored_in_bulk_on_both_databases(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bot.org import apply_org, lookup_people, parse_org
+    from bot.org import import_org, parse_org
 
     db = make_database(backend, tmp_path, request)
-    spec = parse_org(sample_org())
-    with db.unit_of_work() as s:
-        found = lookup_people(spec, s, None)
-    with db.unit_of_work() as s:
-        apply_org(s, spec, found, MONDAY_AFTERNOON)
+    import_org(db, parse_org(sample_org()), None, MONDAY_AFTERNOON)
     body = [
         row for i in range(30) for row in rows(f"H{i}", "tom.hale@example.com", OLD, ratings=(i % 4 + 1, 2))
     ]

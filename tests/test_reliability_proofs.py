@@ -138,6 +138,13 @@ def test_slack_faults_on_30_percent_of_calls(big_stack: Stack) -> None:
 
 
 def database_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, Database]:
+    """A migrated, empty database for `serve` processes, as `coachloop db upgrade` leaves it."""
+    url, db = _empty_database(kind, tmp_path, request)
+    db.create_schema()
+    return url, db
+
+
+def _empty_database(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, Database]:
     if kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'crash.db'}"
         return url, Database(url)

@@ -344,6 +344,8 @@ def test_serve_polls_zendesk_qa_and_the_review_reaches_the_leader(
         "ZENDESK_QA_API_URL": zqa.url,
         "PORT": str(port),
     }
+    upgrade = [sys.executable, "-m", "bot.app.cli", "db", "upgrade"]
+    assert subprocess.run(upgrade, env=env, capture_output=True).returncode == 0
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot.app.cli", "serve"],
         env=env,
