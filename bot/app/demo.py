@@ -42,6 +42,7 @@ PEOPLE = [
     ("U0MARCUS", "marcus.bell@example.com", "Marcus Bell", "America/New_York"),
     ("U0LENA", "lena.ito@example.com", "Lena Ito", "America/New_York"),
     ("U0SAM", "ops@example.com", "Sam Ops", "Europe/London"),
+    ("U0LEE", "lee.park@example.com", "Lee Park", "Europe/London"),
 ]
 
 
