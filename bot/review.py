@@ -8,7 +8,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import coaching, timers, wording
+from bot import coaching, development, timers, wording
 from bot.errors import CaseMovedOn, InvalidInput, NotAllowed
 from bot.team_calendar import calendar_for
 from storage import queries
@@ -20,6 +20,7 @@ NEXT = {
     "close": "Close the loop: it worked",
     "recoach": "Coach the same behaviour again",
     "next": "Move to the next behaviour in the backlog",
+    "continue_goal": "Keep the development goal open for the next conversation",
 }
 
 
@@ -119,12 +120,15 @@ def record_review(
         errors["worked"] = f"Keep it under {coaching.MAX_TEXT} characters."
     if form.next_step not in NEXT:
         errors["next"] = "Choose what happens next."
+    elif form.next_step == "continue_goal" and case.development_goal_id is None:
+        errors["next"] = "This conversation set no development goal to keep open: choose another step."
     if errors:
         raise InvalidInput(errors)
     case.review_happened, case.review_worked, case.review_next = form.happened, form.worked, form.next_step
     case.reviewed_at = case.closed_at = now
     case.state = "closed"
     timers.on_reviewed(session, case)
+    development.on_reviewed(session, case, form.next_step == "continue_goal", now)
     audit(
         session,
         now,
@@ -135,9 +139,12 @@ def record_review(
         next=form.next_step,
     )
     coaching.refresh_leader_dm(session, case, now, "reviewed")
-    if form.next_step in ("recoach", "next"):
+    if form.next_step in ("recoach", "next", "continue_goal"):
         session.flush()
-        follow_on = open_follow_on(session, case, now, same_behaviour=form.next_step == "recoach")
+        if form.next_step == "continue_goal":
+            follow_on = open_goal_follow_on(session, case, now)
+        else:
+            follow_on = open_follow_on(session, case, now, same_behaviour=form.next_step == "recoach")
         audit(
             session,
             now,
@@ -181,6 +188,16 @@ def open_follow_on(session: Session, previous: Case, now: datetime, *, same_beha
         case_id=case.id,
         person_id=case.leader_id,
     )
+    return case
+
+
+def open_goal_follow_on(session: Session, previous: Case, now: datetime) -> Case:
+    """The next conversation on the same development goal; the agent is asked to prepare for it."""
+    case = open_follow_on(session, previous, now, same_behaviour=False)
+    case.kind = coaching.DEVELOPMENTAL
+    case.suggested_key = None
+    case.development_goal_id = previous.development_goal_id
+    development.ask_prep(session, case, now)
     return case
 
 
