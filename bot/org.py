@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from bot import coaching, coaching_blocks
 from bot.calendar import parse_weekdays
 from bot.coaching_blocks import parse_blocks
+from bot.channels import is_channel
 from storage import queries
 from storage.models import Person, Team, TeamAgent, TeamEscalation, TeamQALead
 from storage.outbox import audit
@@ -348,7 +349,7 @@ def parse_org(text: str, source: str = "org.yml") -> OrgSpec:
             epath = f"{path}.escalate_to[{j}]"
             if isinstance(enode, yaml.ScalarNode):
                 value = str(enode.value).strip()
-                if value.startswith("#") and len(value) > 1:
+                if is_channel(value):
                     esc_channels.append(value)
                 elif EMAIL.match(value.lower()):
                     esc_people.append(PersonSpec(email=value.lower()))
@@ -356,7 +357,8 @@ def parse_org(text: str, source: str = "org.yml") -> OrgSpec:
                     p.fail(
                         enode,
                         epath,
-                        'must be a person (email: ...), an email, or a channel such as "#cx-leadership"',
+                        "must be a person (email: ...), an email, or a channel such as "
+                        '"#cx-leadership" or C0123ABCD',
                     )
             elif (person := p.person(enode, epath)) is not None:
                 esc_people.append(person)

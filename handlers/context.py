@@ -90,15 +90,23 @@ def open_case_modal(
     client.views_open(trigger_id=body["trigger_id"], view=view)
 
 
-def submit_case_modal(ack: Ack, view: dict[str, Any], title: str, record: Callable[[int], object]) -> None:
-    """Run a modal's transition on the case it names: field errors stay in the modal, refusals replace it."""
+def submit_case_modal(
+    ack: Ack,
+    view: dict[str, Any],
+    title: str,
+    record: Callable[[int], object],
+    *,
+    errors_at: Callable[[dict[str, str]], dict[str, str]] = lambda errors: errors,
+) -> None:
+    """Run a modal's transition on the case it names: field errors stay in the modal (keyed by the
+    block ids it shows, via `errors_at`), refusals replace it."""
     case_id = case_id_from_metadata(view.get("private_metadata"))
     try:
         if case_id is None:
             raise NotFound("This form has lost its coaching case; close it and start again.")
         record(case_id)
     except InvalidInput as exc:
-        ack(response_action="errors", errors=exc.errors)
+        ack(response_action="errors", errors=errors_at(exc.errors))
         return
     except CoachingError as exc:
         ack(response_action="update", view=notice_modal(title, str(exc)))

@@ -1,10 +1,11 @@
-"""People in Slack, looked up by email (users.lookupByEmail)."""
+"""People and channels in Slack: users.lookupByEmail, conversations.list."""
 
 from __future__ import annotations
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.channels import SlackChannel
 from bot.org import SlackUser
 
 
@@ -21,3 +22,31 @@ class SlackDirectory:
             raise
         name = user.get("real_name") or (user.get("profile") or {}).get("real_name")
         return SlackUser(slack_id=user["id"], name=name, timezone=user.get("tz"))
+
+
+class SlackChannels:
+    """Channels the bot can see (conversations.list, channels:read / groups:read), all pages."""
+
+    def __init__(self, client: WebClient) -> None:
+        self.client = client
+
+    def channels(self) -> list[SlackChannel]:
+        found: list[SlackChannel] = []
+        cursor = None
+        while True:
+            page = self.client.conversations_list(
+                types="public_channel,private_channel", exclude_archived=False, limit=200, cursor=cursor
+            )
+            for c in page.get("channels") or []:
+                found.append(
+                    SlackChannel(
+                        id=c["id"],
+                        name=c.get("name", ""),
+                        is_private=bool(c.get("is_private")),
+                        is_member=bool(c.get("is_member")),
+                        is_archived=bool(c.get("is_archived")),
+                    )
+                )
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return found

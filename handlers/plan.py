@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
@@ -14,13 +15,29 @@ from bot.errors import CoachingError, NotFound
 from bot.slack.views import (
     BEHAVIOUR_ACTION,
     PLAN_CALLBACK,
+    behaviour_key,
     case_id_from_metadata,
     notice_modal,
+    plan_errors,
     plan_modal,
     read_plan_form,
+    untouched_from,
 )
 from handlers.context import open_case_modal, submit_case_modal
 from storage.models import Case
+
+
+def submitted_plan(
+    session: Session, case_id: int, values: dict[str, Any], now: datetime
+) -> coaching.PlanForm:
+    """The plan as submitted: the option value turned back into its criterion, and inputs Slack
+    returns as null (untouched since views.update) filled from the draft for the chosen behaviour."""
+    case = coaching.load_case(session, case_id)
+    draft = coaching.draft_plan(session, case, now)
+    form = read_plan_form(values, draft.picks)
+    if form.behaviour_key and form.behaviour_key != draft.behaviour_key:
+        draft = coaching.draft_plan(session, case, now, behaviour_key=form.behaviour_key)
+    return untouched_from(form, draft)
 
 
 def register(app: App, services: Services) -> None:
@@ -44,6 +61,7 @@ def register(app: App, services: Services) -> None:
         view = body.get("view") or {}
         case_id = case_id_from_metadata(view.get("private_metadata"))
         chosen = (body.get("actions") or [{}])[0].get("selected_option", {}).get("value")
+        values = view.get("state", {}).get("values", {})
         try:
             with services.db.unit_of_work() as session:
                 if case_id is None:
@@ -51,8 +69,11 @@ def register(app: App, services: Services) -> None:
                 case = coaching.load_case(session, case_id)
                 coaching.check_may_plan(context["person"], case)
                 coaching.check_awaiting(case)
-                draft = coaching.draft_plan(session, case, services.clock.now(), behaviour_key=chosen)
-            draft = draft.keeping(read_plan_form(view.get("state", {}).get("values", {})))
+                now = services.clock.now()
+                picks = coaching.ranked_picks(session, case)
+                key = behaviour_key(chosen, picks)
+                draft = coaching.draft_plan(session, case, now, behaviour_key=key)
+            draft = draft.keeping(read_plan_form(values, draft.picks))
         except CoachingError as exc:
             client.views_update(view_id=view["id"], view=notice_modal("Coaching plan", str(exc)))
             return
@@ -60,10 +81,12 @@ def register(app: App, services: Services) -> None:
 
     @app.view(PLAN_CALLBACK)
     def submit_plan(ack: Ack, view: dict[str, Any], context: BoltContext) -> None:
-        form = read_plan_form(view.get("state", {}).get("values", {}))
+        values = view.get("state", {}).get("values", {})
 
         def record(case_id: int) -> None:
+            now = services.clock.now()
             with services.db.unit_of_work() as session:
-                coaching.agree_plan(session, case_id, context["person"], form, services.clock.now())
+                form = submitted_plan(session, case_id, values, now)
+                coaching.agree_plan(session, case_id, context["person"], form, now)
 
-        submit_case_modal(ack, view, "Plan not saved", record)
+        submit_case_modal(ack, view, "Plan not saved", record, errors_at=lambda e: plan_errors(e, values))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from slack_bolt.adapter.socket_mode import SocketModeHandler
 from sqlalchemy import create_engine, text
 
 from bot.app.config import Settings
@@ -22,11 +23,12 @@ from bot.app.demo import PEOPLE, post_score
 from bot.app.factory import create_bolt_app
 from bot.app.server import BackgroundServer
 from bot.app.services import Services, slack_client
+from bot.channels import resolve_channels
 from bot.clock import FixedClock
 from bot.org import apply_org, lookup_people, parse_org
 from bot.standin.client import SlackUserAgent
 from bot.standin.server import SlackStandIn
-from handlers.directory import SlackDirectory
+from handlers.directory import SlackChannels, SlackDirectory
 from handlers.http import create_web_app
 from scheduler.sweeps import Sweeps
 from storage.db import Database
@@ -99,11 +101,11 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def standin() -> Iterator[SlackStandIn]:
-    with SlackStandIn("xoxb-test-" + secrets.token_hex(6)) as s:
+def standin(clock: FixedClock) -> Iterator[SlackStandIn]:
+    with SlackStandIn("xoxb-test-" + secrets.token_hex(6), now=lambda: clock.now().timestamp()) as s:
         for user in PEOPLE:
             s.add_user(*user)
-        s.add_channel("C0LEADERS", "cx-leadership")
+        s.add_channel("C0LEADERS", "cx-leadership", bot_member=True)
         yield s
 
 
@@ -121,6 +123,12 @@ class Stack:
     people: SlackUserAgent
     clock: FixedClock
     sweeps: Sweeps
+    socket_handler: SocketModeHandler | None = None
+
+    def stop(self) -> None:
+        if self.socket_handler is not None:
+            self.socket_handler.close()
+        self.server.stop()
 
     @property
     def db(self) -> Database:
@@ -146,33 +154,60 @@ class Stack:
         raise LookupError(f"no message {key_part!r} in {user_id}'s DM")
 
 
-def build_stack(db: Database, standin: SlackStandIn, clock: FixedClock, org_text: str | None = None) -> Stack:
+def build_stack(
+    db: Database,
+    standin: SlackStandIn,
+    clock: FixedClock,
+    org_text: str | None = None,
+    *,
+    socket_mode: bool = False,
+) -> Stack:
+    """The app serving the QA webhook over HTTP, and Slack over signed HTTP or over Socket Mode."""
+    app_token = "xapp-1-A0COACH-" + secrets.token_hex(8) if socket_mode else None
     settings = Settings(
         database_url=db.url,
         slack_bot_token=standin.token,
         slack_signing_secret=secrets.token_hex(16),
         qa_webhook_secret="whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
+        slack_app_token=app_token,
         slack_api_url=standin.url,
     )
     services = Services(
         settings=settings, db=db, clock=clock, slack=slack_client(settings, interactive=False)
     )
-    spec = parse_org(org_text or sample_org())
+    spec, _ = resolve_channels(parse_org(org_text or sample_org()), SlackChannels(services.slack))
     with db.unit_of_work() as session:
         found = lookup_people(spec, session, SlackDirectory(services.slack))
     with db.unit_of_work() as session:
         apply_org(session, spec, found, clock.now())
     bolt = create_bolt_app(services)
     server = BackgroundServer(create_web_app(services, bolt)).start()
-    people = SlackUserAgent(server.url, settings.slack_signing_secret, standin)
-    return Stack(services, server, standin, people, clock, Sweeps(services))
+    people = SlackUserAgent(server.url, settings.slack_signing_secret, standin, socket_mode=socket_mode)
+    handler = None
+    if app_token is not None:
+        # As `coachloop serve` does with SLACK_APP_TOKEN: Bolt's built-in Socket Mode client.
+        endpoint = standin.socket_mode(app_token)
+        handler = SocketModeHandler(bolt, app_token)
+        handler.connect()
+        endpoint.wait_connections(1)
+    return Stack(services, server, standin, people, clock, Sweeps(services), handler)
 
 
 @pytest.fixture
 def stack(sqlite_db: Database, standin: SlackStandIn, clock: FixedClock) -> Iterator[Stack]:
     s = build_stack(sqlite_db, standin, clock)
     yield s
-    s.server.stop()
+    s.stop()
+
+
+@pytest.fixture(params=["http", "socket_mode"])
+def transport_stack(
+    request: pytest.FixtureRequest, sqlite_db: Database, standin: SlackStandIn, clock: FixedClock
+) -> Iterator[Stack]:
+    """The app with Slack's requests arriving over signed HTTP, or over Socket Mode."""
+    s = build_stack(sqlite_db, standin, clock, socket_mode=request.param == "socket_mode")
+    yield s
+    s.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -182,5 +217,5 @@ def any_stack(
     database = make_database(request.param, tmp_path, request)
     s = build_stack(database, standin, clock)
     yield s
-    s.server.stop()
+    s.stop()
     database.dispose()

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.slack.views import behaviour_value
 from bot.standin.client import wait_for
 from storage.models import AuditEntry, Case, Timer
 from tests.conftest import Stack
@@ -136,7 +137,7 @@ def test_two_time_zones_a_bank_holiday_and_friday_evening(stack: Stack) -> None:
     sent = kinds(run_until(stack, at("2026-12-10T00:00:00+00:00")))
     london = [(w, k.split(":", 2)[2]) for w, ch, k in sent if ch == stack.standin.dm_of(PRIYA)]
     new_york = [(w, k.split(":", 2)[2]) for w, ch, k in sent if ch == stack.standin.dm_of(MARCUS)]
-    channel = [w for w, ch, k in sent if ch == "#cx-leadership"]
+    channel = [w for w, ch, k in sent if ch == "C0LEADERS"]
     assert london == [
         ("Fri 27 Nov 18:00", "leader_dm"),
         ("Thu 03 Dec 09:00", "remind:day3"),
@@ -257,8 +258,8 @@ def test_review_opens_the_next_behaviour(stack: Stack) -> None:
     assert "Confirms next steps" in json.dumps(dm["blocks"])
     plan = stack.people.open_modal(PRIYA, stack.standin.dm_of(PRIYA), dm, "open_plan")
     behaviour = next(b for b in plan["blocks"] if b.get("block_id") == "behaviour")["element"]
-    assert behaviour["initial_option"]["value"] == "next-steps"
-    assert [o["value"] for o in behaviour["options"]] == ["next-steps", "development-goal"]
+    assert behaviour["initial_option"]["value"] == behaviour_value("next-steps")
+    assert [o["value"] for o in behaviour["options"]] == [behaviour_value("next-steps"), "development-goal"]
 
 
 def test_waive_with_a_reason(stack: Stack) -> None:

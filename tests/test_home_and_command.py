@@ -103,7 +103,8 @@ def test_coach_summary_help_and_agent_picture(stack: Stack) -> None:
     assert "Open case #1" in json.dumps(coach(stack, ANA, f"<@{ANA}>"))
     refused = coach(stack, TOM, f"<@{ANA}>")
     assert refused["text"].startswith("Only Ana Ruiz, their team leader") and "blocks" not in refused
-    assert "Mention one agent" in coach(stack, PRIYA, "ana")["text"]
+    assert "No agent matching 'zed'" in coach(stack, PRIYA, "zed")["text"]
+    assert "Open case #1" in json.dumps(coach(stack, PRIYA, "ana"))  # a typed name, not a mention
 
 
 def test_leadership_sees_a_leader_who_runs_only_one_kind(stack: Stack) -> None:

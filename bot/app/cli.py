@@ -50,8 +50,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _import_org(db: object, path: str, slack: object | None) -> int:
+    from bot.channels import resolve_channels
     from bot.org import OrgFileError, apply_org, lookup_people, parse_org
-    from handlers.directory import SlackDirectory
+    from handlers.directory import SlackChannels, SlackDirectory
     from storage.db import Database
 
     assert isinstance(db, Database)
@@ -67,11 +68,12 @@ def _import_org(db: object, path: str, slack: object | None) -> int:
             print(f"  {line}", file=sys.stderr)
         return 2
     directory = SlackDirectory(slack) if slack is not None else None  # type: ignore[arg-type]
+    spec, channel_problems = resolve_channels(spec, SlackChannels(slack) if slack is not None else None)  # type: ignore[arg-type]
     with db.unit_of_work() as session:
         found = lookup_people(spec, session, directory)
     with db.unit_of_work() as session:
         report = apply_org(session, spec, found, SystemClock().now())
-    for line in report.lines():
+    for line in report.lines() + channel_problems:
         print(line)
     if directory is None:
         print(

@@ -24,12 +24,13 @@ from standardwebhooks import Webhook
 from bot.app.config import Settings
 from bot.app.factory import build_services, create_bolt_app
 from bot.app.server import BackgroundServer
+from bot.channels import resolve_channels
 from bot.clock import SystemClock
 from bot.org import apply_org, lookup_people, parse_org
 from bot.standin.client import SlackUserAgent, wait_for
 from bot.standin.render import render_blocks, render_view
 from bot.standin.server import SlackStandIn
-from handlers.directory import SlackDirectory
+from handlers.directory import SlackChannels, SlackDirectory
 from handlers.http import create_web_app
 from scheduler.runner import start_scheduler
 from storage.models import Case
@@ -217,7 +218,7 @@ def run_demo(keep: str | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, SlackStandIn(token) as standin:
         for user in PEOPLE:
             standin.add_user(*user)
-        standin.add_channel("C0LEADERS", "cx-leadership")
+        standin.add_channel("C0LEADERS", "cx-leadership", bot_member=True)
         db_path = Path(keep) if keep else Path(tmp) / "coachloop.db"
         if db_path.exists():
             print(f"{db_path} exists already; choose a new file for --db", file=sys.stderr)
@@ -233,6 +234,7 @@ def run_demo(keep: str | None = None) -> int:
         print(f"coachloop demo — database {settings.database_url}, Slack stand-in at {standin.url}")
 
         spec = parse_org(resources.files("bot.app").joinpath("demo_org.yml").read_text(), "demo_org.yml")
+        spec, _ = resolve_channels(spec, SlackChannels(services.slack))
         with services.db.unit_of_work() as session:
             found = lookup_people(spec, session, SlackDirectory(services.slack))
         with services.db.unit_of_work() as session:

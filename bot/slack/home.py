@@ -21,8 +21,9 @@ MAX_BLOCKS = 100
 LIST_LIMIT = 12
 
 
-def _e(text: str | None) -> str:
-    return wording.escape_mrkdwn(text or "")
+def _e(text: str | None, limit: int = 1500) -> str:
+    """A person's or the QA platform's words, escaped, clipped visibly to `limit` characters."""
+    return bk.escaped(text, limit)
 
 
 def _capped(items: list[Any], limit: int = LIST_LIMIT) -> tuple[list[Any], Block | None]:
@@ -130,7 +131,8 @@ def agent_part(session: Session, person: Person, team: Team, now: datetime) -> l
             bk.section(
                 "*Past conversations*\n"
                 + "\n".join(
-                    f"• {_agreed_on(c, team)} — {_e(c.behaviour_name)}: {_e(c.action)}" for c in shown
+                    f"• {_agreed_on(c, team)} — {_e(c.behaviour_name, 150)}: {_e(c.action, 350)}"
+                    for c in shown
                 )
             )
         )
@@ -168,7 +170,7 @@ NOT_IN_ORG = (
 
 def home_view(session: Session, person: Person | None, now: datetime) -> dict[str, Any]:
     if person is None:
-        return {"type": "home", "blocks": [bk.section(NOT_IN_ORG)]}
+        return bk.home([bk.section(NOT_IN_ORG)])
     roles = roles_of(session, person)
     blocks: list[Block] = []
     if roles.leads:
@@ -181,4 +183,4 @@ def home_view(session: Session, person: Person | None, now: datetime) -> dict[st
         blocks.append(bk.section(NOT_IN_ORG))
     if len(blocks) > MAX_BLOCKS:
         blocks = blocks[: MAX_BLOCKS - 1] + [bk.context("Some items are not shown; use /coach for the rest.")]
-    return {"type": "home", "blocks": blocks}
+    return bk.home(blocks)

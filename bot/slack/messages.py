@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from bot import wording
 from bot.coaching import REVIEW_METHODS, ranked_picks
-from bot.digest import digest_message
 from bot.review import HAPPENED, NEXT
 from bot.slack import blocks as bk
+from bot.slack.digest import digest_message
 from bot.team_calendar import calendar_for, timezone_of
 from storage.models import Case, Evaluation, OutboxMessage, Person
 
@@ -26,15 +26,16 @@ class Message:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def _e(text: str | None) -> str:
-    return wording.escape_mrkdwn(text or "")
+def _e(text: str | None, limit: int = 1500) -> str:
+    """A person's or the QA platform's words, escaped, clipped visibly to `limit` characters."""
+    return bk.escaped(text, limit)
 
 
 def score_line(ev: Evaluation, now: datetime, tz: str) -> str:
     contact = ""
     if ev.contact_id:
-        label = f"{ev.contact_channel or 'contact'} {ev.contact_id}"
-        contact = f" · <{ev.contact_url}|{_e(label)}>" if ev.contact_url else f" · {_e(label)}"
+        kind = _e(ev.contact_channel or "contact")
+        contact = f" · {kind} {bk.link(ev.contact_url, ev.contact_id)}"
     card = f" on *{_e(ev.scorecard_name)}*" if ev.scorecard_name else ""
     return f"*{ev.score:g}/{ev.max_score:g}*{card}{contact} · landed {wording.when(ev.landed_at, now, tz)}"
 
@@ -123,8 +124,8 @@ def agent_agreement(case: Case, now: datetime) -> Message:
     out: list[Block] = [
         bk.header("Your coaching agreement"),
         bk.section(f"From your conversation with *{_e(leader)}*."),
-        bk.section(f"*1. The focus:* {_e(case.behaviour_name)}\n{_e(case.example)}"),
-        bk.section(f"*2. What you agreed to try, by {by}:*\n{_e(case.action)}"),
+        bk.section(f"*1. The focus:* {_e(case.behaviour_name, 200)}\n{_e(case.example, 2750)}"),
+        bk.section(f"*2. What you agreed to try, by {by}:*\n{_e(case.action, 2900)}"),
         bk.section(f"*3. How it will be reviewed:* {_e(review)}"),
     ]
     if case.state == "agreed":
@@ -299,6 +300,19 @@ def admin_alert(payload: dict[str, Any], case: Case | None) -> Message:
 
 
 def render(
+    session: Session,
+    kind: str,
+    case: Case | None,
+    payload: dict[str, Any],
+    now: datetime,
+    person: Person | None = None,
+) -> Message:
+    """The message of `kind` as things are now, inside Slack's 50 blocks."""
+    message = _render(session, kind, case, payload, now, person)
+    return Message(message.text, bk.capped(message.blocks), message.metadata)
+
+
+def _render(
     session: Session,
     kind: str,
     case: Case | None,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from bot import wording
+from bot.agent_lookup import find_agent
 from bot.coaching import ranked_picks
 from bot.errors import NotAllowed, NotFound
 from bot.review import HAPPENED, NEXT
@@ -21,7 +21,6 @@ from storage import queries
 from storage.models import Case, Person
 
 Block = dict[str, Any]
-MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 HELP = (
     "*/coach* — your own summary: your queue, your agreement, your teams.\n"
     "*/coach @agent* — that agent's open case, backlog (with why each item ranks where it does) and history; "
@@ -30,8 +29,9 @@ HELP = (
 )
 
 
-def _e(text: str | None) -> str:
-    return wording.escape_mrkdwn(text or "")
+def _e(text: str | None, limit: int = 1500) -> str:
+    """A person's or the QA platform's words, escaped, clipped visibly to `limit` characters."""
+    return bk.escaped(text, limit)
 
 
 def own_summary(session: Session, person: Person | None, now: datetime) -> list[Block]:
@@ -61,17 +61,9 @@ def own_summary(session: Session, person: Person | None, now: datetime) -> list[
     return out or [bk.section("Nothing to show yet.")]
 
 
-def parse_mention(text: str) -> str:
-    match = MENTION.match(text.strip())
-    if match is None:
-        raise NotFound(f"Mention one agent, like `/coach @Ana Ruiz` (I could not read {text.strip()!r}).")
-    return match.group(1)
-
-
-def agent_picture(session: Session, viewer: Person | None, slack_id: str, now: datetime) -> list[Block]:
-    agent = queries.person_by_slack_id(session, slack_id)
-    team = queries.team_of_agent(session, agent.id) if agent else None
-    if agent is None or team is None:
+def agent_picture(session: Session, viewer: Person | None, agent: Person, now: datetime) -> list[Block]:
+    team = queries.team_of_agent(session, agent.id)
+    if team is None:
         raise NotFound("That person is not an agent in coachloop's org file.")
     if viewer is None or not may_see_agent(session, viewer, agent):
         raise NotAllowed(
@@ -98,7 +90,9 @@ def agent_picture(session: Session, viewer: Person | None, slack_id: str, now: d
         out.append(
             bk.section(
                 "*Backlog* (highest leverage first)\n"
-                + "\n".join(f"{i}. {_e(p.name)} — {_e(p.reason)}" for i, p in enumerate(backlog[:10], 1))
+                + "\n".join(
+                    f"{i}. {_e(p.name, 150)} — {_e(p.reason, 100)}" for i, p in enumerate(backlog[:10], 1)
+                )
             )
         )
     history = [c for c in reversed(cases) if c.state in ("closed", "waived")][:10]
@@ -110,11 +104,12 @@ def agent_picture(session: Session, viewer: Person | None, slack_id: str, now: d
 def _history_line(case: Case) -> str:
     start = f"• #{case.id} {wording.short_date(case.opened_at.date())}: "
     if case.state == "waived":
-        return start + f"waived — {_e(case.waived_reason)}"
+        return start + f"waived — {_e(case.waived_reason, 200)}"
     happened = HAPPENED.get(case.review_happened or "", "?")
     return (
         start
-        + f"{_e(case.behaviour_name)}; happened: {happened}; next: {NEXT.get(case.review_next or '', '?')}"
+        + f"{_e(case.behaviour_name, 150)}; happened: {happened}; "
+        + f"next: {NEXT.get(case.review_next or '', '?')}"
     )
 
 
@@ -123,5 +118,5 @@ def answer(session: Session, viewer: Person | None, text: str, now: datetime) ->
     if text.lower() in ("help", "?"):
         return [bk.section(HELP)]
     if not text:
-        return own_summary(session, viewer, now)
-    return agent_picture(session, viewer, parse_mention(text), now)
+        return bk.capped(own_summary(session, viewer, now))
+    return bk.capped(agent_picture(session, viewer, find_agent(session, viewer, text), now))

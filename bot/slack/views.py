@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import replace
 from typing import Any
 
 from bot import wording
 from bot.coaching import DEVELOPMENT_GOAL, KINDS, REVIEW_METHODS, PlanDraft, PlanForm
+from bot.leverage import Pick
 from bot.review import HAPPENED, NEXT, ReviewDraft, ReviewForm, results_line
 from bot.slack import blocks as bk
 
 PLAN_CALLBACK = "coaching_plan"
 BEHAVIOUR_ACTION = "plan_behaviour"
+# Inputs pre-filled from the chosen behaviour: their ids carry the behaviour's option value, because
+# views.update keeps what an input with unchanged ids holds (a new initial_value would be ignored).
+PER_BEHAVIOUR = ("example", "action")
 
 
 def metadata(case_id: int) -> str:
@@ -28,19 +34,32 @@ def case_id_from_metadata(raw: str | None) -> int | None:
     return case_id if isinstance(case_id, int) and not isinstance(case_id, bool) else None
 
 
+def behaviour_value(key: str) -> str:
+    """The behaviour select's option value for a criterion: a short opaque reference (Slack allows
+    150 characters; criterion keys may be longer)."""
+    if key == DEVELOPMENT_GOAL:
+        return key
+    return "c-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def behaviour_key(value: str | None, picks: list[Pick]) -> str | None:
+    """The criterion key an option value refers to (None when it refers to none of `picks`)."""
+    if value == DEVELOPMENT_GOAL:
+        return DEVELOPMENT_GOAL
+    return next((p.key for p in picks if behaviour_value(p.key) == value), None)
+
+
 def plan_modal(draft: PlanDraft) -> dict[str, Any]:
     # Slack allows 100 options: the development goal always keeps its place.
-    behaviours = [bk.option(p.name, p.key, p.reason) for p in draft.picks[:99]]
+    behaviours = [bk.option(p.name, behaviour_value(p.key), p.reason) for p in draft.picks[:99]]
     behaviours.append(
         bk.option("Development goal (agent-led)", DEVELOPMENT_GOAL, "Where they want to be in 12 months")
     )
+    chosen = behaviour_value(draft.behaviour_key)
     questions = "\n".join(f"• {q}" for q in draft.questions)
     checkbox = bk.option("The agent proposed this action", "yes")
-    proposed: dict[str, Any] = {"type": "checkboxes", "action_id": "agent_proposed", "options": [checkbox]}
-    if draft.agent_proposed:
-        proposed["initial_options"] = [checkbox]
     blocks = [
-        bk.section(f"*Coaching {draft.agent_name}.* Ask before you tell:\n{questions}"),
+        bk.section(f"*Coaching {bk.escaped(draft.agent_name, 200)}.* Ask before you tell:\n{questions}"),
         bk.context("Let the agent find the answer; tick the box below if the action was theirs."),
         bk.divider(),
         bk.input_block(
@@ -51,17 +70,15 @@ def plan_modal(draft: PlanDraft) -> dict[str, Any]:
         bk.input_block(
             "behaviour",
             "One behaviour to work on",
-            bk.static_select(BEHAVIOUR_ACTION, behaviours, draft.behaviour_key),
+            bk.static_select(BEHAVIOUR_ACTION, behaviours, chosen),
             hint="Highest leverage first. Changing it refreshes the example and action.",
             dispatch=True,
         ),
-        bk.input_block("example", "The specific example", bk.text_input("example", draft.example)),
-        bk.input_block("action", "The action the agent will try", bk.text_input("action", draft.action)),
+        bk.input_block(f"example.{chosen}", "The specific example", bk.text_input("example", draft.example)),
         bk.input_block(
-            "by_when",
-            "Tried by",
-            {"type": "datepicker", "action_id": "by_when", "initial_date": draft.by_when.isoformat()},
+            f"action.{chosen}", "The action the agent will try", bk.text_input("action", draft.action)
         ),
+        bk.input_block("by_when", "Tried by", bk.datepicker("by_when", draft.by_when.isoformat())),
         bk.input_block(
             "review_method",
             "How it will be reviewed",
@@ -69,7 +86,12 @@ def plan_modal(draft: PlanDraft) -> dict[str, Any]:
                 "review_method", [bk.option(v, k) for k, v in REVIEW_METHODS.items()], draft.review_method
             ),
         ),
-        bk.input_block("agent_proposed", "Ownership", proposed, optional=True),
+        bk.input_block(
+            "agent_proposed",
+            "Ownership",
+            bk.checkboxes("agent_proposed", [checkbox], [checkbox] if draft.agent_proposed else []),
+            optional=True,
+        ),
         bk.input_block(
             "notes",
             "Notes (for you, not sent to the agent)",
@@ -91,9 +113,17 @@ def notice_modal(title: str, text: str) -> dict[str, Any]:
     return bk.modal(title, [bk.section(text)], callback_id="notice")
 
 
+def _block(values: dict[str, Any], name: str) -> tuple[str, dict[str, Any]]:
+    """The state of the input whose block id is `name`, or `name` plus a '.' suffix."""
+    for block_id, block in values.items():
+        if (block_id == name or block_id.startswith(name + ".")) and isinstance(block, dict):
+            return block_id, next(iter(block.values()), {})
+    return name, {}
+
+
 def _value(values: dict[str, Any], block_id: str) -> dict[str, Any]:
-    block = values.get(block_id) or {}
-    return next(iter(block.values()), {}) if isinstance(block, dict) else {}
+    state = _block(values, block_id)[1]
+    return state if isinstance(state, dict) else {}
 
 
 def _selected(values: dict[str, Any], block_id: str) -> str | None:
@@ -106,12 +136,13 @@ def _typed(values: dict[str, Any], block_id: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def read_plan_form(values: dict[str, Any]) -> PlanForm:
-    """The submitted `view.state.values` as a PlanForm (missing parts read as None)."""
+def read_plan_form(values: dict[str, Any], picks: list[Pick]) -> PlanForm:
+    """The submitted `view.state.values` as a PlanForm (missing parts read as None); the behaviour's
+    option value is turned back into its criterion key among `picks`."""
     chosen = _value(values, "agent_proposed").get("selected_options") or []
     return PlanForm(
         kind=_selected(values, "kind"),
-        behaviour_key=_selected(values, "behaviour"),
+        behaviour_key=behaviour_key(_selected(values, "behaviour"), picks),
         example=_typed(values, "example"),
         action=_typed(values, "action"),
         by_when=_value(values, "by_when").get("selected_date"),
@@ -119,6 +150,23 @@ def read_plan_form(values: dict[str, Any]) -> PlanForm:
         agent_proposed=any(isinstance(o, dict) and o.get("value") == "yes" for o in chosen),
         notes=_typed(values, "notes"),
     )
+
+
+def untouched_from(form: PlanForm, draft: PlanDraft) -> PlanForm:
+    """Slack returns an input first shown by views.update and left alone as null: such an example
+    or action is the draft's for the chosen behaviour (`draft` drafted for it)."""
+    return replace(
+        form,
+        example=draft.example if form.example is None else form.example,
+        action=draft.action if form.action is None else form.action,
+    )
+
+
+def plan_errors(errors: dict[str, str], values: dict[str, Any]) -> dict[str, str]:
+    """Errors keyed by the block ids the modal shows now (`example` -> `example.<behaviour>`)."""
+    return {
+        (_block(values, name)[0] if name in PER_BEHAVIOUR else name): text for name, text in errors.items()
+    }
 
 
 REVIEW_CALLBACK = "followup_review"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import secrets
 import time
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 
 from slack_sdk.signature import SignatureVerifier
 
+from bot.standin import inputs as screen
 from bot.standin.server import SlackStandIn
 
 T = TypeVar("T")
@@ -30,44 +32,36 @@ def wait_for(check: Callable[[], T | None], *, timeout: float = 5.0, what: str =
         time.sleep(0.02)
 
 
-def state_values(view: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`view.state.values` as Slack would send it for a modal left as shown, plus `overrides` by block id."""
-    overrides = overrides or {}
-    values: dict[str, Any] = {}
-    for block in view.get("blocks", []):
-        if block.get("type") != "input":
-            continue
-        el = block["element"]
-        bid, kind = block["block_id"], el["type"]
-        given = overrides.get(bid, ...)
-        if kind == "plain_text_input":
-            value = el.get("initial_value") if given is ... else given
-            state: dict[str, Any] = {"type": kind, "value": value}
-        elif kind == "static_select":
-            option = el.get("initial_option")
-            if given is not ...:
-                option = next((o for o in el["options"] if o["value"] == given), None) if given else None
-            state = {"type": kind, "selected_option": option}
-        elif kind == "datepicker":
-            state = {"type": kind, "selected_date": el.get("initial_date") if given is ... else given}
-        elif kind == "checkboxes":
-            chosen = el.get("initial_options", [])
-            if given is not ...:
-                chosen = [o for o in el["options"] if o["value"] in given]
-            state = {"type": kind, "selected_options": chosen}
-        else:
-            continue
-        values[bid] = {el["action_id"]: state}
-    return values
+def _entered(inputs: dict[str, screen.Input], changes: dict[str, Any]) -> None:
+    """Type or pick `changes` (by block id, or block id before a '.' suffix) into the inputs shown."""
+    for name, given in changes.items():
+        found = screen.find(inputs, name)
+        if found is None:
+            raise LookupError(f"no input {name!r} in the modal")
+        found.enter(given)
 
 
 class SlackUserAgent:
     """Plays people in the workspace: signs and posts the payloads their clicks produce."""
 
-    def __init__(self, app_url: str, signing_secret: str, standin: SlackStandIn) -> None:
+    def __init__(
+        self, app_url: str, signing_secret: str, standin: SlackStandIn, *, socket_mode: bool = False
+    ) -> None:
+        """`socket_mode`: deliver over the stand-in's Socket Mode endpoint instead of signed HTTP."""
         self.app_url = app_url.rstrip("/")
         self.verifier = SignatureVerifier(signing_secret)
         self.standin = standin
+        self.socket_mode = socket_mode
+
+    def _deliver(
+        self, kind: str, payload: dict[str, Any], body: str, content_type: str, **kw: Any
+    ) -> tuple[int, str]:
+        """As an envelope over Socket Mode (the ack's payload is the answer), or as a signed POST."""
+        if self.socket_mode:
+            assert self.standin.socket is not None, "the stand-in serves no Socket Mode endpoint"
+            ack = self.standin.socket.deliver(kind, payload)
+            return 200, json.dumps(ack["payload"]) if ack.get("payload") else ""
+        return self.post(body, content_type, **kw)
 
     def post(
         self,
@@ -93,7 +87,7 @@ class SlackUserAgent:
 
     def interact(self, payload: dict[str, Any], **kw: Any) -> tuple[int, str]:
         body = urllib.parse.urlencode({"payload": json.dumps(payload)})
-        return self.post(body, "application/x-www-form-urlencoded", **kw)
+        return self._deliver("interactive", payload, body, "application/x-www-form-urlencoded", **kw)
 
     def _user(self, user_id: str) -> dict[str, Any]:
         user = self.standin.users.get(user_id, {"name": user_id})
@@ -108,7 +102,7 @@ class SlackUserAgent:
                     button, block_id = el, block.get("block_id", "b")
         if button is None:
             raise LookupError(f"no button {action_id!r} in that message")
-        trigger = f"{int(time.time())}.{secrets.token_hex(6)}"
+        trigger = self.standin.issue_trigger()
         payload = {
             "type": "block_actions",
             "user": self._user(user_id),
@@ -162,22 +156,25 @@ class SlackUserAgent:
         entered: dict[str, Any] | None = None,
     ) -> None:
         """Pick an option in a modal's select that dispatches an action (`entered`: what was typed before)."""
-        block = next(b for b in view["blocks"] if b.get("block_id") == block_id)
-        option = next(o for o in block["element"]["options"] if o["value"] == value)
+        inputs = self.standin.shown_inputs(view["id"])
+        _entered(inputs, {**(entered or {}), block_id: value})
+        chosen = screen.find(inputs, block_id)
+        assert chosen is not None
+        current = self.standin.view(view["id"])
         payload = {
             "type": "block_actions",
             "user": self._user(user_id),
             "api_app_id": "A0COACH",
-            "trigger_id": f"{int(time.time())}.{secrets.token_hex(6)}",
+            "trigger_id": self.standin.issue_trigger(),
             "team": {"id": "T0STANDIN"},
             "container": {"type": "view", "view_id": view["id"]},
-            "view": {**view, "state": {"values": state_values(view, {**(entered or {}), block_id: value})}},
+            "view": {**current, "state": {"values": screen.state_values(inputs)}},
             "actions": [
                 {
                     "type": "static_select",
-                    "action_id": block["element"]["action_id"],
-                    "block_id": block_id,
-                    "selected_option": option,
+                    "action_id": chosen.action_id,
+                    "block_id": chosen.block_id,
+                    "selected_option": chosen.state["selected_option"],
                     "action_ts": f"{time.time():.6f}",
                 }
             ],
@@ -192,10 +189,13 @@ class SlackUserAgent:
         *,
         private_metadata: str | None = None,
     ) -> tuple[int, dict[str, Any] | None]:
-        """Submit a modal as shown (plus overrides); returns the status and the response_action body."""
+        """Submit a modal as it is on screen with `overrides` typed in (not kept for a later submission);
+        returns the status and the response_action body."""
+        inputs = copy.deepcopy(self.standin.shown_inputs(view["id"]))
+        _entered(inputs, overrides or {})
         sent_view = {
             **view,
-            "state": {"values": state_values(view, overrides)},
+            "state": {"values": screen.state_values(inputs)},
             "private_metadata": view.get("private_metadata", "")
             if private_metadata is None
             else private_metadata,
@@ -205,7 +205,7 @@ class SlackUserAgent:
             "user": self._user(user_id),
             "api_app_id": "A0COACH",
             "team": {"id": "T0STANDIN"},
-            "trigger_id": f"{int(time.time())}.{secrets.token_hex(6)}",
+            "trigger_id": self.standin.issue_trigger(),
             "view": sent_view,
             "response_urls": [],
         }
@@ -221,23 +221,23 @@ class SlackUserAgent:
             "event_id": f"Ev{secrets.token_hex(5).upper()}",
             "event_time": int(time.time()),
         }
-        return self.post(json.dumps(body), "application/json", **kw)
+        return self._deliver("events_api", body, json.dumps(body), "application/json", **kw)
 
     def command(
         self, user_id: str, command: str, text: str = "", channel: str = "C0GENERAL"
     ) -> tuple[int, str]:
-        body = urllib.parse.urlencode(
-            {
-                "token": "legacy",
-                "team_id": "T0STANDIN",
-                "channel_id": channel,
-                "user_id": user_id,
-                "user_name": self.standin.users.get(user_id, {}).get("name", user_id),
-                "command": command,
-                "text": text,
-                "api_app_id": "A0COACH",
-                "trigger_id": f"{int(time.time())}.{secrets.token_hex(6)}",
-                "response_url": f"{self.standin.base}/_standin/respond/{secrets.token_hex(4)}",
-            }
+        fields = {
+            "token": "legacy",
+            "team_id": "T0STANDIN",
+            "channel_id": channel,
+            "user_id": user_id,
+            "user_name": self.standin.users.get(user_id, {}).get("name", user_id),
+            "command": command,
+            "text": text,
+            "api_app_id": "A0COACH",
+            "trigger_id": self.standin.issue_trigger(),
+            "response_url": f"{self.standin.base}/_standin/respond/{secrets.token_hex(4)}",
+        }
+        return self._deliver(
+            "slash_commands", fields, urllib.parse.urlencode(fields), "application/x-www-form-urlencoded"
         )
-        return self.post(body, "application/x-www-form-urlencoded")

@@ -1,9 +1,19 @@
 """A real HTTP server answering the Web API methods coachloop calls, as Slack answers them.
 
-It checks the bot token and required arguments, rejects blocks and views that
-`slack_sdk.models` rejects (`invalid_blocks`), keeps conversations with their
-messages and metadata, records every call, and can be told to misbehave
-(429 with Retry-After, 500, slow answers, or a given error) for a share of calls.
+It refuses what Slack refuses, each rule written from Slack's method reference:
+- the bot token, and the method's scope among those granted (`missing_scope`; by default the
+  bot scopes of `manifest.yml`);
+- conversation ids where the method takes an id (`conversations.history`, `chat.update`: a
+  `#name` is `channel_not_found`; `chat.postMessage` and `chat.postEphemeral` also take a name);
+- posting where the bot is not a member: `not_in_channel` for a public channel (unless
+  `chat:write.public` is granted), `channel_not_found` for a private one;
+- `trigger_id`s: issued per interaction, single use (`exchanged_trigger_id`), gone after 3 s
+  (`expired_trigger_id`);
+- blocks and views: what `slack_sdk.models` rejects, 50 blocks per message, 100 per modal or
+  Home, option values up to 150 characters (`invalid_blocks`);
+- `views.update` keeps what the person entered in inputs that keep their ids (see `inputs`).
+It keeps conversations with their messages and metadata, records every call, and can be told to
+misbehave (429 with Retry-After, 500, slow answers, or a given error) for a share of calls.
 """
 
 from __future__ import annotations
@@ -14,20 +24,22 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from slack_sdk.errors import SlackObjectFormationError
-from slack_sdk.models.blocks import Block
-from slack_sdk.models.views import View
-
-
-class ApiError(Exception):
-    def __init__(self, error: str, status: int = 200, headers: dict[str, str] | None = None) -> None:
-        super().__init__(error)
-        self.error, self.status, self.headers = error, status, headers or {}
+from bot.standin import inputs as screen
+from bot.standin.limits import ApiError, check_blocks, check_view
+from bot.standin.scopes import (
+    HISTORY_SCOPES,
+    LIST_SCOPES,
+    METHOD_SCOPES,
+    PUBLIC_POST_SCOPE,
+    manifest_scopes,
+)
+from bot.standin.socket_mode import SocketModeEndpoint
 
 
 @dataclass
@@ -56,50 +68,26 @@ def _truthy(value: Any) -> bool:
     return value in (True, 1, "1", "true", "True")
 
 
-def check_blocks(blocks: Any, *, limit: int = 50) -> None:
-    if isinstance(blocks, str):
-        try:
-            blocks = json.loads(blocks)
-        except ValueError:
-            raise ApiError("invalid_blocks_format") from None
-    if not isinstance(blocks, list) or len(blocks) > limit:
-        raise ApiError("invalid_blocks")
-    for raw in blocks:
-        if not isinstance(raw, dict):
-            raise ApiError("invalid_blocks")
-        parsed = Block.parse(raw)
-        if parsed is None:
-            raise ApiError("invalid_blocks")
-        try:
-            parsed.to_dict()
-        except SlackObjectFormationError:
-            raise ApiError("invalid_blocks") from None
-
-
-def check_view(view: Any) -> dict[str, Any]:
-    if isinstance(view, str):
-        try:
-            view = json.loads(view)
-        except ValueError:
-            raise ApiError("invalid_arguments") from None
-    if not isinstance(view, dict) or view.get("type") not in ("modal", "home"):
-        raise ApiError("invalid_arguments")
-    blocks = view.get("blocks") or []
-    check_blocks(blocks, limit=100)
-    try:
-        View(**{k: v for k, v in view.items() if k in View.attributes | {"type"}}).to_dict()
-    except (SlackObjectFormationError, TypeError):
-        raise ApiError("invalid_arguments") from None
-    if len(view.get("private_metadata") or "") > 3000:
-        raise ApiError("invalid_arguments")
-    if len(json.dumps(view)) > 250_000:
-        raise ApiError("view_too_large")
-    return view
-
-
 class SlackStandIn:
-    def __init__(self, token: str = "xoxb-standin", *, host: str = "127.0.0.1", port: int = 0) -> None:
+    BOT_USER = "U0COACHBOT"
+    TRIGGER_LIFETIME = 3.0  # seconds
+
+    def __init__(
+        self,
+        token: str = "xoxb-standin",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        scopes: frozenset[str] | None = None,
+        app_token: str | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self.token = token
+        self.app_token = app_token
+        self.scopes = manifest_scopes() if scopes is None else scopes
+        self.triggers: dict[str, float] = {}  # trigger_id -> issued at (monotonic); removed when used
+        self.inputs: dict[str, dict[str, screen.Input]] = {}  # view id -> what its inputs hold on screen
+        self.socket: SocketModeEndpoint | None = None  # once `socket_mode` is called
         self.users: dict[str, dict[str, Any]] = {}
         self.channels: dict[
             str, dict[str, Any]
@@ -110,7 +98,7 @@ class SlackStandIn:
         self.files: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
         self._seq = itertools.count(1)
-        self._ts_base = int(time.time())
+        self.now = now  # message timestamps follow this clock (the app's clock, in tests)
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -132,8 +120,17 @@ class SlackStandIn:
         return self
 
     def stop(self) -> None:
+        if self.socket is not None:
+            self.socket.stop()
         self._server.shutdown()
         self._server.server_close()
+
+    def socket_mode(self, app_token: str) -> SocketModeEndpoint:
+        """Serve Socket Mode for the app holding `app_token` (xapp-...)."""
+        self.app_token = app_token
+        if self.socket is None:
+            self.socket = SocketModeEndpoint().start()
+        return self.socket
 
     def __enter__(self) -> SlackStandIn:
         return self.start()
@@ -163,15 +160,41 @@ class SlackStandIn:
             self.users[user_id] = user
         return user
 
-    def add_channel(self, channel_id: str, name: str, *, archived: bool = False) -> None:
+    def add_channel(
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        private: bool = False,
+        bot_member: bool = False,
+        archived: bool = False,
+    ) -> None:
+        """A channel; the bot is in it only when invited (`bot_member`, or `invite` later)."""
         with self._lock:
             self.channels[channel_id] = {
                 "name": name,
                 "is_im": False,
+                "is_private": private,
                 "user": None,
                 "messages": [],
                 "archived": archived,
+                "members": {self.BOT_USER} if bot_member else set(),
             }
+
+    def invite(self, channel_id: str, user_id: str = BOT_USER) -> None:
+        with self._lock:
+            self.channels[channel_id]["members"].add(user_id)
+
+    def issue_trigger(self) -> str:
+        """A trigger_id as Slack issues one with an interaction: single use, valid for 3 seconds."""
+        trigger = f"{int(time.time())}.{random.randint(10**11, 10**12 - 1)}.{next(self._seq)}"
+        with self._lock:
+            self.triggers[trigger] = time.monotonic()
+        return trigger
+
+    def shown_inputs(self, view_id: str) -> dict[str, screen.Input]:
+        with self._lock:
+            return self.inputs.setdefault(view_id, {})
 
     def add_fault(self, fault: Fault) -> Fault:
         with self._lock:
@@ -244,8 +267,17 @@ class SlackStandIn:
                     self._reply(200, {"ok": True, "calls": calls})
                     return
                 if parsed.path.startswith("/_standin/respond/"):
-                    # A response_url (slash commands, interactions): Slack shows the JSON to the user.
-                    standin._record("response_url", json.loads(raw or b"{}"), True)
+                    # A response_url (slash commands, interactions): Slack shows the JSON to the user,
+                    # and refuses blocks it would refuse in chat.postMessage.
+                    sent = json.loads(raw or b"{}")
+                    try:
+                        if "blocks" in sent:
+                            check_blocks(sent["blocks"])
+                    except ApiError as exc:
+                        standin._record("response_url", sent, False, exc.error)
+                        self._reply(400, {"ok": False, "error": exc.error})
+                        return
+                    standin._record("response_url", sent, True)
                     self._reply(200, {"ok": True})
                     return
                 if parsed.path.startswith("/_standin/upload/"):
@@ -292,16 +324,21 @@ class SlackStandIn:
         try:
             if not auth.startswith("Bearer "):
                 raise ApiError("not_authed")
-            if auth[len("Bearer ") :] != self.token:
+            given = auth[len("Bearer ") :]
+            if method == "apps.connections.open":
+                if self.app_token is None or given != self.app_token:
+                    raise ApiError("invalid_auth")
+            elif given != self.token:
                 raise ApiError("invalid_auth")
             handler = getattr(self, "m_" + method.replace(".", "_"), None)
             if handler is None:
                 raise ApiError("unknown_method", status=404)
+            self._need_scope(*METHOD_SCOPES.get(method, ()))
             with self._lock:
                 body = handler(args)
         except ApiError as exc:
             self._record(method, args, False, exc.error)
-            return exc.status, {"ok": False, "error": exc.error}, exc.headers
+            return exc.status, {"ok": False, "error": exc.error, **exc.extra}, exc.headers
         self._record(method, args, True)
         if fault is not None and fault.mode == "slow":
             time.sleep(fault.delay)  # carried out, but the answer comes late (or never, for the caller)
@@ -331,7 +368,7 @@ class SlackStandIn:
             self.calls.append(Call(method, args, ok, error))
 
     def _ts(self) -> str:
-        return f"{self._ts_base + next(self._seq)}.{random.randint(0, 999999):06d}"
+        return f"{int(self.now())}.{next(self._seq):06d}"
 
     @staticmethod
     def _need(args: dict[str, Any], name: str, error: str | None = None) -> Any:
@@ -340,16 +377,35 @@ class SlackStandIn:
             raise ApiError(error or "invalid_arguments")
         return value
 
-    def _channel(self, ref: str) -> tuple[str, dict[str, Any]]:
+    def _need_scope(self, *any_of: str) -> None:
+        if any_of and not set(any_of) & self.scopes:
+            raise ApiError(
+                "missing_scope", extra={"needed": ",".join(any_of), "provided": ",".join(sorted(self.scopes))}
+            )
+
+    def _channel(self, ref: str, *, by_name: bool = False) -> tuple[str, dict[str, Any]]:
+        """The conversation `ref` names: an id; a `#name` or a user id only where the method takes one.
+        A private channel the bot is not in does not exist, for the bot."""
+        found: tuple[str, dict[str, Any]] | None = None
         if ref in self.channels:
-            return ref, self.channels[ref]
-        if ref.startswith("#"):
-            for cid, ch in self.channels.items():
-                if ch["name"] == ref[1:]:
-                    return cid, ch
-        if ref in self.users:
-            return self._open_im(ref)
-        raise ApiError("channel_not_found")
+            found = ref, self.channels[ref]
+        elif by_name and ref.startswith("#"):
+            found = next(
+                ((c, ch) for c, ch in self.channels.items() if not ch["is_im"] and ch["name"] == ref[1:]),
+                None,
+            )
+        elif by_name and ref in self.users:
+            found = self._open_im(ref)
+        if found is None or (found[1].get("is_private") and self.BOT_USER not in found[1]["members"]):
+            raise ApiError("channel_not_found")
+        return found
+
+    def _may_post(self, ch: dict[str, Any]) -> None:
+        if ch["is_im"] or self.BOT_USER in ch["members"]:
+            return
+        if not ch["is_private"] and PUBLIC_POST_SCOPE in self.scopes:
+            return
+        raise ApiError("not_in_channel")
 
     def _open_im(self, user_id: str) -> tuple[str, dict[str, Any]]:
         cid = self.dm_of(user_id)
@@ -357,9 +413,11 @@ class SlackStandIn:
             self.channels[cid] = {
                 "name": cid,
                 "is_im": True,
+                "is_private": True,
                 "user": user_id,
                 "messages": [],
                 "archived": False,
+                "members": {self.BOT_USER, user_id},
             }
         return cid, self.channels[cid]
 
@@ -374,6 +432,12 @@ class SlackStandIn:
             "user_id": "U0COACHBOT",
             "bot_id": "B0COACHBOT",
         }
+
+    def m_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        # The app-level token (checked in dispatch) carries connections:write.
+        if self.socket is None:
+            raise ApiError("invalid_auth")
+        return {"url": self.socket.new_url()}
 
     def m_users_lookupByEmail(self, args: dict[str, Any]) -> dict[str, Any]:
         email = str(self._need(args, "email")).lower()
@@ -424,9 +488,10 @@ class SlackStandIn:
         return {"text": text or "", "blocks": blocks or [], "metadata": metadata}
 
     def m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
-        cid, ch = self._channel(str(self._need(args, "channel", "channel_not_found")))
+        cid, ch = self._channel(str(self._need(args, "channel", "channel_not_found")), by_name=True)
         if ch["archived"]:
             raise ApiError("is_archived")
+        self._may_post(ch)
         message = {
             "type": "message",
             "user": "U0COACHBOT",
@@ -439,6 +504,7 @@ class SlackStandIn:
 
     def m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         cid, ch = self._channel(str(self._need(args, "channel", "channel_not_found")))
+        self._may_post(ch)
         ts = str(self._need(args, "ts", "message_not_found"))
         message = next((m for m in ch["messages"] if m["ts"] == ts), None)
         if message is None:
@@ -449,7 +515,7 @@ class SlackStandIn:
         return {"channel": cid, "ts": ts, "text": message["text"]}
 
     def m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
-        self._channel(str(self._need(args, "channel", "channel_not_found")))
+        self._channel(str(self._need(args, "channel", "channel_not_found")), by_name=True)
         if str(args.get("user")) not in self.users:
             raise ApiError("user_not_in_channel")
         self._message_fields(args)
@@ -457,6 +523,10 @@ class SlackStandIn:
 
     def m_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
         cid, ch = self._channel(str(self._need(args, "channel", "channel_not_found")))
+        kind = "im" if ch["is_im"] else "private" if ch["is_private"] else "public"
+        self._need_scope(HISTORY_SCOPES[kind])
+        if self.BOT_USER not in ch["members"]:
+            raise ApiError("not_in_channel")
         oldest = float(args.get("oldest") or 0)
         limit = int(args.get("limit") or 100)
         with_meta = _truthy(args.get("include_all_metadata"))
@@ -469,8 +539,43 @@ class SlackStandIn:
             out.append(copy)
         return {"messages": out, "has_more": False}
 
+    def m_conversations_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        types = [t.strip() for t in str(args.get("types") or "public_channel").split(",") if t.strip()]
+        for kind in types:
+            if kind not in LIST_SCOPES:
+                raise ApiError("invalid_types")
+            self._need_scope(LIST_SCOPES[kind])
+        skip_archived = _truthy(args.get("exclude_archived"))
+        listed = []
+        for cid, ch in self.channels.items():
+            kind = "im" if ch["is_im"] else "private_channel" if ch["is_private"] else "public_channel"
+            member = self.BOT_USER in ch["members"]
+            if kind not in types or (skip_archived and ch["archived"]) or (ch["is_private"] and not member):
+                continue
+            if ch["is_im"]:
+                listed.append({"id": cid, "is_im": True, "user": ch["user"]})
+                continue
+            listed.append(
+                {
+                    "id": cid,
+                    "name": ch["name"],
+                    "is_channel": not ch["is_private"],
+                    "is_group": ch["is_private"],
+                    "is_private": ch["is_private"],
+                    "is_archived": ch["archived"],
+                    "is_member": member,
+                }
+            )
+        start = int(args.get("cursor") or 0)
+        limit = min(int(args.get("limit") or 100), 1000)
+        page = listed[start : start + limit]
+        more = start + limit < len(listed)
+        return {"channels": page, "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+
     def _store_view(self, view: dict[str, Any], view_id: str | None = None, **extra: Any) -> dict[str, Any]:
         view_id = view_id or f"V{next(self._seq):08d}"
+        before = self.inputs.get(view_id) if view_id in self.views else None
+        self.inputs[view_id] = screen.shown(view, before)
         stored = {
             **view,
             "id": view_id,
@@ -481,10 +586,19 @@ class SlackStandIn:
         self.views[view_id] = stored
         return stored
 
+    def _use_trigger(self, trigger: str) -> None:
+        issued = self.triggers.pop(trigger, None)
+        if issued is None:
+            used = any(v.get("trigger_id") == trigger for v in self.views.values())
+            raise ApiError("exchanged_trigger_id" if used else "invalid_trigger_id")
+        if time.monotonic() - issued > self.TRIGGER_LIFETIME:
+            raise ApiError("expired_trigger_id")
+
     def m_views_open(self, args: dict[str, Any]) -> dict[str, Any]:
-        if not args.get("trigger_id"):
-            raise ApiError("invalid_trigger_id")
-        return {"view": self._store_view(check_view(args.get("view")), trigger_id=args["trigger_id"])}
+        trigger = str(self._need(args, "trigger_id", "invalid_trigger_id"))
+        view = check_view(args.get("view"))
+        self._use_trigger(trigger)
+        return {"view": self._store_view(view, trigger_id=trigger)}
 
     def m_views_push(self, args: dict[str, Any]) -> dict[str, Any]:
         return self.m_views_open(args)
