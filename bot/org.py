@@ -13,10 +13,10 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import coaching, coaching_blocks
+from bot import coaching, coaching_blocks, handover
 from bot.calendar import parse_weekdays
-from bot.coaching_blocks import parse_blocks
 from bot.channels import is_channel
+from bot.coaching_blocks import parse_blocks
 from storage import queries
 from storage.models import Person, Team, TeamAgent, TeamEscalation, TeamQALead
 from storage.outbox import audit
@@ -439,6 +439,7 @@ def apply_org(
 ) -> ImportReport:
     """Create or update teams and people to match the file (idempotent)."""
     report = ImportReport()
+    org_before = handover.snapshot(session)
     people: dict[str, Person] = {}
     for email, ps in spec.people().items():
         person = queries.person_by_email(session, email)
@@ -516,12 +517,14 @@ def apply_org(
         if coaching_blocks.set_org_blocks(session, people[email], blocks):
             report.changes.append(f"coaching blocks of {email}: {', '.join(blocks or []) or 'the team’s'}")
     session.flush()
+    report.changes += handover.reorganise(session, org_before, now, actor)
     audit(session, now, actor, "org_imported", changes=len(report.changes))
     for ts in spec.teams:
         for a in ts.agents:
             agent = people[a.email]
             for ev in queries.unassigned_evaluations(session, a.email):
-                ev.agent_id = agent.id
+                # Kept before the org file named the agent: the window starts now.
+                ev.agent_id, ev.window_from = agent.id, now
                 session.flush()
                 case, status = coaching.attach_to_case(session, ev, agent, now, actor)
                 ev.intake_status = status
