@@ -16,7 +16,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from bot.calendar import WorkCalendar
-from bot.errors import InvalidInput, NotAllowed
+from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.team_calendar import calendar_for
 from storage.models import Case, CoachingBlockRun, LeaderBlocks, Person, Team
 from storage.outbox import audit, enqueue, enqueue_home
@@ -275,3 +275,19 @@ def sweep(session: Session, now: datetime) -> None:
                     for person in team.escalation_people:
                         if person.slack_id:
                             enqueue_home(session, person.id, now)
+
+
+def request_calendar_file(session: Session, leader: Person | None, now: datetime) -> str:
+    """Queue the .ics of the leader's blocks to their DM (once a day per set of blocks); says what follows."""
+    team = led_team(session, leader) if leader is not None else None
+    if leader is None or team is None:
+        raise NotAllowed("Only a team leader has coaching blocks to add to a calendar.")
+    specs = blocks_of(session, leader, team)
+    if not specs:
+        raise NotFound("You have no coaching blocks yet: add them from your App Home (Edit my blocks).")
+    day = calendar_for(team).local(now).date()
+    key = f"blocks:{leader.id}:ics:{day.isoformat()}:{'|'.join(s.text() for s in specs)}"
+    queued = enqueue(session, key[:200], "block_ics", now=now, person_id=leader.id)
+    if queued is None:
+        return "The calendar file of your coaching blocks is already in your DM with coachloop."
+    return "The calendar file of your coaching blocks is on its way to your DM with coachloop."

@@ -18,14 +18,16 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
-from bot import followup
+from bot import coaching_blocks, followup
 from bot.charts import hit_rate_chart
 from bot.clock import Clock
 from bot.metrics import OUTBOX
 from bot.report import weekly_hit_rates
 from bot.roles import roles_of
+from bot.slack import practice
 from bot.slack.home import home_view
 from bot.slack.messages import render, with_metadata
+from bot.team_calendar import calendar_for
 from storage.db import Database
 from storage.models import Case, OutboxMessage, Person
 from storage.outbox import claim_outbox, enqueue
@@ -83,6 +85,7 @@ class _Job:
     created_at: datetime
     home_view: dict[str, Any] | None = None
     upload: bytes | None = None
+    filename: str = "coaching-hit-rate.png"
 
 
 def backoff(attempts: int) -> timedelta:
@@ -128,6 +131,11 @@ class OutboxSweep:
                 return self._prepare_home(row, session, now)
             if row.kind == "digest_chart":
                 return self._prepare_chart(row, session, now)
+            if row.kind == "block_ics":
+                return self._prepare_calendar(row, session, now)
+            if row.kind == "block_start" and not coaching_blocks.waiting_cases(session, row.person_id or 0):
+                row.status, row.lease_until = "skipped", None
+                return "nothing is waiting for the block any more"
             moot = followup.skip_if_moot(session, row, now)
             if moot is not None:
                 return moot
@@ -149,7 +157,8 @@ class OutboxSweep:
                     return "the message it updates is not sent; when it goes out it shows the current state"
                 kind, update_ts, channel = target.kind, target.slack_ts, target.slack_channel
                 person = target.person  # the reader of the message being updated
-            message = with_metadata(render(session, kind, case, row.payload, now, person), row)
+            renderer = practice.render if kind in practice.KINDS else render
+            message = with_metadata(renderer(session, kind, case, row.payload, now, person), row)
             if channel is None and person is not None:
                 channel = person.dm_channel
             return _Job(
@@ -207,6 +216,30 @@ class OutboxSweep:
             upload=png,
         )
 
+    @staticmethod
+    def _prepare_calendar(row: OutboxMessage, session: Any, now: datetime) -> _Job | str:
+        """The leader's coaching blocks as an .ics file, uploaded to their DM."""
+        person = row.person
+        team = coaching_blocks.led_team(session, person) if person is not None else None
+        specs = coaching_blocks.blocks_of(session, person, team) if person and team else []
+        if person is None or team is None or not specs:
+            row.status, row.lease_until = "skipped", None
+            return "no coaching blocks to put in a calendar"
+        return _Job(
+            row_id=row.id,
+            key=row.dedupe_key,
+            person_slack_id=person.slack_id,
+            channel=person.dm_channel,
+            check_history=False,
+            update_ts=None,
+            text="Your coaching blocks: open the file to add them to your calendar, weekly",
+            blocks=[],
+            metadata={},
+            created_at=row.created_at,
+            upload=coaching_blocks.calendar_file(specs, calendar_for(team), person, now),
+            filename="coaching-blocks.ics",
+        )
+
     def _deliver(self, row_id: int, now: datetime, result: SweepResult) -> None:
         try:
             job = self._prepare(row_id, now)
@@ -243,7 +276,7 @@ class OutboxSweep:
                 uploaded = self.slack.files_upload_v2(
                     channel=job.channel,
                     file=job.upload,
-                    filename="coaching-hit-rate.png",
+                    filename=job.filename,
                     title=job.text,
                 )
                 file_info: dict[str, Any] = uploaded.get("file") or {}
