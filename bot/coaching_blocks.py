@@ -25,7 +25,7 @@ DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 ICAL_DAYS = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
 PATTERN = re.compile(r"^\s*([A-Za-z]{3})[a-z]*\s+(\d{1,2}:\d{2})\s*-\s*(\d{1,2}:\d{2})\s*$")
 MAX_BLOCKS = 10
-LOOKBACK = timedelta(days=7)
+LOOKBACK = timedelta(days=1)  # blocks that started while no sweep ran (an outage) are still counted
 HELD, SQUEEZED, CLEAR, OPEN = "held", "squeezed", "clear", "open"
 
 
