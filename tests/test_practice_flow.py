@@ -5,33 +5,26 @@ and rating, and the agent's development prep reaching the leader's modal."""
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import icalendar
 import pytest
 
-from bot import calibration
 from bot.clock import FixedClock
 from bot.standin.client import wait_for
 from bot.standin.server import SlackStandIn
-from storage.db import Database
 from storage.models import (
     AuditEntry,
-    CalibrationRating,
-    CalibrationSample,
-    Case,
     CaseAdvice,
     CoachingBlockRun,
-    DevelopmentGoal,
     LeaderBlocks,
     Person,
 )
 from tests.conftest import Stack, build_stack, make_database, sample_org
-from tests.payloads import evaluation, perfect
+from tests.payloads import evaluation
 from tests.test_core_loop import ANA, DANA, PRIYA, TOM, open_plan, texts
 from tests.test_home_and_command import home_of, open_home
 
@@ -155,3 +148,99 @@ def test_the_leader_edits_their_blocks_from_home(stack: Stack) -> None:
     # An agent has no blocks to edit.
     trigger = stack.people.click_home(ANA, "edit_blocks") if "edit_blocks" in open_home(stack, ANA) else None
     assert trigger is None
+
+
+# --- QA leads as advisors -------------------------------------------------------------------------
+
+
+def test_a_qa_lead_adds_evidence_a_focus_and_a_note_from_the_case_button(stack: Stack) -> None:
+    status, body = stack.post_score(evaluation())
+    case_id = body["case_id"]
+    stack.sweep()
+    home = open_home(stack, LEE)
+    assert "open cases with no evidence beyond the score" in home and "Ana Ruiz" in home
+    # An agent cannot open the advice form for a case.
+    open_home(stack, TOM)
+    trigger = stack.people.click_home(LEE, "open_advice", value=str(case_id))
+    view = stack.people.opened_with(trigger, "open_advice")
+    focus = next(b for b in view["blocks"] if b.get("block_id") == "focus")["element"]["options"]
+    assert [o["text"]["text"] for o in focus][0] == "Acknowledges the customer's concern"
+
+    status, answer = stack.people.submit(LEE, view, {"focus": focus[0]["value"]})
+    assert answer is not None and "reason" in answer["errors"]  # a focus needs its reason
+    note = "Ana told me she struggles when customers raise their voice"
+    status, answer = stack.people.submit(
+        LEE,
+        view,
+        {
+            "evidence": "On C-90001 this morning she explained the refund policy before acknowledging.",
+            "link": "https://qa.example.com/c/90001",
+            "focus": focus[0]["value"],
+            "reason": "Missed in the last 3 evaluations, and customers escalate after it.",
+            "note": note,
+        },
+    )
+    assert (status, answer) == (200, None)
+    with stack.db.unit_of_work() as s:
+        rows = s.query(CaseAdvice).filter_by(case_id=case_id).order_by(CaseAdvice.id).all()
+        assert [(r.kind, r.source) for r in rows] == [
+            ("evidence", "button"),
+            ("focus", "button"),
+            ("note", "button"),
+        ]
+        assert rows[1].behaviour_key == "acknowledge"
+        logged = s.query(AuditEntry).filter_by(action="advice_added").one()
+        assert note not in json.dumps(logged.detail)  # the audit names what was added, not its words
+    stack.sweep()
+    (told,) = keyed(stack, PRIYA, f"case:{case_id}:advice:")
+    assert "Lee Park added advice" in texts(told) and "C-90001" in texts(told)
+    assert "Ana Ruiz" not in open_home(stack, LEE).split("Advising")[1]  # it has evidence now
+
+    # The leader's modal shows the suggestion and the evidence; the leader decides.
+    plan = open_plan(stack)
+    shown = texts(plan)
+    assert "suggests the focus *Acknowledges the customer" in shown and "C-90001" in shown and note in shown
+    assert stack.people.submit(PRIYA, plan) == (200, None)
+    stack.sweep()
+    # The agent never sees the QA lead's words unless the leader put them in the agreed example.
+    agent_side = json.dumps(stack.dm(ANA)) + open_home(stack, ANA)
+    assert note not in agent_side and "C-90001" not in agent_side
+
+
+def test_the_message_shortcut_turns_a_message_into_evidence(stack: Stack) -> None:
+    status, body = stack.post_score(evaluation())
+    case_id = body["case_id"]
+    stack.sweep()
+    message = {
+        "type": "message",
+        "user": "U0DANA",
+        "ts": "1764000000.000200",
+        "text": "Listen to C-77123: Ana talked over the customer twice.",
+    }
+    trigger = stack.people.message_shortcut(LEE, "C0LEADERS", message, "add_to_coaching_case")
+    view = stack.people.opened_with(trigger, "the shortcut's form")
+    evidence = next(b for b in view["blocks"] if b.get("block_id") == "evidence")["element"]
+    link = next(b for b in view["blocks"] if b.get("block_id") == "link")["element"]
+    assert evidence["initial_value"] == message["text"]
+    assert link["initial_value"] == "https://standin.slack.com/archives/C0LEADERS/p1764000000000200"
+    status, answer = stack.people.submit(LEE, view)
+    assert answer is not None and "case" in answer["errors"]
+    assert stack.people.submit(LEE, view, {"case": str(case_id)}) == (200, None)
+    with stack.db.unit_of_work() as s:
+        (row,) = s.query(CaseAdvice).all()
+        assert (row.kind, row.source, row.text, row.link) == (
+            "evidence",
+            "shortcut",
+            message["text"],
+            link["initial_value"],
+        )
+
+    # Someone who is not a QA lead: a notice, and a forged submission changes nothing.
+    trigger = stack.people.message_shortcut(TOM, "C0LEADERS", message, "add_to_coaching_case")
+    notice = stack.people.opened_with(trigger, "the shortcut's notice")
+    assert "Only a QA lead" in texts(notice)
+    status, answer = stack.people.submit(TOM, view, {"case": str(case_id)})
+    assert answer is not None and answer["response_action"] == "update"
+    assert "Only the QA leads of team Billing" in json.dumps(answer["view"])
+    with stack.db.unit_of_work() as s:
+        assert s.query(CaseAdvice).count() == 1
