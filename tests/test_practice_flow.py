@@ -5,26 +5,36 @@ and rating, and the agent's development prep reaching the leader's modal."""
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import icalendar
 import pytest
 
+from bot import calibration
 from bot.clock import FixedClock
+from bot.org import apply_org, parse_org
 from bot.standin.client import wait_for
 from bot.standin.server import SlackStandIn
+from storage.db import Database
 from storage.models import (
     AuditEntry,
+    CalibrationRating,
+    CalibrationSample,
+    Case,
     CaseAdvice,
     CoachingBlockRun,
+    DevelopmentGoal,
     LeaderBlocks,
     Person,
+    Team,
+    Timer,
 )
 from tests.conftest import Stack, build_stack, make_database, sample_org
-from tests.payloads import evaluation
+from tests.payloads import evaluation, perfect
 from tests.test_core_loop import ANA, DANA, PRIYA, TOM, open_plan, texts
 from tests.test_home_and_command import home_of, open_home
 
@@ -244,3 +254,196 @@ def test_the_message_shortcut_turns_a_message_into_evidence(stack: Stack) -> Non
     assert "Only the QA leads of team Billing" in json.dumps(answer["view"])
     with stack.db.unit_of_work() as s:
         assert s.query(CaseAdvice).count() == 1
+
+
+# --- calibration on coaching itself -------------------------------------------------------------------
+
+
+def test_calibration_samples_a_week_of_plans_and_raters_rate_them(any_stack: Stack) -> None:
+    stack = any_stack
+    stack.clock.set(at("2026-11-23T14:30:00+00:00"))
+    cases = []
+    for n, email in enumerate(["ana.ruiz@example.com", "tom.hale@example.com"]):
+        status, body = stack.post_score(evaluation(id=f"ev-{n}", agent={"email": email}))
+        cases.append(body["case_id"])
+    stack.sweep()
+    for case_id in cases:
+        dm = stack.message(PRIYA, f"case:{case_id}:leader_dm")
+        view = stack.people.open_modal(PRIYA, stack.standin.dm_of(PRIYA), dm, "open_plan")
+        overrides = {"agent_proposed": ["yes"]} if case_id == cases[0] else {}
+        assert stack.people.submit(PRIYA, view, overrides) == (200, None)
+
+    # Monday: last week's agreements are sampled once, and the raters are asked.
+    stack.clock.set(at("2026-11-30T09:00:00+00:00"))
+    stack.sweep()
+    stack.sweep()
+    with stack.db.unit_of_work() as s:
+        samples = s.query(CalibrationSample).order_by(CalibrationSample.id).all()
+        assert sorted(x.case_id for x in samples) == sorted(cases)  # 2 agreed, fewer than 3: both
+        assert {str(x.week_of) for x in samples} == {"2026-11-23"}
+    (request,) = keyed(stack, LEE, "calibration:")
+    assert len(keyed(stack, DANA, "calibration:")) == 1
+    assert "2 plans agreed in Billing last week" in texts(request)
+    assert len(keyed(stack, TOM, "calibration:")) == 0
+
+    # Lee rates the first plan: three parts of four, with a suggestion the leader receives.
+    first = next(x for x in samples if x.case_id == cases[0])
+    view = stack.people.open_modal(LEE, stack.standin.dm_of(LEE), request, "rate_plan", value=str(first.id))
+    assert "Acknowledges the customer" in texts(view)
+    suggestion = "Let Ana find the example herself before you read it out."
+    overrides = {
+        "structure": ["one_behaviour", "specific_example", "dated_action"],
+        "suggestion": suggestion,
+    }
+    assert stack.people.submit(LEE, view, overrides) == (200, None)
+    # Dana rates it with all four parts.
+    dana_request = keyed(stack, DANA, "calibration:")[0]
+    view = stack.people.open_modal(
+        DANA, stack.standin.dm_of(DANA), dana_request, "rate_plan", value=str(first.id)
+    )
+    assert stack.people.submit(DANA, view, {"structure": list(calibration.CHECKS)}) == (200, None)
+    # The agent cannot rate, even with the button.
+    stack.people.click(TOM, stack.standin.dm_of(LEE), request, "rate_plan", value=str(first.id))
+    wait_for(lambda: ephemeral_to(stack, TOM), what="the refusal")
+    assert "QA leads and escalation contacts" in ephemeral_to(stack, TOM)[0]
+    with stack.db.unit_of_work() as s:
+        ratings = s.query(CalibrationRating).order_by(CalibrationRating.id).all()
+        assert [(r.agents_action, r.suggestion) for r in ratings] == [(False, suggestion), (True, None)]
+
+    stack.sweep()
+    (told,) = keyed(stack, PRIYA, "calibration:rating:")
+    assert suggestion in texts(told)
+    # Leadership sees the share meeting the structure, rater agreement, and the agent-proposed share.
+    stack.clock.set(at("2026-11-30T10:00:00+00:00"))
+    home = open_home(stack, DANA)
+    assert (
+        "plans meeting the structure 0% (0/1) · rater agreement 75% · actions the agent proposed 50% (1/2)"
+        in home
+    )
+    assert "Calibration sample, week of Mon 23 Nov" in home
+    # The QA lead's Home shows the week's sample, the rated one marked.
+    lee_home = open_home(stack, LEE)
+    assert "Calibration sample" in lee_home and "rated" in lee_home
+
+
+def test_the_sample_is_random_sized_and_drawn_once(db: Database) -> None:
+    """Drawn from the week's agreements at random, `calibration_sample` per team, once per week."""
+    org = sample_org().replace(
+        "    closed: [2026-12-24]\n", "    closed: [2026-12-24]\n    calibration_sample: 2\n"
+    )
+    now = at("2026-11-16T09:00:00+00:00")
+    with db.unit_of_work() as s:
+        apply_org(s, parse_org(org), {}, now)
+        team = s.query(Team).filter_by(name="Billing").one()
+        emails = ["ana.ruiz@example.com", "tom.hale@example.com"]
+        agents = s.query(Person).filter(Person.email.in_(emails)).all()
+        for i in range(5):
+            s.add(
+                Case(
+                    agent_id=agents[i % 2].id,
+                    team_id=team.id,
+                    leader_id=team.leader_id,
+                    kind="performance",
+                    state="agreed",
+                    opened_at=now,
+                    due_at=now + timedelta(days=7),
+                    agreed_at=now + timedelta(days=1, hours=i),
+                )
+            )
+        team_id = team.id
+    seen: set[frozenset[int]] = set()
+    for seed in range(6):
+        with db.unit_of_work() as s:
+            s.query(CalibrationSample).delete()
+            s.query(Timer).filter(Timer.kind == "calibration").delete()
+        with db.unit_of_work() as s:
+            drawn = calibration.sample(s, at("2026-11-23T08:00:00+00:00"), random.Random(seed))
+            billing_drawn = frozenset(x.case_id for x in drawn if x.team_id == team_id)
+            assert len(billing_drawn) == 2
+            seen.add(billing_drawn)
+        with db.unit_of_work() as s:
+            assert calibration.sample(s, at("2026-11-23T12:00:00+00:00"), random.Random(seed)) == []
+    assert len(seen) > 1  # not always the same plans
+
+
+# --- developmental coaching, led by the agent ------------------------------------------------------
+
+
+def test_the_agents_prep_reaches_the_plan_and_the_goal_spans_conversations(stack: Stack) -> None:
+    stack.clock.set(at("2026-11-23T14:30:00+00:00"))
+    status, body = stack.post_score(perfect("ev-tom-1", email="tom.hale@example.com"))
+    case_id = body["case_id"]
+    stack.sweep()
+    (prep,) = keyed(stack, TOM, f"case:{case_id}:agent_prep")
+    assert "Where do you want to be in 12 months?" in texts(prep)
+    # Only the agent answers.
+    stack.people.click(PRIYA, stack.standin.dm_of(TOM), prep, "answer_prep")
+    wait_for(lambda: ephemeral_to(stack, PRIYA), what="the refusal")
+    view = stack.people.open_modal(TOM, stack.standin.dm_of(TOM), prep, "answer_prep")
+    status, answer = stack.people.submit(TOM, view)
+    assert answer is not None and "work_on_next" in answer["errors"]  # nothing answered
+    answers = {
+        "in_12_months": "Leading the complex-billing queue",
+        "work_on_next": "Explaining pro-rata refunds clearly",
+        "would_help": "Shadowing Ana on two escalations",
+    }
+    assert stack.people.submit(TOM, view, answers) == (200, None)
+    stack.sweep()
+    assert keyed(stack, PRIYA, f"case:{case_id}:prep_answered")
+
+    dm = stack.message(PRIYA, f"case:{case_id}:leader_dm")
+    plan = stack.people.open_modal(PRIYA, stack.standin.dm_of(PRIYA), dm, "open_plan")
+    shown = texts(plan)
+    assert "Tom Hale's own answers" in shown and "Shadowing Ana on two escalations" in shown
+    goal = next(b for b in plan["blocks"] if b.get("block_id", "").startswith("goal."))["element"]
+    assert goal["initial_value"] == (
+        "Explaining pro-rata refunds clearly; towards: Leading the complex-billing queue"
+    )
+    assert stack.people.submit(PRIYA, plan, {"goal": "Explain pro-rata refunds in one sentence"}) == (
+        200,
+        None,
+    )
+    with stack.db.unit_of_work() as s:
+        case = s.get(Case, case_id)
+        assert case is not None and case.development_goal_id is not None
+        goal_row = s.get(DevelopmentGoal, case.development_goal_id)
+        assert goal_row is not None
+        assert (goal_row.wording, goal_row.status) == ("Explain pro-rata refunds in one sentence", "open")
+
+    # The review keeps the goal open for the next conversation; the agent prepares again.
+    stack.clock.set(at("2026-11-30T09:00:00+00:00"))
+    stack.sweep()
+    review_dm = stack.message(PRIYA, f"case:{case_id}:review:due")
+    view = stack.people.open_modal(PRIYA, stack.standin.dm_of(PRIYA), review_dm, "open_review")
+    overrides = {"happened": "yes", "worked": "Used it on three calls.", "next": "continue_goal"}
+    assert stack.people.submit(PRIYA, view, overrides) == (200, None)
+    stack.sweep()
+    with stack.db.unit_of_work() as s:
+        follow_on = s.query(Case).filter(Case.previous_case_id == case_id).one()
+        assert follow_on.development_goal_id == goal_row.id and follow_on.kind == "developmental"
+        assert s.get(DevelopmentGoal, goal_row.id).status == "open"  # type: ignore[union-attr]
+        follow_on_id = follow_on.id
+    assert keyed(stack, TOM, f"case:{follow_on_id}:agent_prep")
+    home = open_home(stack, TOM)
+    assert "Development goal* (open): Explain pro-rata refunds in one sentence" in home
+    assert "Yes, as agreed" in home and "next conversation: to come" in home
+    # Pre-filled from the goal carried over.
+    dm = stack.message(PRIYA, f"case:{follow_on_id}:leader_dm")
+    plan = stack.people.open_modal(PRIYA, stack.standin.dm_of(PRIYA), dm, "open_plan")
+    goal = next(b for b in plan["blocks"] if b.get("block_id", "").startswith("goal."))["element"]
+    assert goal["initial_value"] == "Explain pro-rata refunds in one sentence"
+
+
+def test_keeping_a_goal_open_needs_a_goal(stack: Stack) -> None:
+    status, body = stack.post_score(evaluation())
+    stack.sweep()
+    assert stack.people.submit(PRIYA, open_plan(stack)) == (200, None)
+    stack.clock.set(at("2026-11-30T09:00:00+00:00"))
+    stack.sweep()
+    review_dm = stack.message(PRIYA, f"case:{body['case_id']}:review:due")
+    view = stack.people.open_modal(PRIYA, stack.standin.dm_of(PRIYA), review_dm, "open_review")
+    overrides = {"happened": "yes", "worked": "Better.", "next": "continue_goal"}
+    status, answer = stack.people.submit(PRIYA, view, overrides)
+    assert answer is not None and "no development goal" in answer["errors"]["next"]
+    with stack.db.unit_of_work() as s:
+        assert s.get(Case, body["case_id"]).state == "agreed"  # type: ignore[union-attr]
