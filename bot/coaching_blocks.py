@@ -258,23 +258,33 @@ def sweep(session: Session, now: datetime) -> None:
                         person_id=leader.id,
                         payload={"run_id": run.id},
                     )
-            if run.status == OPEN and now >= run.ends_at:
-                run.held = _held_during(session, leader.id, run.starts_at, run.ends_at)
-                run.status = HELD if run.held else (SQUEEZED if run.waiting else CLEAR)
-                run.settled_at = now
-                if run.status == SQUEEZED:
-                    audit(
-                        session,
-                        now,
-                        "sweep",
-                        "coaching_block_squeezed",
-                        leader_id=leader.id,
-                        starts_at=run.starts_at.isoformat(),
-                        waiting=run.waiting,
-                    )
-                    for person in team.escalation_people:
-                        if person.slack_id:
-                            enqueue_home(session, person.id, now)
+        overdue = select(CoachingBlockRun).where(
+            CoachingBlockRun.leader_id == leader.id,
+            CoachingBlockRun.status == OPEN,
+            CoachingBlockRun.ends_at <= now,
+        )
+        for run in list(session.scalars(overdue)):
+            _settle(session, run, team, now)
+
+
+def _settle(session: Session, run: CoachingBlockRun, team: Team, now: datetime) -> None:
+    """A block that has ended: held, squeezed out, or clear (nothing was waiting)."""
+    run.held = _held_during(session, run.leader_id, run.starts_at, run.ends_at)
+    run.status = HELD if run.held else (SQUEEZED if run.waiting else CLEAR)
+    run.settled_at = now
+    if run.status == SQUEEZED:
+        audit(
+            session,
+            now,
+            "sweep",
+            "coaching_block_squeezed",
+            leader_id=run.leader_id,
+            starts_at=run.starts_at.isoformat(),
+            waiting=run.waiting,
+        )
+        for person in team.escalation_people:
+            if person.slack_id:
+                enqueue_home(session, person.id, now)
 
 
 def request_calendar_file(session: Session, leader: Person | None, now: datetime) -> str:
