@@ -53,13 +53,16 @@ def _week_bounds(team: Team, monday: date) -> tuple[datetime, datetime]:
     return cal.at_local(monday, time(0)), cal.at_local(monday + timedelta(weeks=1), time(0))
 
 
-def sample(session: Session, now: datetime, rng: random.Random | None = None) -> list[CalibrationSample]:
-    """Draw last week's sample for every team not drawn yet (once per team and week, by a marker row)."""
+def sample(
+    session: Session, now: datetime, rng: random.Random | None = None, *, week: date | None = None
+) -> list[CalibrationSample]:
+    """Draw last week's sample (or the week starting `week`) for every team not drawn yet: once per team
+    and week, by a marker row."""
     rng = rng or random.Random()
     drawn: list[CalibrationSample] = []
     for team in session.scalars(select(Team).order_by(Team.id)):
         cal = calendar_for(team)
-        monday = week_of(cal.local(now).date()) - timedelta(weeks=1)
+        monday = week or week_of(cal.local(now).date()) - timedelta(weeks=1)
         marker = f"calibration:{team.id}:{monday.isoformat()}"
         if session.scalar(select(Timer.id).where(Timer.dedupe_key == marker)) is not None:
             continue
