@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench serve clean
+.PHONY: demo demo-history test lint bench serve clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -16,6 +16,13 @@ $(STAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/coachloop demo
 
+# Eight simulated weeks, kept in demo-history.db, with the report as HTML and CSV beside it.
+demo-history: $(STAMP)
+	rm -f demo-history.db
+	$(BIN)/coachloop demo --weeks 8 --db demo-history.db
+	DATABASE_URL=sqlite:///demo-history.db $(BIN)/coachloop report --format html --out demo-history.html
+	DATABASE_URL=sqlite:///demo-history.db $(BIN)/coachloop report --format csv --by week --out demo-history.csv
+
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
@@ -25,4 +32,4 @@ bench: $(STAMP)
 	PYTHONPATH=. $(BIN)/python bench/coach_command.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -463,7 +463,9 @@ def draft_plan(session: Session, case: Case, now: datetime, behaviour_key: str |
         action = item.good_looks_like or f'On your next contacts, aim to meet "{item.name}" every time.'
         key = pick.key
     else:
-        latest = case.evaluations[-1] if case.evaluations else None
+        # A follow-on case has no score of its own: the agent's latest one gives the example.
+        recent = case.evaluations or queries.recent_evaluations(session, case.agent_id, limit=1)
+        latest = recent[-1] if recent else None
         example = evidence.developmental_example(latest, now, tz) if latest else ""
         action = "Agree one step towards the agent's 12-month goal, and how we'll know it happened."
         key = DEVELOPMENT_GOAL

@@ -15,6 +15,7 @@ from storage.models import Person, TeamEscalation
 from storage.outbox import enqueue, schedule_timer
 
 DIGEST_TIME = time(9, 0)
+CHART_NOTE = "The chart below shows each team's hit rate over the last 8 weeks, when there is one to draw."
 
 
 def _zone(session: Session, person: Person) -> str:

@@ -1,22 +1,7 @@
 """The numbers that show whether QA turns into improvement: one definition each, used by every surface.
 
-Definitions (a period is [start, end) in UTC):
-- scores landed: evaluations that landed in the period.
-- cases opened: cases opened in the period.
-- hit rate: cases agreed by their deadline / cases whose deadline fell in the period (waived ones left out).
-- coached late: cases agreed in the period after their deadline.
-- waived: cases waived in the period, with their reasons.
-- open and overdue: cases still awaiting a conversation whose deadline has passed (at `now`).
-- time to coach: working days from the effective landing day to the day of the conversation, for cases
-  agreed in the period (median and 90th percentile).
-- acknowledgement rate: of cases agreed in the period, the share the agent acknowledged; median hours to it.
-- discussions requested: cases agreed in the period where the agent asked to discuss.
-- reviews on time: cases whose action date fell in the period and were reviewed within 2 working days of it,
-  over those cases; outcomes counted from the reviews held in the period.
-- behaviour change: for each case agreed in the period on a scorecard criterion, the criterion's pass rate in
-  the agent's evaluations after the conversation against the last 5 before it (with counts).
-- mix: performance and developmental conversations per leader, the share of actions the agent proposed, and
-  a flag on leaders who held only one kind in the 8 weeks to `now`.
+The definitions, in the words every surface shows them (the report, App Home, `coachloop report
+--definitions`), are `DEFINITIONS` below; `compute` is their only implementation.
 """
 
 from __future__ import annotations
@@ -25,13 +10,117 @@ import math
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from bot.calendar import WorkCalendar
 
 REVIEW_GRACE_DAYS = 2
 BEFORE_WINDOW = 5
 MIX_WEEKS = 8
+
+
+@dataclass(frozen=True)
+class Definition:
+    key: str
+    term: str
+    text: str
+
+
+DEFINITIONS: tuple[Definition, ...] = (
+    Definition(
+        "period",
+        "Period",
+        "The weeks the figures cover. Weeks start on Monday; times are compared in UTC.",
+    ),
+    Definition(
+        "decided",
+        "Decided",
+        "A case is decided the first time one of these happens: the leader holds the conversation, "
+        "the case is waived, or its deadline passes without a conversation. It counts in the period "
+        "where that happened, once. A case still inside its window is not decided yet.",
+    ),
+    Definition(
+        "hit_rate",
+        "Coached in the window (hit rate)",
+        "Cases whose conversation was held by the deadline, divided by the cases decided in the period. "
+        "Waived cases are left out and shown apart, so the rate shows a figure as soon as one case is "
+        "coached in time.",
+    ),
+    Definition(
+        "missed",
+        "Missed the window",
+        "Cases whose deadline passed in the period without a conversation, whether they were coached "
+        "late afterwards or are still open.",
+    ),
+    Definition(
+        "coached_late",
+        "Coached late",
+        "Conversations held in the period after the case's deadline.",
+    ),
+    Definition(
+        "waived",
+        "Waived",
+        "Cases waived in the period, with their reasons. A case waived before its deadline is left out "
+        "of the hit rate; one waived after it had already missed its window stays counted as missed.",
+    ),
+    Definition(
+        "open_overdue",
+        "Overdue now",
+        "Cases still waiting for a conversation whose deadline has passed, at the moment the figures "
+        "were made.",
+    ),
+    Definition(
+        "time_to_coach",
+        "Days to coach",
+        "Working days from the day the score counted as landed to the day of the conversation, for "
+        "conversations held in the period: the median and the 90th percentile.",
+    ),
+    Definition(
+        "ack_rate",
+        "Acknowledged",
+        "Of the conversations held in the period, the share whose agreed action the agent acknowledged, "
+        "and the median hours it took.",
+    ),
+    Definition(
+        "discussions",
+        "Discussions",
+        "Conversations held in the period where the agent asked to discuss the action.",
+    ),
+    Definition(
+        "review_rate",
+        "Reviews on time",
+        f"A follow-up review is decided when it is held, or when {REVIEW_GRACE_DAYS} working days after "
+        f"the action's date have passed without it. Reviews on time divided by reviews decided in the "
+        f"period; waived cases have no review.",
+    ),
+    Definition(
+        "outcomes",
+        "Review outcomes",
+        "For reviews held in the period: whether the agreed action happened (yes, partly, no).",
+    ),
+    Definition(
+        "behaviour_change",
+        "Behaviour change",
+        f"For each conversation held in the period on a scorecard criterion: how often the agent passed "
+        f"that criterion in the last {BEFORE_WINDOW} evaluations before it, against the evaluations since. "
+        f"Passed means full marks on the criterion. Shown as passes out of evaluations, before and after.",
+    ),
+    Definition(
+        "proposed",
+        "Agent-proposed",
+        "The share of conversations held in the period where the agent proposed the action.",
+    ),
+    Definition(
+        "mix",
+        "Conversation mix",
+        f"Performance and developmental conversations held in the period. A leader who held only one "
+        f"kind (at least two conversations) in the last {MIX_WEEKS} weeks is flagged.",
+    ),
+)
+
+
+def definition(key: str) -> Definition:
+    return next(d for d in DEFINITIONS if d.key == key)
 
 
 @dataclass(frozen=True)
@@ -99,8 +188,9 @@ class BehaviourChange:
 class Measures:
     scores_landed: int = 0
     cases_opened: int = 0
-    due: int = 0
+    decided: int = 0  # coached in the window + missed (waivers apart)
     coached_in_window: int = 0
+    missed: int = 0
     coached_late: int = 0
     waived: int = 0
     waived_reasons: Counter[str] = field(default_factory=Counter)
@@ -111,7 +201,7 @@ class Measures:
     acknowledged: int = 0
     ack_hours_median: float | None = None
     discussions: int = 0
-    reviews_due: int = 0
+    reviews_decided: int = 0
     reviews_on_time: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     behaviour_change: list[BehaviourChange] = field(default_factory=list)
@@ -121,7 +211,7 @@ class Measures:
 
     @property
     def hit_rate(self) -> float | None:
-        return self.coached_in_window / self.due if self.due else None
+        return self.coached_in_window / self.decided if self.decided else None
 
     @property
     def ack_rate(self) -> float | None:
@@ -129,7 +219,7 @@ class Measures:
 
     @property
     def review_rate(self) -> float | None:
-        return self.reviews_on_time / self.reviews_due if self.reviews_due else None
+        return self.reviews_on_time / self.reviews_decided if self.reviews_decided else None
 
     @property
     def proposed_share(self) -> float | None:
@@ -173,10 +263,12 @@ def compute(
     ack_hours: list[float] = []
     for c in cases:
         cal = calendars[c.team]
-        if c.due_at in period and c.waived_at is None:
-            m.due += 1
-            if c.agreed_at is not None and c.agreed_at <= c.due_at:
+        decided = decision(c, now)
+        if decided is not None and decided[1] in period:
+            if decided[0] == IN_WINDOW:
                 m.coached_in_window += 1
+            elif decided[0] == MISSED:
+                m.missed += 1
         if c.waived_at in period:
             m.waived += 1
             m.waived_reasons[c.waived_reason or ""] += 1
@@ -196,24 +288,46 @@ def compute(
                 m.discussions += 1
             if c.agent_proposed:
                 m.proposed += 1
-        if (
-            c.action_date is not None
-            and c.waived_at is None
-            and period.start.date() <= c.action_date < period.end.date()
-        ):
-            m.reviews_due += 1
-            if c.reviewed_at is not None:
-                grace = cal.add_working_days(c.action_date, REVIEW_GRACE_DAYS)
-                if cal.local(c.reviewed_at).date() <= grace:
-                    m.reviews_on_time += 1
+        reviewed = review_decision(c, cal, now)
+        if reviewed is not None and reviewed[1] in period:
+            m.reviews_decided += 1
+            m.reviews_on_time += reviewed[0]
         if c.reviewed_at in period:
             m.outcomes[c.review_happened or "unknown"] += 1
+    m.decided = m.coached_in_window + m.missed
     m.time_to_coach_median = statistics.median(coach_days) if coach_days else None
     m.time_to_coach_p90 = percentile(coach_days, 90)
     m.ack_hours_median = statistics.median(ack_hours) if ack_hours else None
     m.behaviour_change = behaviour_change(cases, scores, period)
     m.mix, m.one_kind_leaders = mix(cases, period, now)
     return m
+
+
+IN_WINDOW, MISSED, WAIVED = "in_window", "missed", "waived"
+
+
+def decision(c: CaseFacts, now: datetime) -> tuple[str, datetime] | None:
+    """How and when a case was first decided (see DEFINITIONS), or None while it is inside its window."""
+    if c.agreed_at is not None and c.agreed_at <= c.due_at:
+        return IN_WINDOW, c.agreed_at
+    if c.waived_at is not None and c.waived_at <= c.due_at:
+        return WAIVED, c.waived_at
+    if c.due_at <= now:
+        return MISSED, c.due_at
+    return None
+
+
+def review_decision(c: CaseFacts, cal: WorkCalendar, now: datetime) -> tuple[bool, datetime] | None:
+    """(on time?, when decided) for a case's follow-up review, or None while it may still be held on time."""
+    if c.action_date is None or c.waived_at is not None:
+        return None
+    last_day = cal.add_working_days(c.action_date, REVIEW_GRACE_DAYS)
+    closes = cal.at_local(last_day + timedelta(days=1), time(0))
+    if c.reviewed_at is not None and c.reviewed_at < closes:
+        return True, c.reviewed_at
+    if closes <= now:
+        return False, closes
+    return None
 
 
 def behaviour_change(
@@ -258,6 +372,42 @@ def mix(cases: list[CaseFacts], period: Period, now: datetime) -> tuple[dict[str
         leader for leader, kinds in recent.items() if len(kinds) == 1 and sum(kinds.values()) >= 2
     )
     return dict(in_period), flagged
+
+
+HOW_COUNTED = (
+    f"{definition('decided').text.split('. It counts')[0]}. "
+    "Coached in the window = conversations held by the deadline ÷ cases decided, waivers apart; "
+    "reviews the same way. `coachloop report --definitions` lists every figure."
+)
+
+
+def figures_text(m: Measures) -> str:
+    """One line of a scope's figures, the same on Home, /coach and the digest."""
+    return (
+        f"coached in the window {pct(m.hit_rate)} ({m.coached_in_window} of {m.decided} decided) · "
+        f"late {m.coached_late} · overdue now {m.open_overdue} · waived {m.waived} · "
+        f"reviews on time {pct(m.review_rate)} ({m.reviews_on_time} of {m.reviews_decided}) · "
+        f"coached behaviours passed {ratio(*m.change_before)} before → {ratio(*m.change_after)} after"
+    )
+
+
+def change_phrase(name: str, m: Measures, previous: Measures) -> tuple[float, str]:
+    """'Billing 62% → 81%, 2 missed the window' and how much it matters (bigger first)."""
+    missed = f", {m.missed} missed the window" if m.missed else ""
+    if m.hit_rate is None:
+        return -1.0, f"{name} nothing decided yet"
+    if previous.hit_rate is None:
+        return 100.0 + m.missed, f"{name} {pct(m.hit_rate)}{missed}"
+    moved = round(m.hit_rate * 100) - round(previous.hit_rate * 100)
+    if moved == 0:
+        return float(m.missed), f"{name} no change ({pct(m.hit_rate)}){missed}"
+    return abs(moved) + m.missed, f"{name} {pct(previous.hit_rate)} → {pct(m.hit_rate)}{missed}"
+
+
+def change_lead(changes: list[tuple[str, Measures, Measures]]) -> str:
+    """The digest's first line: each team's hit rate change, the change that matters most first."""
+    phrases = sorted((change_phrase(*c) for c in changes), key=lambda p: -p[0])
+    return "; ".join(text for _, text in phrases) or "No teams yet"
 
 
 def pct(value: float | None) -> str:

@@ -14,6 +14,8 @@ from bot.calendar import WorkCalendar
 from bot.team_calendar import calendar_for
 from storage.models import Case, Evaluation, EvaluationItem, Person, Team, TeamAgent
 
+# Periods up to now end just after it, so what happened at this very moment counts (periods are [start, end)).
+INCLUDE_NOW = timedelta(microseconds=1)
 LOOKBACK = timedelta(days=120)  # evaluations before a period that "before the conversation" may use
 
 
@@ -30,17 +32,18 @@ def parse_period(text: str, now: datetime) -> measures.Period:
     """'last-N-weeks' (the N weeks up to now), 'last-week' and 'this-week' (weeks start on Monday, UTC),
     'this-month', 'last-month'."""
     today = now.astimezone(UTC).date()
+    end = now + INCLUDE_NOW
     monday = today - timedelta(days=today.weekday())
     start_of = lambda d: datetime.combine(d, time(0), tzinfo=UTC)  # noqa: E731
     if m := re.fullmatch(r"last-(\d{1,2})-weeks?", text):
-        return measures.Period(now - timedelta(weeks=int(m.group(1))), now)
+        return measures.Period(now - timedelta(weeks=int(m.group(1))), end)
     if text == "last-week":
         return measures.Period(start_of(monday - timedelta(weeks=1)), start_of(monday))
     if text == "this-week":
-        return measures.Period(start_of(monday), now)
+        return measures.Period(start_of(monday), end)
     first = today.replace(day=1)
     if text == "this-month":
-        return measures.Period(start_of(first), now)
+        return measures.Period(start_of(first), end)
     if text == "last-month":
         previous = (first - timedelta(days=1)).replace(day=1)
         return measures.Period(start_of(previous), start_of(first))

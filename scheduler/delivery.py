@@ -21,8 +21,8 @@ from sqlalchemy import select
 from bot import coaching_blocks, followup
 from bot.charts import hit_rate_chart
 from bot.clock import Clock
+from bot.measures_weekly import weekly_figures
 from bot.metrics import OUTBOX
-from bot.report import weekly_hit_rates
 from bot.roles import roles_of
 from bot.slack import practice
 from bot.slack.home import home_view
@@ -201,7 +201,10 @@ class OutboxSweep:
             row.status, row.lease_until = "skipped", None
             return "no recipient"
         teams = [t.name for t in roles_of(session, person).oversees]
-        png = hit_rate_chart(weekly_hit_rates(session, now, teams_named=teams))
+        png = hit_rate_chart(weekly_figures(session, now, teams_named=teams).hit_rate)
+        if png is None:  # the digest's text says there is nothing to chart yet
+            row.status, row.lease_until = "skipped", None
+            return "no data yet"
         return _Job(
             row_id=row.id,
             key=row.dedupe_key,

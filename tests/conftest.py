@@ -219,3 +219,24 @@ def any_stack(
     yield s
     s.stop()
     database.dispose()
+
+
+# The end of the simulated history: a Friday afternoon, so the figures do not depend on today.
+HISTORY_END = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
+
+
+@dataclass
+class History:
+    db_url: str
+    said: str
+
+
+@pytest.fixture(scope="session")
+def demo_history(tmp_path_factory: pytest.TempPathFactory) -> History:
+    """Eight weeks simulated once for the session through the real paths (`coachloop demo --weeks 8`)."""
+    from bot.app.demo_history import run_history
+
+    path = tmp_path_factory.mktemp("history") / "history.db"
+    lines: list[str] = []
+    assert run_history(8, keep=str(path), end=HISTORY_END, say=lines.append) == 0
+    return History(f"sqlite:///{path}", "\n".join(lines))

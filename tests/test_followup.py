@@ -311,3 +311,29 @@ def test_an_escalation_contact_reminds_the_leader_once_a_day(stack: Stack) -> No
         what="refusal",
     )
     assert "escalation contacts" in refusal.args["text"]
+
+
+def test_next_behaviour_with_an_empty_backlog_is_a_plan_ready_to_submit(stack: Stack) -> None:
+    """'Next behaviour' with nothing left in the backlog opens a developmental case with no score of its
+    own; its plan, submitted unchanged, is valid (the example comes from the agent's latest score)."""
+    status, body = stack.post_score(evaluation())
+    case = body["case_id"]
+    stack.sweep()
+    assert stack.people.submit(PRIYA, open_plan(stack)) == (200, None)
+    stack.clock.set(at("2026-11-30T09:00:00+00:00"))
+    stack.sweep()
+    review_dm = stack.message(PRIYA, f"case:{case}:review:due")
+    view = stack.people.open_modal(PRIYA, stack.standin.dm_of(PRIYA), review_dm, "open_review")
+    assert stack.people.submit(PRIYA, view, {"happened": "yes", "worked": "Every call.", "next": "next"}) == (
+        200,
+        None,
+    )
+    stack.sweep()
+    with stack.db.unit_of_work() as s:
+        follow_on = s.query(Case).filter_by(previous_case_id=case).one()
+        assert (follow_on.kind, len(follow_on.evaluations)) == ("developmental", 0)
+        new_id = follow_on.id
+    dm = stack.message(PRIYA, f"case:{new_id}:leader_dm")
+    plan = stack.people.open_modal(PRIYA, stack.standin.dm_of(PRIYA), dm, "open_plan")
+    assert stack.people.submit(PRIYA, plan) == (200, None)
+    assert case_state(stack, new_id) == "agreed"

@@ -121,3 +121,15 @@ def test_leadership_sees_a_leader_who_runs_only_one_kind(stack: Stack) -> None:
     assert "Only one kind of conversation (performance or developmental) in 8 weeks: Priya Shah" in home_of(
         stack, DANA
     )
+
+
+def test_home_shows_a_hit_rate_the_moment_a_case_is_coached_in_time(stack: Stack) -> None:
+    """The deadline is days away, yet the case is decided: coached inside its window."""
+    stack.post_score(evaluation())
+    stack.sweep()
+    assert "coached in the window –" in open_home(stack, PRIYA)  # nothing decided yet
+    stack.clock.advance(timedelta(hours=1))
+    assert stack.people.submit(PRIYA, open_plan(stack)) == (200, None)
+    stack.sweep()
+    for user in (PRIYA, DANA):
+        assert "coached in the window 100% (1 of 1 decided)" in open_home(stack, user)

@@ -162,10 +162,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from bot import report
-    from bot.charts import hit_rate_chart
     from bot.measures_data import parse_period
     from storage.db import Database
 
+    if args.definitions:
+        print(report.definitions_text())
+        return 0
+    if args.by == "week" and args.format != "csv":
+        raise ConfigError("--by week is for --format csv (one row per team per week)")
     now = SystemClock().now()
     try:
         period = parse_period(args.period, now)
@@ -177,26 +181,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     with db.unit_of_work() as session, Progress(console=err, transient=True) as progress:
         task = progress.add_task("measuring", total=None)
         try:
-            rows = report.build(
+            text, rows = report.render(
                 session,
                 period,
                 now,
-                args.team,
+                args.format,
+                team=args.team,
+                by=args.by,
                 progress=lambda name: progress.update(task, description=f"measuring {name}"),
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        chart = b""
-        if args.format == "html":
-            progress.update(task, description="drawing the weekly chart")
-            chart = hit_rate_chart(
-                report.weekly_hit_rates(session, now, teams_named=[args.team] if args.team else None)
-            )
-    if args.format == "csv":
-        text = report.as_csv(rows)
-    elif args.format == "html":
-        text = report.as_html(rows, period, chart)
-    else:
+    if args.format == "table":
         table = Table(title=f"Coaching from QA, {args.period}")
         for _, label in report.COLUMNS:
             table.add_column(label)
@@ -220,9 +216,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.app.demo import run_demo
+    from bot.app.demo_history import run_history
 
     logging.getLogger().setLevel(logging.WARNING)  # the demo prints what people see; logs would drown it
-    return run_demo(keep=args.db)
+    return run_history(args.weeks, keep=args.db) if args.weeks else run_demo(keep=args.db)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo = sub.add_parser("demo", help="run the whole loop against a local stand-in of Slack")
     demo.add_argument("--db", help="keep the demo's SQLite database at this path (for coachloop report)")
+    demo.add_argument(
+        "--weeks", type=int, choices=range(1, 27), metavar="N", help="simulate N weeks of history"
+    )
     demo.set_defaults(func=cmd_demo)
     dl = sub.add_parser("deadline", help="explain a team's coaching deadline for a landing time")
     dl.add_argument("--team", required=True)
@@ -256,6 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--team")
     rep.add_argument("--format", choices=("table", "csv", "html"), default="table")
     rep.add_argument("--out", help="write to this file instead of the terminal")
+    rep.add_argument(
+        "--by", choices=("period", "week"), default="period", help="CSV: one row per team per week"
+    )
+    rep.add_argument("--definitions", action="store_true", help="print how each figure is counted and exit")
     rep.set_defaults(func=cmd_report)
     cal = sub.add_parser("calendar", help="list a team's closed days in a year")
     cal.add_argument("--team", required=True)

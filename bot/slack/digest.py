@@ -9,7 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import measures, wording
+from bot.digest import CHART_NOTE
 from bot.measures_data import Scope, compute
+from bot.practice_data import leader_practice
 from bot.roles import roles_of
 from bot.slack import blocks as bk
 from storage.models import Case, Person
@@ -23,13 +25,6 @@ def _week(week_of: date, back: int) -> measures.Period:
     )
 
 
-def _change(now_value: float | None, before: float | None) -> str:
-    if now_value is None or before is None:
-        return ""
-    points = round((now_value - before) * 100)
-    return " (no change)" if points == 0 else f" ({points:+d} pts)"
-
-
 def digest_message(
     session: Session, person: Person, payload: dict[str, Any], now: datetime
 ) -> tuple[str, list[Any]]:
@@ -39,7 +34,7 @@ def digest_message(
     out: list[dict[str, Any]] = [
         bk.header(f"Coaching from QA — week of {wording.short_date(last.start.date())}")
     ]
-    summary = []
+    changes = []
     for team in teams[:20]:
         scope = Scope(team_ids=(team.id,), label=team.name)
         m, p = compute(session, scope, last, now), compute(session, scope, before, now)
@@ -53,12 +48,16 @@ def digest_message(
         names = ", ".join(c.agent.display for c in breaches[:10]) or "none"
         out.append(
             bk.section(
-                f"*{wording.escape_mrkdwn(team.name)}* — coached in the window {measures.pct(m.hit_rate)} "
-                f"({m.coached_in_window}/{m.due}){_change(m.hit_rate, p.hit_rate)} · late {m.coached_late} · "
-                f"overdue now {m.open_overdue} · reviews on time {measures.pct(m.review_rate)}"
-                f"{_change(m.review_rate, p.review_rate)}\nBreaches: {wording.escape_mrkdwn(names)}"
+                f"*{wording.escape_mrkdwn(team.name)}* — {measures.figures_text(m)}"
+                f"\nBreaches: {wording.escape_mrkdwn(names)}"
             )
         )
-        summary.append(f"{team.name} {measures.pct(m.hit_rate)}")
-    out.append(bk.context("The chart below shows each team's hit rate over the last 8 weeks."))
-    return f"Weekly coaching digest: {', '.join(summary)}", out
+        changes.append((team.name, m, p))
+    lead = measures.change_lead(changes)
+    out.insert(1, bk.section(f"*{wording.escape_mrkdwn(lead)}*"))
+    practice = leader_practice(session, [t.id for t in teams[:20]], last)
+    if practice:
+        lines = [f"• *{bk.escaped(n, 100)}*: {measures.practice_line(lp)}" for n, lp in practice.items()]
+        out.append(bk.section("*Coaching practice per leader, last week*\n" + "\n".join(lines[:15])))
+    out.append(bk.context(f"{CHART_NOTE} _How these are counted:_ {measures.HOW_COUNTED}"))
+    return f"Weekly coaching digest: {lead}", out

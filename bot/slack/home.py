@@ -41,13 +41,12 @@ def team_figures(session: Session, team: Team, period_name: str, now: datetime) 
 
 
 def figures_line(m: measures.Measures) -> str:
-    before, after = m.change_before, m.change_after
-    return (
-        f"coached in the window {measures.pct(m.hit_rate)} ({m.coached_in_window}/{m.due}) · "
-        f"late {m.coached_late} · overdue now {m.open_overdue} · "
-        f"reviews on time {measures.pct(m.review_rate)} ({m.reviews_on_time}/{m.reviews_due}) · "
-        f"coached behaviours passed {measures.ratio(*before)} before → {measures.ratio(*after)} after"
-    )
+    return measures.figures_text(m)
+
+
+def how_counted() -> Block:
+    """The context line under the figures: how they are counted, from the definitions."""
+    return bk.context(f"_How these are counted:_ {measures.HOW_COUNTED}")
 
 
 def leader_part(session: Session, person: Person, teams: list[Team], now: datetime) -> list[Block]:
@@ -91,6 +90,7 @@ def leader_part(session: Session, person: Person, teams: list[Team], now: dateti
     if more:
         out.append(more)
     out += [month_figures(session, team, now) for team in teams]
+    out.append(how_counted())
     return out
 
 
@@ -160,6 +160,7 @@ def leadership_part(session: Session, teams: list[Team], now: datetime) -> list[
             )
     if more:
         out.append(more)
+    out.append(how_counted())
     return out
 
 
