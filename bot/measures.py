@@ -116,6 +116,32 @@ DEFINITIONS: tuple[Definition, ...] = (
         f"Performance and developmental conversations held in the period. A leader who held only one "
         f"kind (at least two conversations) in the last {MIX_WEEKS} weeks is flagged.",
     ),
+    Definition(
+        "squeezed_out",
+        "Blocks squeezed out (per leader)",
+        "The leader's weekly coaching blocks that ended in the period; a block is squeezed out when "
+        "conversations were waiting at its start and none was logged in it (a plan agreed or a review "
+        "held). Shown as squeezed out of blocks.",
+    ),
+    Definition(
+        "structure_share",
+        "Plans meeting the structure (per leader)",
+        "Of the leader's plans held in the period and rated in calibration, the share every rater found "
+        "to have all four parts: one behaviour; a specific example (contact, moment, what happened); an "
+        "action with a date and a review method; the action was the agent's.",
+    ),
+    Definition(
+        "rater_agreement",
+        "Rater agreement (per leader)",
+        "Over those plans rated by two or more raters, every pair of raters and every one of the four "
+        "parts: the share of comparisons where both gave the same answer.",
+    ),
+    Definition(
+        "leader_proposed",
+        "Actions the agent proposed (per leader)",
+        "Of the leader's conversations held in the period, the share whose action the agent proposed: "
+        "coaching, not telling.",
+    ),
 )
 
 
@@ -418,19 +444,7 @@ def ratio(passed: int, scored: int) -> str:
     return "no data" if scored == 0 else f"{passed}/{scored} ({passed / scored:.0%})"
 
 
-# --- the operating model around the conversation ----------------------------------------------------
-#
-# Definitions (per team leader, for a period [start, end) in UTC):
-# - blocks / squeezed out: the leader's coaching blocks that ended in the period; a block is squeezed out
-#   when conversations were waiting at its start and none was logged (a plan agreed or a review held)
-#   before it ended.
-# - structure share: of the leader's plans agreed in the period and rated in calibration, the share that
-#   every rater found to have all four parts (one behaviour; a specific example; an action with a date and
-#   a review method; the action was the agent's).
-# - rater agreement: over those plans rated by two or more raters, every pair of raters and every part:
-#   the share of (pair, part) comparisons where both gave the same answer.
-# - agent-proposed share: of the leader's plans agreed in the period, the share whose action the agent
-#   proposed (the "coaching, not telling" signal).
+# --- the operating model around the conversation (per leader; see the last four DEFINITIONS) --------
 
 STRUCTURE = ("one_behaviour", "specific_example", "dated_action", "agents_action")
 

@@ -14,9 +14,11 @@ from typing import Any
 import icalendar
 import pytest
 
-from bot import calibration
+from bot import calibration, report
 from bot.clock import FixedClock
+from bot.measures import Period
 from bot.org import apply_org, parse_org
+from bot.slack.digest import digest_message
 from bot.standin.client import wait_for
 from bot.standin.server import SlackStandIn
 from storage.db import Database
@@ -136,6 +138,15 @@ def test_blocks_are_named_opened_and_squeezed_out_through_the_sweeps(blocks_stac
         runs = s.query(CoachingBlockRun).order_by(CoachingBlockRun.starts_at).all()
         assert [(r.status, r.waiting, r.held) for r in runs] == [("squeezed", 2, 0), ("held", 2, 1)]
     assert "blocks squeezed out 1/2" in open_home(stack, DANA)
+    # Monday's digest (week of 23 Nov) and the report show the same count.
+    (digest,) = keyed(stack, DANA, "digest:")
+    assert "*Priya Shah*: blocks squeezed out 1/1" in texts(digest)
+    with stack.db.unit_of_work() as s:
+        period = Period(at("2026-11-23T00:00:00+00:00"), at("2026-12-07T00:00:00+00:00"))
+        (priya,) = [lp for lp in report.practice(s, period) if lp.leader == "Priya Shah"]
+        assert report.practice_cells(priya)["squeezed"] == "1 of 2"
+        html, _ = report.render(s, period, stack.clock.now(), "html")
+    assert "Each leader's coaching practice" in html and "<td>1 of 2</td>" in html
 
 
 def test_the_leader_edits_their_blocks_from_home(stack: Stack) -> None:
@@ -321,6 +332,18 @@ def test_calibration_samples_a_week_of_plans_and_raters_rate_them(any_stack: Sta
         in home
     )
     assert "Calibration sample, week of Mon 23 Nov" in home
+    # The digest and the report carry the same figures.
+    with stack.db.unit_of_work() as s:
+        dana = s.query(Person).filter_by(slack_id=DANA).one()
+        _, blocks = digest_message(s, dana, {"week_of": "2026-11-30"}, stack.clock.now())
+        period = Period(at("2026-11-23T00:00:00+00:00"), at("2026-11-30T00:00:00+00:00"))
+        cells = report.practice_cells(report.practice(s, period, "Billing")[0])
+    assert "rater agreement 75% · actions the agent proposed 50% (1/2)" in json.dumps(blocks, ensure_ascii=False)
+    assert (cells["structure"], cells["agreement"], cells["proposed"]) == (
+        "0% (0 of 1 rated)",
+        "75%",
+        "50% (1 of 2)",
+    )
     # The QA lead's Home shows the week's sample, the rated one marked.
     lee_home = open_home(stack, LEE)
     assert "Calibration sample" in lee_home and "rated" in lee_home
