@@ -37,7 +37,9 @@ def test_the_core_never_imports_slack_or_http_code() -> None:
         bad = {
             m
             for m in imports(path)
-            if m.split(".")[0] in FORBIDDEN or m in FORBIDDEN or m.startswith(("bot.app", "bot.standin"))
+            if m.split(".")[0] in FORBIDDEN
+            or m in FORBIDDEN
+            or m.startswith(("bot.app", "bot.standin", "bot.slack"))
         }
         assert not bad, f"{path.name} imports {sorted(bad)}"
 

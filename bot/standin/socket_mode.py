@@ -144,8 +144,15 @@ class SocketModeEndpoint:
         before = self.opened
         old.send(json.dumps({"type": "disconnect", "reason": reason, "debug_info": {"host": "standin"}}))
         self.wait_connections(before + 1)
-        old.close()
+        self._close(old)
 
     def drop(self) -> None:
         """Close the current connection without warning (a network failure)."""
-        self._current(ACK_TIMEOUT).close()
+        self._close(self._current(ACK_TIMEOUT))
+
+    def _close(self, conn: ServerConnection) -> None:
+        conn.close()
+        deadline = time.monotonic() + ACK_TIMEOUT
+        with self._cond:
+            while conn in self.connections and time.monotonic() < deadline:
+                self._cond.wait(0.1)
