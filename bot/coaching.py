@@ -278,6 +278,8 @@ def _evidence_left(session: Session, case: Case, evaluation: Evaluation, now: da
             return
         _evidence_changed(session, case, now, f"moved-{evaluation.id}")
         return
+    if case.agreed_at is None:
+        return  # waived before any conversation: nothing was built on it
     # The conversation was held on this evidence: its leader hears what moved.
     enqueue(
         session,

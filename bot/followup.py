@@ -10,26 +10,17 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from bot import digest, handover
-from bot.calendar import WorkCalendar
 from bot.case_state import OPEN, UNREVIEWED, CaseState
 from bot.coaching import refresh_leader_dm
-from bot.team_calendar import calendar_for
-from storage.models import Case, OutboxMessage, Person, Team, Timer
+from bot.team_calendar import recipient_calendar
+from storage.models import Case, OutboxMessage, Person, Timer
 from storage.outbox import audit, enqueue
-
-
-def recipient_calendar(team: Team, person: Person | None) -> WorkCalendar:
-    """The team's working days and hours, in the recipient's own time zone (from Slack) when known."""
-    cal = calendar_for(team)
-    if person is None or not person.timezone or person.timezone == cal.timezone:
-        return cal
-    return replace(cal, timezone=person.timezone)
 
 
 @dataclass

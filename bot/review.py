@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from bot import coaching, development, wording
 from bot.case_state import OPEN, CaseState, Event, check, transition
 from bot.errors import CaseMovedOn, InvalidInput, NotAllowed
-from bot.team_calendar import calendar_for
+from bot.team_calendar import calendar_for, recipient_calendar
 from storage import queries
 from storage.models import Case, Evaluation, Person
 from storage.outbox import audit, enqueue
@@ -254,6 +254,7 @@ def remind_leader(session: Session, case_id: int, actor: Person | None, now: dat
         f"case:{case.id}:remind:manual:{today.isoformat()}",
         "leader_reminder",
         now=now,
+        due_at=recipient_calendar(case.team, case.leader).next_opening(now),
         case_id=case.id,
         person_id=case.leader_id,
         payload={"which": "manual", "by": actor.display},

@@ -300,6 +300,9 @@ def test_an_escalation_contact_reminds_the_leader_once_a_day(stack: Stack) -> No
         "Priya Shah was already reminded today.",
     ]
     stack.sweep()
+    assert "asked you" not in stack.dm(PRIYA)[-1]["text"]  # 18:00: it waits for Priya's working hours
+    stack.clock.set(at("2026-12-01T09:00:00+00:00"))
+    stack.sweep()
     assert stack.dm(PRIYA)[-1]["text"] == "Dana Okafor asked you to coach Ana Ruiz (1 working day late)."
     # A leader cannot use the escalation button on themselves.
     stack.people.click(PRIYA, stack.standin.dm_of(DANA), escalation, "remind_leader")
