@@ -338,7 +338,8 @@ def test_calibration_samples_a_week_of_plans_and_raters_rate_them(any_stack: Sta
         _, blocks = digest_message(s, dana, {"week_of": "2026-11-30"}, stack.clock.now())
         period = Period(at("2026-11-23T00:00:00+00:00"), at("2026-11-30T00:00:00+00:00"))
         cells = report.practice_cells(report.practice(s, period, "Billing")[0])
-    assert "rater agreement 75% · actions the agent proposed 50% (1/2)" in json.dumps(blocks, ensure_ascii=False)
+    digest_text = json.dumps(blocks, ensure_ascii=False)
+    assert "rater agreement 75% · actions the agent proposed 50% (1/2)" in digest_text
     assert (cells["structure"], cells["agreement"], cells["proposed"]) == (
         "0% (0 of 1 rated)",
         "75%",
