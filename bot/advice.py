@@ -41,6 +41,10 @@ def qa_lead_teams(session: Session, person: Person) -> list[Team]:
     )
 
 
+def qa_leads_of(session: Session, team_id: int) -> list[Person]:
+    return list(session.scalars(select(Person).join(TeamQALead).where(TeamQALead.team_id == team_id)))
+
+
 def is_qa_lead(session: Session, person: Person | None, team: Team) -> bool:
     if person is None:
         return False

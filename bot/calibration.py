@@ -11,10 +11,10 @@ from hashlib import sha256
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import coaching
+from bot import advice, coaching
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.team_calendar import calendar_for
-from storage.models import CalibrationRating, CalibrationSample, Case, Person, Team, TeamQALead, Timer
+from storage.models import CalibrationRating, CalibrationSample, Case, Person, Team, Timer
 from storage.outbox import audit, enqueue, enqueue_home
 
 CHECKS = {  # the parts of measures.STRUCTURE, in words
@@ -39,8 +39,7 @@ def week_of(day: date) -> date:
 
 def raters(session: Session, team: Team) -> list[Person]:
     """The team's QA leads and escalation contacts."""
-    qa = session.scalars(select(Person).join(TeamQALead).where(TeamQALead.team_id == team.id))
-    people = {p.id: p for p in [*qa, *team.escalation_people]}
+    people = {p.id: p for p in [*advice.qa_leads_of(session, team.id), *team.escalation_people]}
     return sorted(people.values(), key=lambda p: p.email)
 
 

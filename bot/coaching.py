@@ -374,7 +374,14 @@ def refresh_leader_dm(session: Session, case: Case, now: datetime, what: str) ->
 
 
 def homes_changed(session: Session, case: Case, now: datetime) -> None:
-    for person in {case.leader, case.agent, case.team.leader, *case.team.escalation_people}:
+    """Everyone whose Home shows the case: its leaders, the agent, leadership and the team's QA leads."""
+    for person in {
+        case.leader,
+        case.agent,
+        case.team.leader,
+        *case.team.escalation_people,
+        *advice.qa_leads_of(session, case.team_id),
+    }:
         if person.slack_id:
             enqueue_home(session, person.id, now)
 

@@ -55,6 +55,7 @@ def answer_prep(
 ) -> DevelopmentPrep:
     case = coaching.load_case(session, case_id, lock=True)
     coaching.check_is_agent(actor, case)
+    assert actor is not None
     if case.state != queries.AWAITING:
         raise CaseMovedOn("Your conversation has already been held; your answers were not changed.")
     values = {k: (getattr(answers, k) or "").strip() for k in QUESTIONS}
@@ -68,7 +69,7 @@ def answer_prep(
     for k, v in values.items():
         setattr(prep, k, v or None)
     prep.answered_at = now
-    audit(session, now, coaching.actor_label(actor), "prep_answered", case_id=case.id)  # type: ignore[arg-type]
+    audit(session, now, coaching.actor_label(actor), "prep_answered", case_id=case.id)
     enqueue(
         session,
         f"case:{case.id}:prep_answered:{now:%Y%m%dT%H%M%S}",

@@ -46,7 +46,7 @@ def check(db: Database, now: datetime, swept: bool) -> None:
             waiting = sum(
                 1
                 for c in cases
-                if c.opened_at <= run.starts_at
+                if c.opened_at < run.starts_at
                 and (c.agreed_at is None or c.agreed_at > run.starts_at)
                 and (c.waived_at is None or c.waived_at > run.starts_at)
             )

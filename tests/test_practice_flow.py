@@ -217,6 +217,10 @@ def test_a_qa_lead_adds_evidence_a_focus_and_a_note_from_the_case_button(stack: 
     assert "Lee Park added advice" in texts(told) and "C-90001" in texts(told)
     assert "Ana Ruiz" not in open_home(stack, LEE).split("Advising")[1]  # it has evidence now
 
+    # The QA lead advises; they never plan the conversation.
+    stack.people.click(LEE, stack.standin.dm_of(PRIYA), stack.message(PRIYA, "leader_dm"), "open_plan")
+    wait_for(lambda: ephemeral_to(stack, LEE), what="the refusal")
+    assert "Only" in ephemeral_to(stack, LEE)[0]
     # The leader's modal shows the suggestion and the evidence; the leader decides.
     plan = open_plan(stack)
     shown = texts(plan)
@@ -456,6 +460,18 @@ def test_the_agents_prep_reaches_the_plan_and_the_goal_spans_conversations(stack
     plan = stack.people.open_modal(PRIYA, stack.standin.dm_of(PRIYA), dm, "open_plan")
     goal = next(b for b in plan["blocks"] if b.get("block_id", "").startswith("goal."))["element"]
     assert goal["initial_value"] == "Explain pro-rata refunds in one sentence"
+
+
+def test_picking_a_development_goal_asks_the_agent_to_prepare(stack: Stack) -> None:
+    status, body = stack.post_score(evaluation())
+    stack.sweep()
+    assert not keyed(stack, ANA, f"case:{body['case_id']}:agent_prep")  # a performance case: no prep
+    view = open_plan(stack)
+    stack.people.choose(PRIYA, view, "behaviour", "development-goal")
+    wait_for(lambda: "goal." in json.dumps(stack.standin.view(view["id"])), what="the modal to update")
+    stack.sweep()
+    (prep,) = keyed(stack, ANA, f"case:{body['case_id']}:agent_prep")
+    assert "Where do you want to be in 12 months?" in texts(prep)
 
 
 def test_keeping_a_goal_open_needs_a_goal(stack: Stack) -> None:
