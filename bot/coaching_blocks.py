@@ -183,14 +183,14 @@ def calendar_file(specs: list[BlockSpec], cal: WorkCalendar, leader: Person, now
 
 
 def _waiting_at(session: Session, leader_id: int, at: datetime) -> list[Case]:
-    """Cases the leader had waiting at `at`: opened before it, not yet coached or waived."""
+    """Cases the leader had waiting at `at`: opened before it, not coached or waived before it."""
     return list(
         session.scalars(
             select(Case).where(
                 Case.leader_id == leader_id,
                 Case.opened_at < at,
-                or_(Case.agreed_at.is_(None), Case.agreed_at > at),
-                or_(Case.waived_at.is_(None), Case.waived_at > at),
+                or_(Case.agreed_at.is_(None), Case.agreed_at >= at),
+                or_(Case.waived_at.is_(None), Case.waived_at >= at),
             )
         )
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 import icalendar
 import pytest
+import yaml
 
 from bot import calibration, report
 from bot.clock import FixedClock
@@ -487,3 +488,15 @@ def test_keeping_a_goal_open_needs_a_goal(stack: Stack) -> None:
     assert answer is not None and "no development goal" in answer["errors"]["next"]
     with stack.db.unit_of_work() as s:
         assert s.get(Case, body["case_id"]).state == "agreed"  # type: ignore[union-attr]
+
+
+def test_the_manifest_declares_the_message_shortcut_and_its_scope() -> None:
+    manifest = yaml.safe_load((Path(__file__).parent.parent / "manifest.yml").read_text())
+    shortcuts = manifest["features"]["shortcuts"]
+    assert {
+        "name": "Add to coaching case",
+        "type": "message",
+        "callback_id": "add_to_coaching_case",
+    }.items() <= (shortcuts[0].items())
+    assert len(shortcuts[0]["description"]) <= 150
+    assert "commands" in manifest["oauth_config"]["scopes"]["bot"]  # shortcuts need the commands scope
