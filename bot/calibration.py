@@ -15,7 +15,7 @@ from bot import advice, coaching
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.team_calendar import calendar_for
 from storage.models import CalibrationRating, CalibrationSample, Case, Person, Team, Timer
-from storage.outbox import audit, enqueue, enqueue_home
+from storage.outbox import audit, enqueue, enqueue_home, insert_once
 
 CHECKS = {  # the parts of measures.STRUCTURE, in words
     "one_behaviour": "One behaviour (not several)",
@@ -65,7 +65,9 @@ def sample(
         marker = f"calibration:{team.id}:{monday.isoformat()}"
         if session.scalar(select(Timer.id).where(Timer.dedupe_key == marker)) is not None:
             continue
-        session.add(Timer(dedupe_key=marker, kind="calibration", due_at=now, status="done", fired_at=now))
+        claim = Timer(dedupe_key=marker, kind="calibration", due_at=now, status="done", fired_at=now)
+        if not insert_once(session, claim):
+            continue  # another sweep drew this team's week
         start, end = _week_bounds(team, monday)
         agreed = list(
             session.scalars(

@@ -19,7 +19,7 @@ from bot.calendar import WorkCalendar
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.team_calendar import calendar_for
 from storage.models import Case, CoachingBlockRun, LeaderBlocks, Person, Team
-from storage.outbox import audit, enqueue, enqueue_home
+from storage.outbox import audit, enqueue, enqueue_home, insert_once
 
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 ICAL_DAYS = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
@@ -248,8 +248,8 @@ def sweep(session: Session, now: datetime) -> None:
                     held=0,
                     status=OPEN,
                 )
-                session.add(run)
-                session.flush()
+                if not insert_once(session, run):
+                    continue  # another sweep opened this block at the same moment
                 if waiting and now < occ.ends_at:
                     enqueue(
                         session,

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.models import AuditEntry, OutboxMessage, Timer
@@ -93,6 +94,18 @@ def claim_outbox(session: Session, now: datetime, *, limit: int, postgres: bool)
             .values(status="sending", lease_until=now + LEASE, attempts=OutboxMessage.attempts + 1)
         )
     return ids
+
+
+def insert_once(session: Session, row: object) -> bool:
+    """Add `row` in a savepoint: False (and nothing added) when another transaction already holds its
+    unique key, so that concurrent sweeps each do a piece of once-only work at most once."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
 
 
 def schedule_timer(session: Session, key: str, kind: str, *, case_id: int | None, due_at: datetime) -> None:

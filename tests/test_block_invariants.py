@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from bot import coaching, coaching_blocks
 from bot.evaluation_input import parse_evaluation
-from bot.org import apply_org, parse_org
+from bot.org import SlackUser, apply_org, parse_org
 from storage.db import Database
 from storage.models import Case, CoachingBlockRun, OutboxMessage, Person
 from tests.conftest import sample_org
@@ -106,3 +106,65 @@ def test_blocks_settle_as_their_facts_say(steps: list[tuple[str, object]]) -> No
                     coaching_blocks.sweep(s, now)
             check(db, now, swept=kind == "sweep")
         db.dispose()
+
+
+def test_concurrent_sweeps_open_each_block_and_draw_each_sample_once(db: Database) -> None:
+    """Two sweeps at the same moment (two processes): one block run, one start DM, one sample per team."""
+    import threading
+
+    from bot import calibration
+    from storage.models import CalibrationSample
+
+    now = START
+    in_slack = {
+        "dana.okafor@example.com": SlackUser("U0DANA", "Dana Okafor", "Europe/London"),
+        "lee.park@example.com": SlackUser("U0LEE", "Lee Park", "Europe/London"),
+    }
+    with db.unit_of_work() as s:
+        apply_org(s, parse_org(ORG), dict(in_slack), now)
+        coaching.intake(s, parse_evaluation(evaluation(landed_at=now.isoformat())), now, "test")
+    with db.unit_of_work() as s:
+        case = s.scalar(select(Case))
+        assert case is not None
+        draft = coaching.draft_plan(s, case, now)
+        form = coaching.PlanForm(
+            kind=draft.kind,
+            behaviour_key=draft.behaviour_key,
+            example=draft.example,
+            action=draft.action,
+            by_when=draft.by_when.isoformat(),
+            review_method=draft.review_method,
+            agent_proposed=False,
+            notes=None,
+        )
+        coaching.agree_plan(s, case.id, case.leader, form, now)
+        coaching.intake(s, parse_evaluation(evaluation(id="ev-2", landed_at=now.isoformat())), now, "test")
+    at_block = datetime(2026, 11, 30, 10, 5, tzinfo=UTC)  # Monday's block, and the week's calibration
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def sweep() -> None:
+        try:
+            barrier.wait()
+            with db.unit_of_work() as s:
+                coaching_blocks.sweep(s, at_block)
+                calibration.sample(s, at_block)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with db.unit_of_work() as s:
+        runs = list(s.scalars(select(CoachingBlockRun)))
+        assert [(r.waiting, r.status) for r in runs] == [(1, "open")]
+        starts = s.scalar(select(func.count(OutboxMessage.id)).where(OutboxMessage.kind == "block_start"))
+        assert starts == 1
+        assert s.scalar(select(func.count(CalibrationSample.id))) == 1
+        requests = s.scalar(
+            select(func.count(OutboxMessage.id)).where(OutboxMessage.kind == "calibration_request")
+        )
+        assert requests == 2  # Dana (escalation contact) and Lee (QA lead), once each
