@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from bot import evidence, timers
+from bot import advice, development, evidence, timers
 from bot.case_state import UNREVIEWED, CaseState, Event, check, reschedule, transition
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.evaluation_input import EvaluationInput, PayloadErrors
@@ -59,6 +59,9 @@ class PlanDraft:
     agent_proposed: bool
     notes: str
     questions: list[str]
+    goal: str = ""
+    prep: tuple[tuple[str, str], ...] = ()
+    advice: tuple[AdviceLine, ...] = ()
 
     def keeping(self, form: PlanForm) -> PlanDraft:
         """This draft with what the leader already entered (all but the behaviour-specific fields)."""
@@ -73,7 +76,19 @@ class PlanDraft:
             review_method=form.review_method if form.review_method in REVIEW_METHODS else self.review_method,
             agent_proposed=form.agent_proposed,
             notes=form.notes or "",
+            goal=form.goal if form.goal is not None else self.goal,
         )
+
+
+@dataclass(frozen=True)
+class AdviceLine:
+    """What a QA lead added, as the leader's modal shows it."""
+
+    kind: str
+    author: str
+    text: str
+    link: str | None = None
+    focus: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,7 @@ class PlanForm:
     review_method: str | None
     agent_proposed: bool
     notes: str | None
+    goal: str | None = None
 
 
 # --- scores landing -------------------------------------------------------------------------
@@ -337,6 +353,8 @@ def attach_to_case(
     audit(session, now, actor, "case_opened", case_id=case.id, evaluation_id=evaluation.id, kind=case.kind)
     enqueue(session, leader_dm_key(case), "leader_case", now=now, case_id=case.id, person_id=case.leader_id)
     homes_changed(session, case, now)
+    if case.kind == DEVELOPMENTAL:
+        development.ask_prep(session, case, now)
     return case, "case_opened"
 
 
@@ -357,7 +375,14 @@ def refresh_leader_dm(session: Session, case: Case, now: datetime, what: str) ->
 
 
 def homes_changed(session: Session, case: Case, now: datetime) -> None:
-    for person in {case.leader, case.agent, case.team.leader, *case.team.escalation_people}:
+    """Everyone whose Home shows the case: its leaders, the agent, leadership and the team's QA leads."""
+    for person in {
+        case.leader,
+        case.agent,
+        case.team.leader,
+        *case.team.escalation_people,
+        *advice.qa_leads_of(session, case.team_id),
+    }:
         if person.slack_id:
             enqueue_home(session, person.id, now)
 
@@ -454,6 +479,8 @@ def draft_plan(session: Session, case: Case, now: datetime, behaviour_key: str |
         example = evidence.developmental_example(latest, now, tz) if latest else ""
         action = "Agree one step towards the agent's 12-month goal, and how we'll know it happened."
         key = DEVELOPMENT_GOAL
+    prep = development.prep_of(session, case.id)
+    names = {p.key: p.name for p in picks} | {DEVELOPMENT_GOAL: "Development goal"}
     return PlanDraft(
         case_id=case.id,
         agent_name=case.agent.display,
@@ -469,6 +496,16 @@ def draft_plan(session: Session, case: Case, now: datetime, behaviour_key: str |
         agent_proposed=False,
         notes="",
         questions=QUESTIONS[case.kind],
+        goal=development.goal_wording(prep, development.goal_of(session, case)),
+        prep=tuple(
+            (q, str(getattr(prep, k))) for k, q in development.QUESTIONS.items() if prep and getattr(prep, k)
+        ),
+        advice=tuple(
+            AdviceLine(
+                a.kind, a.author.display, a.text, a.link, names.get(a.behaviour_key or "", a.behaviour_key)
+            )
+            for a in advice.advice_for(session, case.id)
+        ),
     )
 
 
@@ -533,6 +570,8 @@ def _validate(form: PlanForm, draft: PlanDraft) -> dict[str, str]:
             errors[field] = f"Write the {field}: it is what the agent will read."
         elif len(value) > MAX_TEXT:
             errors[field] = f"Keep the {field} under {MAX_TEXT} characters (it has {len(value)})."
+    if form.goal and len(form.goal) > MAX_TEXT:
+        errors["goal"] = f"Keep the goal under {MAX_TEXT} characters (it has {len(form.goal)})."
     if form.notes and len(form.notes) > MAX_TEXT:
         errors["notes"] = f"Keep the notes under {MAX_TEXT} characters (they have {len(form.notes)})."
     try:
@@ -571,6 +610,8 @@ def agree_plan(session: Session, case_id: int, actor: Person | None, form: PlanF
     case.notes = (form.notes or "").strip() or None
     case.agreed_at = now
     case.agreed_by_id = actor.id
+    if case.behaviour_key == DEVELOPMENT_GOAL:
+        development.on_agreed(session, case, form.goal, now)
     transition(session, case, Event.AGREE)
     audit(
         session,

@@ -117,6 +117,32 @@ DEFINITIONS: tuple[Definition, ...] = (
         f"Performance and developmental conversations held in the period. A leader who held only one "
         f"kind (at least two conversations) in the last {MIX_WEEKS} weeks is flagged.",
     ),
+    Definition(
+        "squeezed_out",
+        "Blocks squeezed out (per leader)",
+        "The leader's weekly coaching blocks that ended in the period; a block is squeezed out when "
+        "conversations were waiting at its start and none was logged in it (a plan agreed or a review "
+        "held). Shown as squeezed out of blocks.",
+    ),
+    Definition(
+        "structure_share",
+        "Plans meeting the structure (per leader)",
+        "Of the leader's plans held in the period and rated in calibration, the share every rater found "
+        "to have all four parts: one behaviour; a specific example (contact, moment, what happened); an "
+        "action with a date and a review method; the action was the agent's.",
+    ),
+    Definition(
+        "rater_agreement",
+        "Rater agreement (per leader)",
+        "Over those plans rated by two or more raters, every pair of raters and every one of the four "
+        "parts: the share of comparisons where both gave the same answer.",
+    ),
+    Definition(
+        "leader_proposed",
+        "Actions the agent proposed (per leader)",
+        "Of the leader's conversations held in the period, the share whose action the agent proposed: "
+        "coaching, not telling.",
+    ),
 )
 
 
@@ -417,3 +443,93 @@ def pct(value: float | None) -> str:
 
 def ratio(passed: int, scored: int) -> str:
     return "no data" if scored == 0 else f"{passed}/{scored} ({passed / scored:.0%})"
+
+
+# --- the operating model around the conversation (per leader; see the last four DEFINITIONS) --------
+
+STRUCTURE = ("one_behaviour", "specific_example", "dated_action", "agents_action")
+
+
+@dataclass(frozen=True)
+class BlockFacts:
+    leader: str
+    ends_at: datetime
+    status: str
+
+
+@dataclass(frozen=True)
+class RatingFacts:
+    case_id: int
+    leader: str
+    agreed_at: datetime
+    rater: str
+    met: frozenset[str]
+
+
+@dataclass
+class LeaderPractice:
+    leader: str
+    blocks: int = 0
+    squeezed: int = 0
+    plans_rated: int = 0
+    plans_meeting: int = 0
+    comparisons: int = 0
+    agreements: int = 0
+    agreed: int = 0
+    proposed: int = 0
+
+    @property
+    def structure_share(self) -> float | None:
+        return self.plans_meeting / self.plans_rated if self.plans_rated else None
+
+    @property
+    def rater_agreement(self) -> float | None:
+        return self.agreements / self.comparisons if self.comparisons else None
+
+    @property
+    def proposed_share(self) -> float | None:
+        return self.proposed / self.agreed if self.agreed else None
+
+
+def leader_practice(
+    cases: list[CaseFacts], blocks: list[BlockFacts], ratings: list[RatingFacts], period: Period
+) -> dict[str, LeaderPractice]:
+    out: dict[str, LeaderPractice] = {}
+
+    def of(leader: str) -> LeaderPractice:
+        return out.setdefault(leader, LeaderPractice(leader))
+
+    for block in blocks:
+        if block.ends_at in period and block.status != "open":
+            lp = of(block.leader)
+            lp.blocks += 1
+            lp.squeezed += block.status == "squeezed"
+    for c in cases:
+        if c.agreed_at in period:
+            lp = of(c.leader)
+            lp.agreed += 1
+            lp.proposed += bool(c.agent_proposed)
+    by_plan: dict[int, list[RatingFacts]] = defaultdict(list)
+    for r in ratings:
+        if r.agreed_at in period:
+            by_plan[r.case_id].append(r)
+    for plan in by_plan.values():
+        lp = of(plan[0].leader)
+        lp.plans_rated += 1
+        lp.plans_meeting += all(r.met >= set(STRUCTURE) for r in plan)
+        for i, first in enumerate(plan):
+            for second in plan[i + 1 :]:
+                for part in STRUCTURE:
+                    lp.comparisons += 1
+                    lp.agreements += (part in first.met) == (part in second.met)
+    return dict(sorted(out.items()))
+
+
+def practice_line(lp: LeaderPractice) -> str:
+    """One leader's practice figures in a line (Home, digest, report)."""
+    return (
+        f"blocks squeezed out {lp.squeezed}/{lp.blocks} · "
+        f"plans meeting the structure {pct(lp.structure_share)} ({lp.plans_meeting}/{lp.plans_rated}) · "
+        f"rater agreement {pct(lp.rater_agreement)} · "
+        f"actions the agent proposed {pct(lp.proposed_share)} ({lp.proposed}/{lp.agreed})"
+    )

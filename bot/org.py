@@ -14,12 +14,13 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import coaching, handover
+from bot import coaching, coaching_blocks, handover
 from bot.calendar import parse_weekdays
 from bot.channels import is_channel
+from bot.coaching_blocks import parse_blocks
 from bot.zendesk_qa import ZendeskQASpec
 from storage import queries
-from storage.models import Person, Team, TeamAgent, TeamEscalation
+from storage.models import Person, Team, TeamAgent, TeamEscalation, TeamQALead
 from storage.outbox import audit
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class PersonSpec:
     name: str | None = None
     slack_id: str | None = None
     admin: bool = False
+    coaching_blocks: list[str] | None = None
 
 
 @dataclass
@@ -51,6 +53,9 @@ class TeamSpec:
     escalate_people: list[PersonSpec]
     escalate_channels: list[str]
     agents: list[PersonSpec]
+    coaching_blocks: list[str] = field(default_factory=list)
+    qa_leads: list[PersonSpec] = field(default_factory=list)
+    calibration_sample: int = 3
 
 
 @dataclass
@@ -62,7 +67,7 @@ class OrgSpec:
     def people(self) -> dict[str, PersonSpec]:
         found: dict[str, PersonSpec] = {}
         for team in self.teams:
-            for p in [team.leader, *team.escalate_people, *team.agents]:
+            for p in [team.leader, *team.escalate_people, *team.agents, *team.qa_leads]:
                 merged = found.setdefault(p.email, PersonSpec(p.email))
                 merged.name = merged.name or p.name
                 merged.slack_id = merged.slack_id or p.slack_id
@@ -128,15 +133,16 @@ class _Parser:
             return None
         return str(node.value)
 
-    def person(self, node: yaml.Node, path: str) -> PersonSpec | None:
+    def person(self, node: yaml.Node, path: str, *, leader: bool = False) -> PersonSpec | None:
         m = self.mapping(node, path)
         if not m and isinstance(node, yaml.MappingNode):
             self.fail(node, path, "needs an email")
         if not m:
             return None
-        unknown = set(m) - {"email", "name", "slack_id"}
+        known = {"email", "name", "slack_id"} | ({"coaching_blocks"} if leader else set())
+        unknown = set(m) - known
         for key in sorted(unknown):
-            self.fail(m[key], f"{path}.{key}", "is not a known field (email, name, slack_id)")
+            self.fail(m[key], f"{path}.{key}", f"is not a known field ({', '.join(sorted(known))})")
         email = (self.scalar(m.get("email"), f"{path}.email") or "").strip().lower()
         if not email:
             self.fail(node, f"{path}.email", "is required")
@@ -148,7 +154,34 @@ class _Parser:
         if slack_id is not None and not re.match(r"^[UW][A-Z0-9]{2,}$", slack_id):
             self.fail(m["slack_id"], f"{path}.slack_id", f"{slack_id!r} is not a Slack user id (U…)")
             slack_id = None
-        return PersonSpec(email=email, name=self.scalar(m.get("name"), f"{path}.name"), slack_id=slack_id)
+        spec = PersonSpec(email=email, name=self.scalar(m.get("name"), f"{path}.name"), slack_id=slack_id)
+        if "coaching_blocks" in m:
+            spec.coaching_blocks = self.blocks(m["coaching_blocks"], f"{path}.coaching_blocks")
+        return spec
+
+    def blocks(self, node: yaml.Node, path: str) -> list[str]:
+        """Weekly coaching blocks such as "tue 14:00-15:00", checked and written one way."""
+        raws = [self.scalar(n, f"{path}[{i}]") or "" for i, n in enumerate(self.seq(node, path))]
+        try:
+            return [b.text() for b in parse_blocks(raws)]
+        except ValueError as exc:
+            self.fail(node, path, str(exc))
+            return []
+
+    def people_list(self, node: yaml.Node | None, path: str) -> list[PersonSpec]:
+        """A list of people, each a mapping (email: ...) or a bare email."""
+        out = []
+        for j, pnode in enumerate(self.seq(node, path)):
+            ppath = f"{path}[{j}]"
+            if isinstance(pnode, yaml.ScalarNode):
+                value = str(pnode.value).strip().lower()
+                if EMAIL.match(value):
+                    out.append(PersonSpec(email=value))
+                else:
+                    self.fail(pnode, ppath, f"{value!r} is not an email address")
+            elif (person := self.person(pnode, ppath)) is not None:
+                out.append(person)
+        return out
 
     def calendar(
         self, m: dict[str, yaml.Node], base: dict[str, Any], path: str, node: yaml.Node
@@ -214,6 +247,18 @@ class _Parser:
                 except ValueError:
                     self.fail(n, f"{path}.closed[{i}]", "must be a date such as 2026-12-24")
             out["closed"] = closed
+        if "coaching_blocks" in m:
+            out["coaching_blocks"] = self.blocks(m["coaching_blocks"], f"{path}.coaching_blocks")
+        if "calibration_sample" in m:
+            raw = self.scalar(m["calibration_sample"], f"{path}.calibration_sample") or ""
+            if raw.isdigit() and 0 <= int(raw) <= 20:
+                out["calibration_sample"] = int(raw)
+            else:
+                self.fail(
+                    m["calibration_sample"],
+                    f"{path}.calibration_sample",
+                    "must be a whole number from 0 to 20 (plans sampled per team each week)",
+                )
         if "window_working_days" in m:
             raw = self.scalar(m["window_working_days"], f"{path}.window_working_days") or ""
             if raw.isdigit() and 1 <= int(raw) <= 30:
@@ -236,8 +281,19 @@ DEFAULTS: dict[str, Any] = {
     "holiday_subdivision": None,
     "closed": [],
     "window_days": 5,
+    "coaching_blocks": [],
+    "calibration_sample": 3,
 }
-CALENDAR_KEYS = {"timezone", "working_days", "business_hours", "holidays", "closed", "window_working_days"}
+CALENDAR_KEYS = {
+    "timezone",
+    "working_days",
+    "business_hours",
+    "holidays",
+    "closed",
+    "window_working_days",
+    "coaching_blocks",
+    "calibration_sample",
+}
 
 
 def parse_org(text: str, source: str = "org.yml") -> OrgSpec:
@@ -252,9 +308,10 @@ def parse_org(text: str, source: str = "org.yml") -> OrgSpec:
     top = p.mapping(root, "(file)")
     if root is None or not top:
         raise OrgFileError([f"{source}:1: the file is empty; it needs a 'teams:' list"])
-    for key in sorted(set(top) - {"defaults", "teams", "admins", "zendesk_qa"}):
-        p.fail(top[key], key, "is not a known section (defaults, teams, admins, zendesk_qa)")
+    for key in sorted(set(top) - {"defaults", "teams", "admins", "qa_leads", "zendesk_qa"}):
+        p.fail(top[key], key, "is not a known section (defaults, teams, admins, qa_leads, zendesk_qa)")
     zendesk_qa = _zendesk_qa(p, top["zendesk_qa"]) if "zendesk_qa" in top else None
+    org_qa_leads = p.people_list(top.get("qa_leads"), "qa_leads")
     base = dict(DEFAULTS)
     if "defaults" in top:
         dm = p.mapping(top["defaults"], "defaults")
@@ -275,7 +332,9 @@ def parse_org(text: str, source: str = "org.yml") -> OrgSpec:
         tm = p.mapping(tnode, path)
         if not tm:
             continue
-        for key in sorted(set(tm) - CALENDAR_KEYS - {"name", "team_leader", "escalate_to", "agents"}):
+        for key in sorted(
+            set(tm) - CALENDAR_KEYS - {"name", "team_leader", "escalate_to", "agents", "qa_leads"}
+        ):
             p.fail(tm[key], f"{path}.{key}", "is not a known field")
         name = (p.scalar(tm.get("name"), f"{path}.name") or "").strip()
         if not name:
@@ -284,7 +343,11 @@ def parse_org(text: str, source: str = "org.yml") -> OrgSpec:
             p.fail(tm["name"], f"{path}.name", f"team {name!r} appears twice")
         names.add(name)
         cal = p.calendar(tm, base, path, tnode)
-        leader = p.person(tm["team_leader"], f"{path}.team_leader") if "team_leader" in tm else None
+        leader = (
+            p.person(tm["team_leader"], f"{path}.team_leader", leader=True) if "team_leader" in tm else None
+        )
+        team_qa = p.people_list(tm.get("qa_leads"), f"{path}.qa_leads")
+        qa_leads = {q.email: q for q in [*org_qa_leads, *team_qa]}
         if "team_leader" not in tm:
             p.fail(tnode, f"{path}.team_leader", "is required")
         esc_people: list[PersonSpec] = []
@@ -335,6 +398,9 @@ def parse_org(text: str, source: str = "org.yml") -> OrgSpec:
                     escalate_people=esc_people,
                     escalate_channels=esc_channels,
                     agents=agents,
+                    coaching_blocks=cal["coaching_blocks"],
+                    qa_leads=list(qa_leads.values()),
+                    calibration_sample=cal["calibration_sample"],
                 )
             )
     if p.errors:
@@ -467,6 +533,8 @@ def apply_org(
             "closed_dates": ts.closed,
             "window_days": ts.window_days,
             "escalation_channels": ts.escalate_channels,
+            "coaching_blocks": ts.coaching_blocks,
+            "calibration_size": ts.calibration_sample,
         }
         if team is None:
             team = Team(name=ts.name, **values)
@@ -488,6 +556,16 @@ def apply_org(
             report,
             "escalation contact",
         )
+        _sync_members(
+            session, team, TeamQALead, {people[q.email].id for q in ts.qa_leads}, report, "QA lead"
+        )
+    own_blocks: dict[str, list[str] | None] = {}
+    for ts in spec.teams:
+        if own_blocks.get(ts.leader.email) is None:
+            own_blocks[ts.leader.email] = ts.leader.coaching_blocks
+    for email, blocks in own_blocks.items():
+        if coaching_blocks.set_org_blocks(session, people[email], blocks):
+            report.changes.append(f"coaching blocks of {email}: {', '.join(blocks or []) or 'the team’s'}")
     session.flush()
     report.changes += handover.reorganise(session, org_before, now, actor)
     audit(session, now, actor, "org_imported", changes=len(report.changes))
@@ -508,12 +586,12 @@ def apply_org(
 def _sync_members(
     session: Session,
     team: Team,
-    model: type[TeamAgent] | type[TeamEscalation],
+    model: type[TeamAgent] | type[TeamEscalation] | type[TeamQALead],
     wanted: set[int],
     report: ImportReport,
     label: str,
 ) -> None:
-    rows: list[TeamAgent | TeamEscalation] = list(
+    rows: list[TeamAgent | TeamEscalation | TeamQALead] = list(
         session.scalars(select(model).where(model.team_id == team.id))
     )
     current = {row.person_id: row for row in rows}

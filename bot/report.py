@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from bot import measures
 from bot.measures_data import Scope, compute
 from bot.measures_weekly import mondays_within, points, week_period
+from bot.practice_data import leader_practice
 from storage.models import Team
 
 COLUMNS = [
@@ -98,6 +99,33 @@ def build(
         progress("all teams")
         rows.append(ReportRow("All teams", compute(session, Scope(), period, now)))
     return rows
+
+
+PRACTICE_COLUMNS = [
+    ("leader", "Leader"),
+    ("squeezed", "Blocks squeezed out"),
+    ("structure", "Plans meeting the structure"),
+    ("agreement", "Rater agreement"),
+    ("proposed", "Actions the agent proposed"),
+]
+
+
+def practice_cells(lp: measures.LeaderPractice) -> dict[str, str]:
+    """One leader's coaching practice in words (definitions: squeezed_out ... leader_proposed)."""
+    return {
+        "leader": lp.leader,
+        "squeezed": _of(lp.squeezed, lp.blocks),
+        "structure": f"{measures.pct(lp.structure_share)} ({_of(lp.plans_meeting, lp.plans_rated)} rated)",
+        "agreement": measures.pct(lp.rater_agreement),
+        "proposed": f"{measures.pct(lp.proposed_share)} ({_of(lp.proposed, lp.agreed)})",
+    }
+
+
+def practice(
+    session: Session, period: measures.Period, team: str | None = None
+) -> list[measures.LeaderPractice]:
+    """Each leader's coaching practice in the period, for the teams of the report."""
+    return list(leader_practice(session, [t.id for t in _teams(session, team)], period).values())
 
 
 def _teams(session: Session, team: str | None) -> list[Team]:
@@ -270,5 +298,6 @@ def render(
 
         progress("the weekly charts")
         weekly = weekly_figures(session, now, teams_named=[team] if team else None)
-        return report_html.page(rows, period, weekly, now), rows
+        leaders = practice(session, period, team)
+        return report_html.page(rows, period, weekly, now, leaders), rows
     return "", rows

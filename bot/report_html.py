@@ -13,7 +13,7 @@ from datetime import datetime
 
 from bot import charts, measures
 from bot.measures_weekly import WeeklyFigures, points
-from bot.report import COLUMNS, ReportRow, last_day
+from bot.report import COLUMNS, PRACTICE_COLUMNS, ReportRow, last_day, practice_cells
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,30 @@ def definitions_list() -> str:
     )
 
 
-def page(rows: Sequence[ReportRow], period: measures.Period, weekly: WeeklyFigures, now: datetime) -> str:
+def practice_table(leaders: Sequence[measures.LeaderPractice]) -> str:
+    """Each leader's coaching practice: blocks squeezed out, calibration, and who proposed the actions."""
+    if not leaders:
+        return "<p>No coaching blocks, calibration ratings or conversations in the period.</p>"
+    head = "".join(f'<th scope="col">{_e(label)}</th>' for _, label in PRACTICE_COLUMNS)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<th scope="row">{_e(cells[key])}</th>' if key == "leader" else f"<td>{_e(cells[key])}</td>"
+            for key, _ in PRACTICE_COLUMNS
+        )
+        + "</tr>"
+        for cells in (practice_cells(lp) for lp in leaders)
+    )
+    return f'<table class="all"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def page(
+    rows: Sequence[ReportRow],
+    period: measures.Period,
+    weekly: WeeklyFigures,
+    now: datetime,
+    leaders: Sequence[measures.LeaderPractice] = (),
+) -> str:
     team_rows = [r for r in rows if r.scope != "All teams"] or list(rows)
     headlines = [Headline(r.scope, r.m) for r in team_rows]
     last_two = [(t, ms[-1], ms[-2]) for t, ms in weekly.teams.items() if len(ms) >= 2]
@@ -228,6 +251,8 @@ def page(rows: Sequence[ReportRow], period: measures.Period, weekly: WeeklyFigur
 {chart_figure("behaviour_change", charts.BEHAVIOUR_CHANGE, weekly.behaviour_change, " pts")}
 </div></section>
 <section aria-labelledby="h-all"><h2 id="h-all">Every figure</h2>{all_figures_tables(rows)}</section>
+<section aria-labelledby="h-leaders"><h2 id="h-leaders">Each leader's coaching practice</h2>
+{practice_table(leaders)}</section>
 <section aria-labelledby="h-defs"><h2 id="h-defs">How these are counted</h2>{definitions_list()}</section>
 <footer>coachloop report. App Home, /coach and the weekly digest show the same figures, counted the
 same way.</footer>

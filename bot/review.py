@@ -8,7 +8,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import coaching, wording
+from bot import coaching, development, wording
 from bot.case_state import OPEN, CaseState, Event, check, transition
 from bot.errors import CaseMovedOn, InvalidInput
 from bot.team_calendar import calendar_for, recipient_calendar
@@ -21,6 +21,7 @@ NEXT = {
     "close": "Close the loop: it worked",
     "recoach": "Coach the same behaviour again",
     "next": "Move to the next behaviour in the backlog",
+    "continue_goal": "Keep the development goal open for the next conversation",
 }
 
 
@@ -118,11 +119,14 @@ def record_review(
         errors["worked"] = f"Keep it under {coaching.MAX_TEXT} characters."
     if form.next_step not in NEXT:
         errors["next"] = "Choose what happens next."
+    elif form.next_step == "continue_goal" and case.development_goal_id is None:
+        errors["next"] = "This conversation set no development goal to keep open: choose another step."
     if errors:
         raise InvalidInput(errors)
     case.review_happened, case.review_worked, case.review_next = form.happened, form.worked, form.next_step
     case.reviewed_at = case.closed_at = now
     transition(session, case, Event.REVIEW)
+    development.on_reviewed(session, case, form.next_step == "continue_goal", now)
     audit(
         session,
         now,
@@ -133,9 +137,14 @@ def record_review(
         next=form.next_step,
     )
     coaching.refresh_leader_dm(session, case, now, "reviewed")
-    if form.next_step in ("recoach", "next"):
+    if form.next_step in ("recoach", "next", "continue_goal"):
         session.flush()
-        follow_on, opened = continue_after(session, case, now, same_behaviour=form.next_step == "recoach")
+        if form.next_step == "continue_goal":
+            follow_on, opened = open_goal_follow_on(session, case, now)
+        else:
+            follow_on, opened = continue_after(
+                session, case, now, same_behaviour=form.next_step == "recoach"
+            )
         audit(
             session,
             now,
@@ -204,6 +213,17 @@ def check_may_waive(person: Person | None, case: Case) -> None:
             f"Only {case.leader.display}, who holds {case.agent.display}'s coaching, or "
             f"{case.team.name}'s escalation contacts can waive it.",
         )
+
+
+def open_goal_follow_on(session: Session, previous: Case, now: datetime) -> tuple[Case, bool]:
+    """The next conversation carries the same development goal; the agent is asked to prepare for it."""
+    case, opened = continue_after(session, previous, now, same_behaviour=False)
+    case.development_goal_id = previous.development_goal_id
+    if opened:
+        case.kind, case.suggested_key = coaching.DEVELOPMENTAL, None
+    if case.kind == coaching.DEVELOPMENTAL:
+        development.ask_prep(session, case, now)
+    return case, opened
 
 
 def waive(session: Session, case_id: int, actor: Person | None, reason: str | None, now: datetime) -> Case:

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 def register_all(app: App, services: Services) -> None:
-    from handlers import agreement, command, context, followup, home, plan
+    from handlers import agreement, command, context, followup, home, plan, practice
 
-    for module in (context, plan, agreement, followup, home, command):
+    for module in (context, plan, agreement, followup, home, command, practice):
         module.register(app, services)

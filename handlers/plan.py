@@ -9,7 +9,7 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
-from bot import coaching
+from bot import coaching, development
 from bot.app.services import Services
 from bot.case_state import CaseState
 from bot.errors import CoachingError, NotFound
@@ -74,6 +74,8 @@ def register(app: App, services: Services) -> None:
                 now = services.clock.now()
                 picks = coaching.ranked_picks(session, case)
                 key = behaviour_key(chosen, picks)
+                if key == coaching.DEVELOPMENT_GOAL:
+                    development.ask_prep(session, case, now)  # the agent leads: ask them to prepare
                 draft = coaching.draft_plan(session, case, now, behaviour_key=key)
             draft = draft.keeping(read_plan_form(values, draft.picks))
         except CoachingError as exc:

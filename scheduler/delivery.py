@@ -19,14 +19,16 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import followup
+from bot import coaching_blocks, followup
 from bot.charts import WeeklySeries, hit_rate_chart
 from bot.clock import Clock
 from bot.measures_weekly import weekly_figures
 from bot.metrics import OUTBOX, OUTBOX_FAILURES, error_code
 from bot.roles import roles_of
+from bot.slack import practice
 from bot.slack.home import home_view
 from bot.slack.messages import render, with_metadata
+from bot.team_calendar import calendar_for
 from storage import logcontext
 from storage.db import Database
 from storage.models import Case, OutboxMessage, Person
@@ -92,7 +94,9 @@ class _Job:
     metadata: dict[str, Any]
     created_at: datetime
     home_view: dict[str, Any] | None = None
-    chart: WeeklySeries | None = None
+    chart: WeeklySeries | None = None  # drawn after the transaction closes
+    upload: bytes | None = None  # a file ready to upload (the coaching blocks' calendar)
+    filename: str = "coaching-hit-rate.png"
 
 
 @dataclass
@@ -169,12 +173,15 @@ class OutboxSweep:
                 job = self._prepare_home(row, session, now)
             elif row.kind == "digest_chart":
                 job = self._prepare_chart(row, session, now)
+            elif row.kind == "block_ics":
+                job = self._prepare_calendar(row, session, now)
             else:
                 job = self._recheck_and_render(row, session, now)
             if isinstance(job, _Job):
                 # Only posts carry their dedupe key in metadata; updates, Home views and uploads are
                 # idempotent or cannot be found again.
-                only_posts = job.update_ts is None and job.home_view is None and job.chart is None
+                only_posts = job.update_ts is None and job.home_view is None
+                only_posts = only_posts and job.chart is None and job.upload is None
                 job.check_history = row.attempts > 0 and only_posts
                 row.attempts += 1
             return job
@@ -182,6 +189,9 @@ class OutboxSweep:
     def _recheck_and_render(self, row: OutboxMessage, session: Session, now: datetime) -> _Job | str:
         """The one place a queued message meets the current state at send time: re-check that it is
         still due, and render it from the case as it is now (or say why nothing goes out)."""
+        if row.kind == "block_start" and not coaching_blocks.waiting_cases(session, row.person_id or 0):
+            row.status, row.lease_until = "skipped", None
+            return "nothing is waiting for the block any more"
         moot = followup.skip_if_moot(session, row, now)
         if moot is not None:
             return moot
@@ -200,7 +210,8 @@ class OutboxSweep:
                 return "the message it updates is not sent; when it goes out it shows the current state"
             kind, update_ts, channel = target.kind, target.slack_ts, target.slack_channel
             person = target.person  # rendered for the reader of the message being updated
-        message = with_metadata(render(session, kind, case, row.payload, now, person), row)
+        renderer = practice.render if kind in practice.KINDS else render
+        message = with_metadata(renderer(session, kind, case, row.payload, now, person), row)
         if channel is None and person is not None:
             channel = person.dm_channel
         return _Job(
@@ -262,6 +273,30 @@ class OutboxSweep:
             chart=series,
         )
 
+    @staticmethod
+    def _prepare_calendar(row: OutboxMessage, session: Session, now: datetime) -> _Job | str:
+        """The leader's coaching blocks as an .ics file, uploaded to their DM."""
+        person = row.person
+        team = coaching_blocks.led_team(session, person) if person is not None else None
+        specs = coaching_blocks.blocks_of(session, person, team) if person and team else []
+        if person is None or team is None or not specs:
+            row.status, row.lease_until = "skipped", None
+            return "no coaching blocks to put in a calendar"
+        return _Job(
+            row_id=row.id,
+            key=row.dedupe_key,
+            person_slack_id=person.slack_id,
+            channel=person.dm_channel,
+            check_history=False,
+            update_ts=None,
+            text="Your coaching blocks: open the file to add them to your calendar, weekly",
+            blocks=[],
+            metadata={},
+            created_at=row.created_at,
+            upload=coaching_blocks.calendar_file(specs, calendar_for(team), person, now),
+            filename="coaching-blocks.ics",
+        )
+
     def _deliver(self, row_id: int, result: SweepResult) -> None:
         now = self.clock.now()
         try:
@@ -320,7 +355,7 @@ class OutboxSweep:
             self._renew(job.row_id)
             self.slack.views_publish(user_id=job.person_slack_id, view=job.home_view)
             return _Outcome("home", "", None)
-        upload = hit_rate_chart(job.chart) if job.chart is not None else None
+        upload = hit_rate_chart(job.chart) if job.chart is not None else job.upload
         opened: str | None = None
         if job.channel is None:
             if not job.person_slack_id:
@@ -336,7 +371,7 @@ class OutboxSweep:
         self._renew(job.row_id)
         if upload is not None:
             uploaded = self.slack.files_upload_v2(
-                channel=job.channel, file=upload, filename="coaching-hit-rate.png", title=job.text
+                channel=job.channel, file=upload, filename=job.filename, title=job.text
             )
             file_info: dict[str, Any] = uploaded.get("file") or {}
             return _Outcome(job.channel, str(file_info.get("id", "")), opened)

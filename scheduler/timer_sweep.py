@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import digest, followup
+from bot import calibration, coaching_blocks, digest, followup
 from bot.clock import Clock
 from bot.metrics import TIMERS
 from storage import logcontext
@@ -18,6 +18,10 @@ class TimerSweep:
         now = self.clock.now()
         with self.db.unit_of_work() as session:
             digest.ensure_timers(session, now)
+        with self.db.unit_of_work() as session:
+            coaching_blocks.sweep(session, now)
+        with self.db.unit_of_work() as session:
+            calibration.sample(session, now)
         fired = 0
         while True:
             with self.db.unit_of_work() as session:

@@ -74,6 +74,8 @@ class Team(Base):
     closed_dates: Mapped[list[Any]] = mapped_column(default=list)
     window_days: Mapped[int] = mapped_column(Integer, default=5)
     escalation_channels: Mapped[list[Any]] = mapped_column(default=list)
+    coaching_blocks: Mapped[list[Any]] = mapped_column(default=list)
+    calibration_size: Mapped[int] = mapped_column(Integer, default=3)
 
     leader: Mapped[Person] = relationship(foreign_keys=[leader_id], lazy="joined")
     agents: Mapped[list[Person]] = relationship(secondary="team_agents", order_by="Person.email")
@@ -200,6 +202,7 @@ class Case(Base):
     waived_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     previous_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    development_goal_id: Mapped[int | None] = mapped_column(ForeignKey("development_goals.id"), index=True)
     # Set when a follow-on review opened the case: its window starts then, whatever its scores.
     window_from: Mapped[datetime | None]
     # Bumped at each hand-over: the holder's DM has a dedupe key of its own.
@@ -316,3 +319,111 @@ class PollCursor(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     failing_since: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class TeamQALead(Base):
+    """A QA lead or evaluator who advises this team's leaders (org-wide leads are listed on every team)."""
+
+    __tablename__ = "team_qa_leads"
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
+
+
+class LeaderBlocks(Base):
+    """A leader's own weekly coaching blocks: from the org file, and as the leader edited them on Home."""
+
+    __tablename__ = "leader_coaching_blocks"
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
+    org_blocks: Mapped[list[Any] | None] = mapped_column(JSON)
+    home_blocks: Mapped[list[Any] | None] = mapped_column(JSON)
+    home_updated_at: Mapped[datetime | None]
+
+
+class CoachingBlockRun(Base):
+    """One occurrence of a leader's coaching block: who was waiting at its start, and how it ended."""
+
+    __tablename__ = "coaching_block_runs"
+    __table_args__ = (UniqueConstraint("leader_id", "starts_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    leader_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    waiting: Mapped[int] = mapped_column(Integer, default=0)
+    held: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(12), default="open")
+    settled_at: Mapped[datetime | None]
+
+
+class CaseAdvice(Base):
+    """What a QA lead adds to a case: evidence, a suggested focus and its reason, or a note to the leader."""
+
+    __tablename__ = "case_advice"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    kind: Mapped[str] = mapped_column(String(12))
+    text: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(String(2000))
+    behaviour_key: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(20), default="button")
+    created_at: Mapped[datetime]
+
+    author: Mapped[Person] = relationship(lazy="joined")
+
+
+class CalibrationSample(Base):
+    """An agreed plan drawn for the week's calibration of its team."""
+
+    __tablename__ = "calibration_samples"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), unique=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), index=True)
+    week_of: Mapped[date] = mapped_column(Date, index=True)
+    sampled_at: Mapped[datetime]
+
+    case: Mapped[Case] = relationship(lazy="joined")
+    ratings: Mapped[list[CalibrationRating]] = relationship(
+        order_by="CalibrationRating.id", lazy="selectin", back_populates="sample"
+    )
+
+
+class CalibrationRating(Base):
+    """One rater's reading of a sampled plan against the structure."""
+
+    __tablename__ = "calibration_ratings"
+    __table_args__ = (UniqueConstraint("sample_id", "rater_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("calibration_samples.id", ondelete="CASCADE"))
+    rater_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    one_behaviour: Mapped[bool] = mapped_column(Boolean)
+    specific_example: Mapped[bool] = mapped_column(Boolean)
+    dated_action: Mapped[bool] = mapped_column(Boolean)
+    agents_action: Mapped[bool] = mapped_column(Boolean)
+    suggestion: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[datetime]
+
+    sample: Mapped[CalibrationSample] = relationship(back_populates="ratings")
+
+
+class DevelopmentGoal(Base):
+    """An agent-led development goal; it may span several conversations (cases point at it)."""
+
+    __tablename__ = "development_goals"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    wording: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="open")
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+
+class DevelopmentPrep(Base):
+    """The agent's own answers before a developmental conversation."""
+
+    __tablename__ = "development_prep"
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    asked_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+    in_12_months: Mapped[str | None] = mapped_column(Text)
+    work_on_next: Mapped[str | None] = mapped_column(Text)
+    would_help: Mapped[str | None] = mapped_column(Text)

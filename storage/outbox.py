@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.logcontext import REQUEST_ID
@@ -153,6 +154,18 @@ def held_row(session: Session, row_id: int, owner: str) -> OutboxMessage | None:
         )
         .with_for_update(of=OutboxMessage)
     )
+
+
+def insert_once(session: Session, row: object) -> bool:
+    """Add `row` in a savepoint: False (and nothing added) when another transaction already holds its
+    unique key, so that concurrent sweeps each do a piece of once-only work at most once."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
 
 
 def schedule_timer(session: Session, key: str, kind: str, *, case_id: int | None, due_at: datetime) -> None:

@@ -21,12 +21,13 @@ def at(text: str) -> datetime:
 
 
 def posts(stack: Stack) -> list[tuple[str, str]]:
-    """(channel, dedupe key) of each message about cases posted so far, in order (digests left out)."""
+    """(channel, dedupe key) of each message about cases posted so far, in order (digests and calibration
+    requests, which are about the week, left out)."""
     found = [
         (c.args["channel"], c.args["metadata"]["event_payload"]["dedupe_key"])
         for c in stack.standin.calls_to("chat.postMessage")
     ]
-    return [(channel, key) for channel, key in found if not key.startswith("digest:")]
+    return [(channel, key) for channel, key in found if not key.startswith(("digest:", "calibration:"))]
 
 
 def escalations(stack: Stack) -> list[dict[str, Any]]:

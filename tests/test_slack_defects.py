@@ -245,6 +245,7 @@ def test_escalations_reach_the_channel_by_id(stack: Stack) -> None:
     lena = evaluation(id="lena-1", landed_at="2026-11-25T23:30:00Z")
     lena["agent"] = {"email": "lena.ito@example.com"}
     assert stack.post_score(lena)[0] == 202
-    run_until(stack, at("2026-12-05T00:00:00+00:00"), step=timedelta(hours=2))
+    # Due Fri 4 Dec 17:30 New York; the escalation goes out in working hours, on Monday morning.
+    run_until(stack, at("2026-12-07T16:00:00+00:00"), step=timedelta(hours=2))
     posted = [c.args["channel"] for c in stack.standin.calls_to("chat.postMessage")]
     assert "C0LEADERS" in posted and "#cx-leadership" not in posted

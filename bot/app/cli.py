@@ -210,11 +210,18 @@ def cmd_report(args: argparse.Namespace) -> int:
         for row in rows:
             cells = row.cells()
             table.add_row(*(cells[key] for key, _ in report.COLUMNS))
+        leaders = Table(title="Each leader's coaching practice")
+        for _, label in report.PRACTICE_COLUMNS:
+            leaders.add_column(label)
+        with db.unit_of_work() as session:
+            for lp in report.practice(session, period, args.team):
+                cells = report.practice_cells(lp)
+                leaders.add_row(*(cells[key] for key, _ in report.PRACTICE_COLUMNS))
         if args.out:
             with open(args.out, "w", encoding="utf-8") as fh:
-                Console(file=fh, width=250).print(table)
+                Console(file=fh, width=250).print(table, leaders)
         else:
-            Console(width=250).print(table)
+            Console(width=250).print(table, leaders)
         return 0
     if args.out:
         with open(args.out, "w", encoding="utf-8") as fh:

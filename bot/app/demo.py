@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import select
 from standardwebhooks import Webhook
 
+from bot import calibration
 from bot.app.config import Settings
 from bot.app.factory import build_services, create_bolt_app
 from bot.app.server import BackgroundServer
@@ -38,7 +40,7 @@ from handlers.directory import SlackChannels, SlackDirectory
 from handlers.http import create_web_app
 from scheduler.runner import start_scheduler
 from scheduler.zendesk_qa_poll import start_poller
-from storage.models import Case
+from storage.models import Case, Person
 
 PEOPLE = [
     ("U0PRIYA", "priya.shah@example.com", "Priya Shah", "Europe/London"),
@@ -48,6 +50,7 @@ PEOPLE = [
     ("U0MARCUS", "marcus.bell@example.com", "Marcus Bell", "America/New_York"),
     ("U0LENA", "lena.ito@example.com", "Lena Ito", "America/New_York"),
     ("U0SAM", "ops@example.com", "Sam Ops", "Europe/London"),
+    ("U0LEE", "lee.park@example.com", "Lee Park", "Europe/London"),
 ]
 
 
@@ -242,6 +245,62 @@ def _pull_from_zendesk_qa(services: Services, scheduler: BackgroundScheduler, st
         scheduler.remove_job("zendesk_qa_poll")
 
 
+def _case_of(services: Services, email: str) -> int:
+    with services.db.unit_of_work() as session:
+        return session.scalars(
+            select(Case.id).join(Person, Case.agent_id == Person.id).where(Person.email == email)
+        ).one()
+
+
+def _qa_lead_advises(services: Services, standin: SlackStandIn, people: SlackUserAgent) -> None:
+    """Lee, the QA lead, turns a Slack message into evidence on Ana's case with the message shortcut."""
+    message = {
+        "type": "message",
+        "user": "U0DANA",
+        "ts": f"{time.time():.6f}",
+        "text": "Listen to C-90417 this morning: Ana read the refund policy twice before saying sorry.",
+    }
+    trigger = people.message_shortcut("U0LEE", "C0LEADERS", message, "add_to_coaching_case")
+    view = people.opened_with(trigger, "the advice form")
+    _say("Lee (QA lead) uses “Add to coaching case” on a message in #cx-leadership", render_view(view))
+    note = "She told me angry callers throw her; maybe start from how the call felt."
+    status, _ = people.submit(
+        "U0LEE", view, {"case": str(_case_of(services, "ana.ruiz@example.com")), "note": note}
+    )
+    print(f"\n  Lee picks Ana's case, adds a note for Priya and sends it: HTTP {status}")
+    told = _wait_message(standin, "U0PRIYA", ":advice:")
+    _say("Priya is told (she decides; Ana sees none of it)", render_blocks(told["blocks"]))
+
+
+def _calibration_rating(services: Services, standin: SlackStandIn, people: SlackUserAgent) -> None:
+    """The weekly calibration sample, and Lee's rating of Priya's plan against the structure."""
+    now = services.clock.now()
+    with services.db.unit_of_work() as session:
+        drawn = calibration.sample(session, now, week=calibration.week_of(now.date()))
+        sample_id = drawn[0].id
+    _say(
+        "Each Monday a sweep draws last week's agreed plans per team for calibration",
+        f"  (the demo draws this week's now) {len(drawn)} plan(s) sampled",
+    )
+    published = len(standin.calls_to("views.publish"))
+    people.event({"type": "app_home_opened", "user": "U0LEE", "channel": "D0", "tab": "home"})
+    wait_for(lambda: len(standin.calls_to("views.publish")) > published, what="Lee's App Home")
+    home = standin.view("VHOMEU0LEE")
+    _say("Lee (QA lead) opens App Home", render_blocks(home["blocks"]))
+    trigger = people.click_home("U0LEE", "rate_plan", value=str(sample_id))
+    view = people.opened_with(trigger, "the rating form")
+    _say("Lee clicks “Rate”", render_view(view))
+    suggestion = "Ask Ana for the example before you read it out: she will remember it better."
+    met = ["one_behaviour", "specific_example", "dated_action", "agents_action"]
+    status, _ = people.submit("U0LEE", view, {"structure": met, "suggestion": suggestion})
+    print(f"\n  Lee ticks all four parts and adds one suggestion for Priya: HTTP {status}")
+    try:
+        told = _wait_message(standin, "U0PRIYA", "calibration:rating:")
+        _say("Priya receives the suggestion", render_blocks(told["blocks"]))
+    except TimeoutError:
+        print("  The suggestion waits for Priya's working hours (Europe/London) before it is sent.")
+
+
 def run_demo(keep: str | None = None) -> int:
     """Run the loop; with `keep`, the database is written to that path and left for `coachloop report`."""
     started = time.monotonic()
@@ -294,6 +353,7 @@ def run_demo(keep: str | None = None) -> int:
                 render_blocks(marcus_dm["blocks"]),
             )
 
+            _qa_lead_advises(services, standin, people)
             view = people.open_modal("U0PRIYA", standin.dm_of("U0PRIYA"), priya_dm, "open_plan")
             _say("Priya clicks “Plan the conversation”: the modal opens, pre-filled", render_view(view))
 
@@ -324,6 +384,7 @@ def run_demo(keep: str | None = None) -> int:
                 "Dana (leadership) types /coach (only Dana sees the answer)", render_blocks(answer["blocks"])
             )
 
+            _calibration_rating(services, standin, people)
             _pull_from_zendesk_qa(services, scheduler, standin)
 
             with services.db.unit_of_work() as session:

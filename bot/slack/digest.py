@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from bot import measures, wording
 from bot.measures_data import Scope, compute
+from bot.practice_data import leader_practice
 from bot.roles import roles_of
 from bot.slack import blocks as bk
 from storage.models import Case, Person
@@ -55,5 +56,9 @@ def digest_message(
         changes.append((team.name, m, p))
     lead = measures.change_lead(changes)
     out.insert(1, bk.section(f"*{wording.escape_mrkdwn(lead)}*"))
+    practice = leader_practice(session, [t.id for t in teams[:20]], last)
+    if practice:
+        lines = [f"• *{bk.escaped(n, 100)}*: {measures.practice_line(lp)}" for n, lp in practice.items()]
+        out.append(bk.section("*Coaching practice per leader, last week*\n" + "\n".join(lines[:15])))
     out.append(bk.context(f"{CHART_NOTE} _How these are counted:_ {measures.HOW_COUNTED}"))
     return f"Weekly coaching digest: {lead}", out

@@ -7,10 +7,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot import measures, measures_data, wording
+from bot import advice, measures, measures_data, wording
 from bot.coaching import REVIEW_METHODS
 from bot.roles import leader_queue, roles_of
 from bot.slack import blocks as bk
+from bot.slack import practice
 from bot.slack.messages import deadline_line
 from bot.team_calendar import calendar_for
 from storage import queries
@@ -174,13 +175,21 @@ def home_view(session: Session, person: Person | None, now: datetime) -> dict[st
         return bk.home([bk.section(NOT_IN_ORG)])
     roles = roles_of(session, person)
     blocks: list[Block] = []
+    advises = advice.qa_lead_teams(session, person)
     if roles.leads:
         blocks += leader_part(session, person, roles.leads, now)
+        blocks += practice.leader_blocks_part(session, person, roles.leads[0])
     if roles.agent_of is not None:
         blocks += agent_part(session, person, roles.agent_of, now)
+        blocks += practice.development_part(session, person, roles.agent_of)
     if roles.oversees:
         blocks += leadership_part(session, roles.oversees, now)
-    if roles.none:
+        blocks += practice.practice_part(session, roles.oversees, now)
+    if advises:
+        blocks += practice.qa_lead_part(session, person, now)
+    elif roles.oversees:
+        blocks += practice.calibration_part(session, person)
+    if roles.none and not advises:
         blocks.append(bk.section(NOT_IN_ORG))
     if len(blocks) > MAX_BLOCKS:
         blocks = blocks[: MAX_BLOCKS - 1] + [bk.context("Some items are not shown; use /coach for the rest.")]

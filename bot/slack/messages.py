@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from bot import wording
 from bot.coaching import REVIEW_METHODS, ranked_picks
+from bot.coaching_blocks import Occurrence, next_block
 from bot.review import HAPPENED, NEXT
 from bot.slack import blocks as bk
 from bot.slack.digest import digest_message
@@ -111,6 +113,13 @@ def handed_away(case: Case, reader: Person, now: datetime) -> Message:
     )
 
 
+def block_line(occ: Occurrence, tz: str) -> str:
+    """'Tue 1 Dec, 14:00 — your coaching block' in the reader's zone."""
+    local = occ.starts_at.astimezone(ZoneInfo(tz))
+    when = f"{wording.short_date(local.date())}, {wording.clock_time(occ.starts_at, tz)}"
+    return f"{when} — your coaching block"
+
+
 def leader_case(session: Session, case: Case, now: datetime, reader: Person | None = None) -> Message:
     if reader is not None and reader.id != case.leader_id:
         return handed_away(case, reader, now)
@@ -135,17 +144,20 @@ def leader_case(session: Session, case: Case, now: datetime, reader: Person | No
     out.append(bk.section(deadline_line(case, now, tz)))
     status = _status_line(case, tz, now)
     if case.state == "awaiting_conversation":
+        block = next_block(session, case, now)
+        if block is not None:
+            out.append(bk.section(f":calendar: *{block_line(block, tz)}*"))
         if pick is not None:
             out.append(bk.section(f"*Suggested focus:* {_e(pick.name)}\n_Why:_ {_e(pick.reason)}"))
         else:
             out.append(bk.section("*Suggested focus:* a developmental conversation — no item was missed."))
-        out.append(
-            bk.actions(
-                bk.button("Plan the conversation", "open_plan", str(case.id), style="primary"),
-                bk.button("Waive", "waive_case", str(case.id)),
-                block_id=f"case_{case.id}",
-            )
-        )
+        buttons = [
+            bk.button("Plan the conversation", "open_plan", str(case.id), style="primary"),
+            bk.button("Waive", "waive_case", str(case.id)),
+        ]
+        if block is not None:
+            buttons.append(bk.button("Add my blocks to my calendar", "block_ics", "ics"))
+        out.append(bk.actions(*buttons, block_id=f"case_{case.id}"))
     elif status:
         out.append(bk.section(status))
     handed = handed_over_line(case, now, tz)

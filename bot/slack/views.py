@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from bot import wording
-from bot.coaching import DEVELOPMENT_GOAL, KINDS, REVIEW_METHODS, PlanDraft, PlanForm
+from bot.coaching import DEVELOPMENT_GOAL, KINDS, REVIEW_METHODS, AdviceLine, PlanDraft, PlanForm
 from bot.leverage import Pick
 from bot.review import HAPPENED, NEXT, ReviewDraft, ReviewForm, results_line
 from bot.slack import blocks as bk
@@ -61,6 +61,7 @@ def plan_modal(draft: PlanDraft) -> dict[str, Any]:
     blocks = [
         bk.section(f"*Coaching {bk.escaped(draft.agent_name, 200)}.* Ask before you tell:\n{questions}"),
         bk.context("Let the agent find the answer; tick the box below if the action was theirs."),
+        *_prep_and_advice(draft),
         bk.divider(),
         bk.input_block(
             "kind",
@@ -78,6 +79,7 @@ def plan_modal(draft: PlanDraft) -> dict[str, Any]:
         bk.input_block(
             f"action.{chosen}", "The action the agent will try", bk.text_input("action", draft.action)
         ),
+        *_goal_input(draft, chosen),
         bk.input_block("by_when", "Tried by", bk.datepicker("by_when", draft.by_when.isoformat())),
         bk.input_block(
             "review_method",
@@ -107,6 +109,47 @@ def plan_modal(draft: PlanDraft) -> dict[str, Any]:
         submit="Agree the plan",
         close="Cancel",
     )
+
+
+def _prep_and_advice(draft: PlanDraft) -> list[dict[str, Any]]:
+    """The agent's own prep answers and what QA leads added: shown to the leader, who decides."""
+    out = []
+    if draft.prep:
+        answers = "\n".join(f"• _{q}_ {bk.escaped(a, 600)}" for q, a in draft.prep)
+        out.append(bk.section(f"*{bk.escaped(draft.agent_name, 100)}'s own answers*\n{answers}"))
+    if draft.advice:
+        out.append(bk.section("*From QA* (advice: you decide)\n" + advice_lines(list(draft.advice))))
+    return out
+
+
+def advice_lines(items: list[AdviceLine]) -> str:
+    lines = []
+    for a in items[-8:]:
+        who = bk.escaped(a.author, 100)
+        if a.kind == "focus":
+            lines.append(
+                f"• {who} suggests the focus *{bk.escaped(a.focus, 200)}*: {bk.escaped(a.text, 400)}"
+            )
+        elif a.kind == "evidence":
+            more = f" ({bk.link(a.link, 'link')})" if a.link else ""
+            lines.append(f"• Evidence from {who}: {bk.escaped(a.text, 400)}{more}")
+        else:
+            lines.append(f"• Note from {who}: {bk.escaped(a.text, 400)}")
+    return "\n".join(lines)
+
+
+def _goal_input(draft: PlanDraft, chosen: str) -> list[dict[str, Any]]:
+    if draft.behaviour_key != DEVELOPMENT_GOAL:
+        return []
+    return [
+        bk.input_block(
+            f"goal.{chosen}",
+            "The development goal, in the agent's words",
+            bk.text_input("goal", draft.goal),
+            optional=True,
+            hint="It stays open across conversations until a review closes it.",
+        )
+    ]
 
 
 def notice_modal(title: str, text: str) -> dict[str, Any]:
@@ -149,6 +192,7 @@ def read_plan_form(values: dict[str, Any], picks: list[Pick]) -> PlanForm:
         review_method=_selected(values, "review_method"),
         agent_proposed=any(isinstance(o, dict) and o.get("value") == "yes" for o in chosen),
         notes=_typed(values, "notes"),
+        goal=_typed(values, "goal"),
     )
 
 

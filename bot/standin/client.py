@@ -41,6 +41,20 @@ def _entered(inputs: dict[str, screen.Input], changes: dict[str, Any]) -> None:
         found.enter(given)
 
 
+def find_button(
+    blocks: list[dict[str, Any]], action_id: str, value: str | None = None
+) -> tuple[dict[str, Any], str]:
+    """A button (in an actions block or as a section's accessory) and its block id."""
+    for block in blocks:
+        elements = block.get("elements", []) if block.get("type") == "actions" else []
+        if block.get("type") == "section" and block.get("accessory"):
+            elements = [block["accessory"]]
+        for el in elements:
+            if el.get("action_id") == action_id and (value is None or el.get("value") == value):
+                return el, block.get("block_id", "b")
+    raise LookupError(f"no button {action_id!r}" + (f" with value {value!r}" if value else ""))
+
+
 class SlackUserAgent:
     """Plays people in the workspace: signs and posts the payloads their clicks produce."""
 
@@ -93,15 +107,18 @@ class SlackUserAgent:
         user = self.standin.users.get(user_id, {"name": user_id})
         return {"id": user_id, "username": user["name"], "name": user["name"], "team_id": "T0STANDIN"}
 
-    def click(self, user_id: str, channel: str, message: dict[str, Any], action_id: str) -> str:
-        """Click a button in a message; returns the trigger id Slack issued."""
-        button, block_id = None, None
-        for block in message.get("blocks", []):
-            for el in block.get("elements", []) if block.get("type") == "actions" else []:
-                if el.get("action_id") == action_id:
-                    button, block_id = el, block.get("block_id", "b")
-        if button is None:
-            raise LookupError(f"no button {action_id!r} in that message")
+    def click(
+        self,
+        user_id: str,
+        channel: str,
+        message: dict[str, Any],
+        action_id: str,
+        *,
+        value: str | None = None,
+    ) -> str:
+        """Click a button in a message (the one with `value`, when several share the action id);
+        returns the trigger id Slack issued."""
+        button, block_id = find_button(message.get("blocks", []), action_id, value)
         trigger = self.standin.issue_trigger()
         payload = {
             "type": "block_actions",
@@ -136,16 +153,78 @@ class SlackUserAgent:
         return trigger
 
     def open_modal(
-        self, user_id: str, channel: str, message: dict[str, Any], action_id: str
+        self,
+        user_id: str,
+        channel: str,
+        message: dict[str, Any],
+        action_id: str,
+        *,
+        value: str | None = None,
     ) -> dict[str, Any]:
         """Click a button that opens a modal; returns the modal once the app has opened it."""
-        trigger = self.click(user_id, channel, message, action_id)
+        trigger = self.click(user_id, channel, message, action_id, value=value)
+        return self.opened_with(trigger, action_id)
+
+    def opened_with(self, trigger: str, what: str) -> dict[str, Any]:
+        """The modal the app opened with `trigger` (waits for it)."""
 
         def opened() -> dict[str, Any] | None:
             with self.standin._lock:
                 return next((v for v in self.standin.views.values() if v.get("trigger_id") == trigger), None)
 
-        return wait_for(opened, what=f"the modal {action_id} opens")
+        return wait_for(opened, what=f"the modal {what} opens")
+
+    def click_home(self, user_id: str, action_id: str, *, value: str | None = None) -> str:
+        """Click a button on the person's published App Home; returns the trigger id."""
+        home = self.standin.view(f"VHOME{user_id}")
+        button, block_id = find_button(home.get("blocks", []), action_id, value)
+        trigger = self.standin.issue_trigger()
+        payload = {
+            "type": "block_actions",
+            "user": self._user(user_id),
+            "api_app_id": "A0COACH",
+            "token": "legacy",
+            "trigger_id": trigger,
+            "team": {"id": "T0STANDIN", "domain": "standin"},
+            "container": {"type": "view", "view_id": home["id"]},
+            "view": home,
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": block_id,
+                    "value": button.get("value"),
+                    "text": button["text"],
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+        status, _ = self.interact(payload)
+        if status != 200:
+            raise RuntimeError(f"the app answered {status} to a click")
+        return trigger
+
+    def message_shortcut(self, user_id: str, channel: str, message: dict[str, Any], callback_id: str) -> str:
+        """Use a message shortcut on `message` (Slack's `message_action` payload); returns the trigger id."""
+        trigger = self.standin.issue_trigger()
+        payload = {
+            "type": "message_action",
+            "token": "legacy",
+            "action_ts": f"{time.time():.6f}",
+            "team": {"id": "T0STANDIN", "domain": "standin"},
+            "user": self._user(user_id),
+            "channel": {"id": channel, "name": self.standin.channels.get(channel, {}).get("name", "")},
+            "is_enterprise_install": False,
+            "callback_id": callback_id,
+            "trigger_id": trigger,
+            "response_url": f"{self.standin.base}/_standin/respond/{secrets.token_hex(4)}",
+            "message_ts": message["ts"],
+            "message": message,
+        }
+        status, _ = self.interact(payload)
+        if status != 200:
+            raise RuntimeError(f"the app answered {status} to a shortcut")
+        return trigger
 
     def choose(
         self,
