@@ -538,10 +538,12 @@ STRANGER_REFUSAL = "You can't act on this coaching case: it belongs to a team yo
 
 
 def refusal(person: Person | None, case: Case, explained: str) -> NotAllowed:
-    """The case's team and its escalation contacts hear who may act; anyone else hears no names."""
+    """The case's team, its escalation contacts and anyone who held the case hear who may act;
+    anyone else hears no names."""
     team = case.team
     insiders = {team.leader_id, case.leader_id, case.agent_id}
     insiders |= {p.id for p in team.agents} | {p.id for p in team.escalation_people}
+    insiders |= {h.from_id for h in case.handovers}
     return NotAllowed(explained if person is not None and person.id in insiders else STRANGER_REFUSAL)
 
 

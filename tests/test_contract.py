@@ -7,6 +7,7 @@ import copy
 import json
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -148,5 +149,8 @@ def test_the_document_is_served(stack: Stack) -> None:
 
 @pytest.mark.parametrize("name", sorted(evaluation_examples()))
 def test_every_example_is_accepted_by_the_webhook(stack: Stack, name: str) -> None:
-    status, answer = stack.post_score(evaluation_examples()[name])
+    example = evaluation_examples()[name]
+    # The examples are dated; the webhook refuses a score that lands in its future.
+    stack.clock.set(datetime.fromisoformat(example["landed_at"]) + timedelta(hours=1))
+    status, answer = stack.post_score(example)
     assert status == 202, answer

@@ -162,8 +162,9 @@ def test_the_digest_chart_is_drawn_with_no_transaction_open(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(delivery, "hit_rate_chart", watched)
-    stack.clock.set(datetime(2026, 11, 16, 10, 0, tzinfo=UTC))
-    assert stack.post_score(evaluation(landed_at="2026-11-16T10:00:00Z"))[0] == 202
+    # A case whose window passed in the week before the digest: the chart has a point to draw.
+    stack.clock.set(datetime(2026, 11, 9, 10, 0, tzinfo=UTC))
+    assert stack.post_score(evaluation(landed_at="2026-11-09T10:00:00Z"))[0] == 202
     while stack.clock.now() < datetime(2026, 11, 24, tzinfo=UTC) and not drawn_inside:
         stack.sweep()
         stack.clock.advance(timedelta(hours=6))

@@ -38,7 +38,7 @@ def test_the_history_has_what_leadership_needs_to_see(demo_history: History) -> 
     # The charts have something to draw: each team has a hit rate in most of the eight weeks.
     assert len(weekly.weeks) == 8
     for values in weekly.hit_rate.teams.values():
-        assert sum(v is not None for v in values) >= 6, values
+        assert sum(v is not None for v in values) >= 5, values  # most weeks: a score joins a waiting case
 
 
 def test_home_coach_and_the_digest_show_figures(demo_history: History) -> None:

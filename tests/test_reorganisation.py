@@ -6,9 +6,10 @@ import copy
 import json
 from typing import Any
 
-from bot.org import apply_org, lookup_people, parse_org
+from bot.channels import resolve_channels
+from bot.org import import_org, parse_org
 from bot.standin.client import wait_for
-from handlers.directory import SlackDirectory
+from handlers.directory import SlackChannels, SlackDirectory
 from storage.models import AuditEntry, Case, Timer
 from tests.conftest import Stack, sample_org
 from tests.payloads import evaluation
@@ -20,11 +21,9 @@ PRIYA_LEADS = "team_leader: {email: priya.shah@example.com, name: Priya Shah}"
 
 
 def reimport(stack: Stack, text: str) -> list[str]:
-    spec = parse_org(text)
-    with stack.db.unit_of_work() as session:
-        found = lookup_people(spec, session, SlackDirectory(stack.services.slack))
-    with stack.db.unit_of_work() as session:
-        return apply_org(session, spec, found, stack.clock.now()).lines()
+    """As `coachloop org import` does: channels and people looked up, then written."""
+    spec, _ = resolve_channels(parse_org(text), SlackChannels(stack.services.slack))
+    return import_org(stack.db, spec, SlackDirectory(stack.services.slack), stack.clock.now()).lines()
 
 
 def pending_timers(stack: Stack, case_id: int) -> set[tuple[str, Any]]:
