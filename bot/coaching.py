@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, object_session
 
 from bot import advice, development, evidence, timers
 from bot.case_state import UNREVIEWED, CaseState, Event, check, reschedule, transition
@@ -14,7 +15,7 @@ from bot.evaluation_input import EvaluationInput, PayloadErrors
 from bot.leverage import Observation, Pick, rank
 from bot.team_calendar import calendar_for, timezone_of
 from storage import queries
-from storage.models import Case, Evaluation, EvaluationItem, Person, Team
+from storage.models import Case, Evaluation, EvaluationItem, Person, Team, TeamQALead
 from storage.outbox import audit, enqueue, enqueue_home, enqueue_refresh
 
 PERFORMANCE, DEVELOPMENTAL = "performance", "developmental"
@@ -538,12 +539,15 @@ STRANGER_REFUSAL = "You can't act on this coaching case: it belongs to a team yo
 
 
 def refusal(person: Person | None, case: Case, explained: str) -> NotAllowed:
-    """The case's team, its escalation contacts and anyone who held the case hear who may act;
-    anyone else hears no names."""
+    """The case's team, its QA leads and escalation contacts, and anyone who held the case hear who
+    may act; anyone else hears no names."""
     team = case.team
     insiders = {team.leader_id, case.leader_id, case.agent_id}
     insiders |= {p.id for p in team.agents} | {p.id for p in team.escalation_people}
     insiders |= {h.from_id for h in case.handovers}
+    session = object_session(case)
+    if session is not None:  # the team's QA leads advise on its cases
+        insiders |= set(session.scalars(select(TeamQALead.person_id).where(TeamQALead.team_id == team.id)))
     return NotAllowed(explained if person is not None and person.id in insiders else STRANGER_REFUSAL)
 
 

@@ -51,7 +51,7 @@ def test_a_good_setup_passes_and_shows_each_teams_next_deadline(setup: dict[str,
     assert "ok       Slack token: works: bot coachloop (U0COACHBOT) in Stand-in" in out
     assert "ok       Slack scopes: the token has every scope manifest.yml asks for" in out
     assert "ok       database: reachable and at revision" in out
-    assert "all 7 people in the org file are Slack users" in out
+    assert "all 8 people in the org file are Slack users" in out
     assert "the bot can post in every escalation channel (1)" in out
     assert "team Billing (Europe/London, mon,tue,wed,thu,fri, holidays GB/ENG" in out
     assert "a score landing now is due Mon 30 Nov 2026 17:30 GMT" in out

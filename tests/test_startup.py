@@ -121,5 +121,5 @@ def test_replicas_started_together_on_an_empty_database_all_come_up(
             proc.wait(timeout=20)
     db = Database(empty_postgres_url)
     with db.unit_of_work() as s:
-        assert s.query(Person).count() == 7
+        assert s.query(Person).count() == 8
     db.dispose()
