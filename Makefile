@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	PYTHONPATH=. $(BIN)/python bench/coach_command.py
+	PYTHONPATH=. $(BIN)/python -m bench.suite $(BENCH)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
