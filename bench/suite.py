@@ -14,6 +14,7 @@ figures and the ratio to a baseline measured in the same run.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import random
@@ -140,6 +141,7 @@ class Probes:
                     m for m in reversed(self.standin.channels[channel]["messages"])
                     if (m.get("metadata") or {}).get("event_payload", {}).get("dedupe_key") == key
                 )
+            message = copy.deepcopy(message)  # as first posted, with its buttons (later updates drop them)
             self.clickable.append((sid, channel, message))
             view = self.people.open_modal(sid, channel, message, "open_plan")
             self.views.append((sid, view))
