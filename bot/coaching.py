@@ -8,12 +8,13 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from bot import evidence, timers
-from bot.errors import CaseMovedOn, InvalidInput, NotAllowed, NotFound
-from bot.evaluation_input import EvaluationInput
+from bot.case_state import UNREVIEWED, CaseState, Event, check, reschedule, transition
+from bot.errors import InvalidInput, NotAllowed, NotFound
+from bot.evaluation_input import EvaluationInput, PayloadErrors
 from bot.leverage import Observation, Pick, rank
 from bot.team_calendar import calendar_for, timezone_of
 from storage import queries
-from storage.models import Case, Evaluation, EvaluationItem, Person
+from storage.models import Case, Evaluation, EvaluationItem, Person, Team
 from storage.outbox import audit, enqueue, enqueue_home, enqueue_refresh
 
 PERFORMANCE, DEVELOPMENTAL = "performance", "developmental"
@@ -105,6 +106,7 @@ def _apply(evaluation: Evaluation, data: EvaluationInput) -> None:
     evaluation.contact_url = data.contact_url
     evaluation.raw = data.raw
     evaluation.content_hash = data.content_hash
+    evaluation.source_updated_at = data.updated_at
     evaluation.items = [
         EvaluationItem(
             position=i,
@@ -123,14 +125,37 @@ def _apply(evaluation: Evaluation, data: EvaluationInput) -> None:
     ]
 
 
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+def _is_stale(stored: Evaluation, data: EvaluationInput) -> bool:
+    """A version not newer than the stored one (by the platform's `updated_at`) changes nothing."""
+    if stored.source_updated_at is None:
+        return False
+    return data.updated_at is None or data.updated_at <= stored.source_updated_at
+
+
 def intake(session: Session, data: EvaluationInput, now: datetime, actor: str) -> IntakeResult:
-    """Record a score; open or join the agent's case. A repeat returns the original result."""
+    """Record a score; open or join the agent's case. A repeat returns the original result; a newer
+    version is applied as a correction; an older one changes nothing ("stale")."""
+    if data.landed_at > now + FUTURE_TOLERANCE:
+        raise PayloadErrors(
+            [
+                {
+                    "path": "landed_at",
+                    "message": f"is in the future ({data.landed_at.isoformat()}); "
+                    "a score cannot land more than 5 minutes ahead of now",
+                }
+            ]
+        )
     existing = (
         session.query(Evaluation).filter_by(source=data.source, external_id=data.external_id).one_or_none()
     )
     if existing is not None:
         if existing.content_hash == data.content_hash:
             return IntakeResult(existing.id, existing.case_id, existing.intake_status, created=False)
+        if _is_stale(existing, data):
+            return IntakeResult(existing.id, existing.case_id, "stale", created=False)
         return _revise(session, existing, data, now, actor)
 
     evaluation = Evaluation(
@@ -159,7 +184,18 @@ def intake(session: Session, data: EvaluationInput, now: datetime, actor: str) -
 def _revise(
     session: Session, evaluation: Evaluation, data: EvaluationInput, now: datetime, actor: str
 ) -> IntakeResult:
-    before = {"score": evaluation.score, "landed_at": evaluation.landed_at.isoformat()}
+    """Apply a newer version: a new agent moves the evaluation to that agent's case; a new landing
+    time moves an awaiting case's deadline. Both cases are re-ranked; everything is audit-logged."""
+    before = {
+        "score": evaluation.score,
+        "landed_at": evaluation.landed_at.isoformat(),
+        "agent": evaluation.agent_email,
+    }
+    old_agent_id, old_case_id = evaluation.agent_id, evaluation.case_id
+    agent = queries.person_by_email(session, data.agent_email)
+    team = queries.team_of_agent(session, agent.id) if agent else None
+    new_agent_id = agent.id if agent is not None and team is not None else None
+    queries.lock_people(session, [i for i in (old_agent_id, new_agent_id) if i is not None])
     _apply(evaluation, data)
     evaluation.revision += 1
     session.flush()
@@ -168,40 +204,116 @@ def _revise(
         now,
         actor,
         "evaluation_revised",
-        case_id=evaluation.case_id,
+        case_id=old_case_id,
         evaluation_id=evaluation.id,
         revision=evaluation.revision,
         before=before,
     )
-    case = session.get(Case, evaluation.case_id) if evaluation.case_id else None
-    if case is not None and case.state == queries.AWAITING:
-        session.refresh(case)
-        picks = ranked_picks(session, case)
-        case.suggested_key = picks[0].key if picks else None
-        case.kind = PERFORMANCE if any(e.has_shortfall for e in case.evaluations) else DEVELOPMENTAL
-        refresh_leader_dm(session, case, now, f"revised-{evaluation.id}-{evaluation.revision}")
+    old_case = session.get(Case, old_case_id) if old_case_id else None
+    if new_agent_id == old_agent_id:
+        if old_case is not None:
+            session.refresh(old_case)
+            _evidence_changed(session, old_case, now, f"revised-{evaluation.id}-{evaluation.revision}")
+        return IntakeResult(evaluation.id, evaluation.case_id, "revised", created=False)
+
+    # The evaluation belongs to another agent now.
+    evaluation.case_id, evaluation.agent_id, evaluation.window_from = None, new_agent_id, None
+    session.flush()
+    if old_case is not None:
+        session.refresh(old_case)
+        _evidence_left(session, old_case, evaluation, now, actor)
+    new_case: Case | None = None
+    if agent is not None and new_agent_id is not None:
+        new_case, evaluation.intake_status = attach_to_case(session, evaluation, agent, now, actor)
+    else:
+        evaluation.intake_status = "unassigned_agent"
+    audit(
+        session,
+        now,
+        actor,
+        "evaluation_moved",
+        case_id=old_case_id,
+        evaluation_id=evaluation.id,
+        from_case=old_case_id,
+        to_case=new_case.id if new_case else None,
+        from_agent=before["agent"],
+        to_agent=evaluation.agent_email,
+    )
     return IntakeResult(evaluation.id, evaluation.case_id, "revised", created=False)
+
+
+def _evidence_changed(session: Session, case: Case, now: datetime, what: str) -> None:
+    """An awaiting case re-ranks and recounts its deadline from the evidence it now holds."""
+    if case.state != CaseState.AWAITING:
+        return
+    rerank(session, case)
+    recount_deadline(session, case, now)
+    refresh_leader_dm(session, case, now, what)
+
+
+def _evidence_left(session: Session, case: Case, evaluation: Evaluation, now: datetime, actor: str) -> None:
+    if case.state == CaseState.AWAITING:
+        if not case.evaluations and case.window_from is None:
+            case.waived_reason = "its only score was corrected to another agent"
+            case.waived_at = now
+            transition(session, case, Event.LEAVE)
+            audit(session, now, actor, "case_waived", case_id=case.id, reason=case.waived_reason)
+            refresh_leader_dm(session, case, now, f"moved-{evaluation.id}")
+            return
+        _evidence_changed(session, case, now, f"moved-{evaluation.id}")
+        return
+    if case.agreed_at is None:
+        return  # waived before any conversation: nothing was built on it
+    # The conversation was held on this evidence: its leader hears what moved.
+    enqueue(
+        session,
+        f"case:{case.id}:evidence_moved:{evaluation.id}:{evaluation.revision}",
+        "leader_evidence_moved",
+        now=now,
+        case_id=case.id,
+        person_id=case.leader_id,
+        payload={"evaluation_id": evaluation.id, "contact_id": evaluation.contact_id or ""},
+    )
+
+
+def holder_for(session: Session, team: Team) -> Person:
+    """Who receives a new case of the team: its leader, or the leader covering their queue."""
+    cover = queries.active_cover(session, team.leader_id)
+    return cover.cover if cover is not None else team.leader
+
+
+def rerank(session: Session, case: Case) -> None:
+    picks = ranked_picks(session, case)
+    case.suggested_key = picks[0].key if picks else None
+    if case.evaluations:
+        case.kind = PERFORMANCE if any(e.has_shortfall for e in case.evaluations) else DEVELOPMENTAL
+
+
+def recount_deadline(session: Session, case: Case, now: datetime) -> None:
+    """An awaiting case's deadline counts from the earliest start of its window."""
+    if case.state != CaseState.AWAITING or not (case.evaluations or case.window_from):
+        return
+    case.due_at = calendar_for(case.team).deadline(timers.window_opens(case), case.team.window_days)
+    reschedule(session, case, now)
 
 
 def attach_to_case(
     session: Session, evaluation: Evaluation, agent: Person, now: datetime, actor: str
 ) -> tuple[Case, str]:
-    """Join the agent's case awaiting a conversation, or open a new one."""
+    """Join the agent's case awaiting a conversation, or open a new one (the agent is locked first)."""
     team = queries.team_of_agent(session, agent.id)
     assert team is not None
-    cal = calendar_for(team)
-    due = cal.deadline(evaluation.landed_at, team.window_days)
+    queries.lock_people(session, [agent.id])
     case = queries.awaiting_case(session, agent.id)
     if case is not None:
         evaluation.case_id = case.id
         session.flush()
         session.refresh(case)
-        case.due_at = min(case.due_at, due)
         if evaluation.has_shortfall:
             case.kind = PERFORMANCE
         picks = ranked_picks(session, case)
-        case.suggested_key = picks[0].key if picks else None
-        timers.schedule_conversation(session, case, cal)
+        case.suggested_key = picks[0].key if picks else case.suggested_key
+        recount_deadline(session, case, now)
         audit(session, now, actor, "evaluation_joined", case_id=case.id, evaluation_id=evaluation.id)
         refresh_leader_dm(session, case, now, f"joined-{evaluation.id}")
         return case, "joined_case"
@@ -209,30 +321,28 @@ def attach_to_case(
     case = Case(
         agent_id=agent.id,
         team_id=team.id,
-        leader_id=team.leader_id,
+        leader_id=holder_for(session, team).id,
         kind=PERFORMANCE if evaluation.has_shortfall else DEVELOPMENTAL,
-        state=queries.AWAITING,
         opened_at=now,
-        due_at=due,
+        due_at=now,
+        leader_dm_version=0,
     )
-    session.add(case)
-    session.flush()
-    evaluation.case_id = case.id
-    session.flush()
+    case.evaluations.append(evaluation)
+    case.due_at = calendar_for(team).deadline(timers.window_opens(case), team.window_days)
+    transition(session, case, Event.OPEN)
     session.refresh(case)
     picks = ranked_picks(session, case)
     case.suggested_key = picks[0].key if picks else None
-    timers.schedule_conversation(session, case, cal)
     audit(session, now, actor, "case_opened", case_id=case.id, evaluation_id=evaluation.id, kind=case.kind)
-    enqueue(
-        session, leader_dm_key(case.id), "leader_case", now=now, case_id=case.id, person_id=case.leader_id
-    )
+    enqueue(session, leader_dm_key(case), "leader_case", now=now, case_id=case.id, person_id=case.leader_id)
     homes_changed(session, case, now)
     return case, "case_opened"
 
 
-def leader_dm_key(case_id: int) -> str:
-    return f"case:{case_id}:leader_dm"
+def leader_dm_key(case: Case) -> str:
+    """The DM of the case's current holder (each hand-over starts a new one)."""
+    base = f"case:{case.id}:leader_dm"
+    return base if not case.leader_dm_version else f"{base}:{case.leader_dm_version}"
 
 
 def agent_dm_key(case_id: int) -> str:
@@ -241,12 +351,12 @@ def agent_dm_key(case_id: int) -> str:
 
 def refresh_leader_dm(session: Session, case: Case, now: datetime, what: str) -> None:
     """The leader's DM, and the Home of everyone the case concerns, show the case as it now is."""
-    enqueue_refresh(session, leader_dm_key(case.id), case_id=case.id, what=what, now=now)
+    enqueue_refresh(session, leader_dm_key(case), case_id=case.id, what=what, now=now)
     homes_changed(session, case, now)
 
 
 def homes_changed(session: Session, case: Case, now: datetime) -> None:
-    for person in {case.leader, case.agent, *case.team.escalation_people}:
+    for person in {case.leader, case.agent, case.team.leader, *case.team.escalation_people}:
         if person.slack_id:
             enqueue_home(session, person.id, now)
 
@@ -263,7 +373,12 @@ def observations(agent_cases: list[Case], evaluations: list[Evaluation]) -> list
     resolved: dict[str, datetime] = {}
     for case in agent_cases:
         # A closed case resolves the misses before its conversation, unless it asked to re-coach them.
-        if case.state == "closed" and case.behaviour_key and case.agreed_at and case.review_next != "recoach":
+        if (
+            case.state == CaseState.CLOSED
+            and case.behaviour_key
+            and case.agreed_at
+            and case.review_next != "recoach"
+        ):
             resolved[case.behaviour_key] = max(
                 resolved.get(case.behaviour_key, case.agreed_at), case.agreed_at
             )
@@ -287,9 +402,7 @@ def observations(agent_cases: list[Case], evaluations: list[Evaluation]) -> list
 def ranked_picks(session: Session, case: Case) -> list[Pick]:
     cases = queries.agent_cases(session, case.agent_id)
     under_action = frozenset(
-        c.behaviour_key
-        for c in cases
-        if c.id != case.id and c.state in queries.UNREVIEWED and c.behaviour_key
+        c.behaviour_key for c in cases if c.id != case.id and c.state in UNREVIEWED and c.behaviour_key
     )
     found = observations(cases, queries.recent_evaluations(session, case.agent_id))
     return rank(found, under_action=under_action)
@@ -356,10 +469,22 @@ def draft_plan(session: Session, case: Case, now: datetime, behaviour_key: str |
     )
 
 
-def may_plan(person: Person | None, case: Case) -> bool:
+def may_lead(person: Person | None, case: Case) -> bool:
+    """The team leader holding the case (the team's leader, or the leader it was handed to) owns the
+    conversation: only they plan and review it."""
+    return person is not None and person.id == case.leader_id
+
+
+def may_defend(person: Person | None, case: Case) -> bool:
+    """The team's escalation contacts (as the team is now): they may waive, remind and hand over."""
+    return person is not None and any(p.id == person.id for p in case.team.escalation_people)
+
+
+def may_see_private(person: Person | None, case: Case) -> bool:
+    """Waive reasons and leader notes: the case's leader, the team's leader and escalation contacts."""
     if person is None:
         return False
-    return person.id == case.leader_id or any(p.id == person.id for p in case.team.escalation_people)
+    return person.id in (case.leader_id, case.team.leader_id) or may_defend(person, case)
 
 
 def load_case(session: Session, case_id: int, *, lock: bool = False) -> Case:
@@ -370,17 +495,14 @@ def load_case(session: Session, case_id: int, *, lock: bool = False) -> Case:
 
 
 def check_may_plan(person: Person | None, case: Case) -> None:
-    if not may_plan(person, case):
+    if not may_lead(person, case):
         raise NotAllowed(
-            f"Only {case.leader.display} (the team leader) or the team's escalation contacts "
-            f"can plan {case.agent.display}'s coaching."
+            f"Only {case.leader.display}, who holds {case.agent.display}'s coaching, can plan and review it."
         )
 
 
 def check_awaiting(case: Case) -> None:
-    if case.state != queries.AWAITING:
-        state = case.state.replace("_", " ")
-        raise CaseMovedOn(f"This coaching case has moved on (it is now {state}); nothing was changed.")
+    check(case, Event.AGREE)
 
 
 def _validate(form: PlanForm, draft: PlanDraft) -> dict[str, str]:
@@ -431,10 +553,9 @@ def agree_plan(session: Session, case_id: int, actor: Person | None, form: PlanF
     case.review_method = form.review_method
     case.agent_proposed = form.agent_proposed
     case.notes = (form.notes or "").strip() or None
-    case.state = "agreed"
     case.agreed_at = now
     case.agreed_by_id = actor.id
-    timers.on_agreed(session, case, calendar_for(case.team))
+    transition(session, case, Event.AGREE)
     audit(
         session,
         now,
@@ -466,13 +587,10 @@ def acknowledge(session: Session, case_id: int, actor: Person | None, now: datet
     case = load_case(session, case_id, lock=True)
     check_is_agent(actor, case)
     assert actor is not None
-    if case.state == "acknowledged":
+    if case.state == CaseState.ACKNOWLEDGED:
         return case
-    if case.state not in ("agreed", "discussion_requested"):
-        raise CaseMovedOn("This agreement has moved on; nothing was changed.")
-    case.state = "acknowledged"
+    transition(session, case, Event.ACKNOWLEDGE, "This agreement has moved on; nothing was changed.")
     case.acknowledged_at = now
-    timers.on_acknowledged(session, case)
     audit(session, now, actor_label(actor), "agreement_acknowledged", case_id=case.id)
     _refresh_agent_dm(session, case, now, "acknowledged")
     refresh_leader_dm(session, case, now, "acknowledged")
@@ -483,11 +601,9 @@ def request_discussion(session: Session, case_id: int, actor: Person | None, now
     case = load_case(session, case_id, lock=True)
     check_is_agent(actor, case)
     assert actor is not None
-    if case.state == "discussion_requested":
+    if case.state == CaseState.DISCUSSION_REQUESTED:
         return case
-    if case.state != "agreed":
-        raise CaseMovedOn("This agreement has moved on; nothing was changed.")
-    case.state = "discussion_requested"
+    transition(session, case, Event.REQUEST_DISCUSSION, "This agreement has moved on; nothing was changed.")
     case.discussion_requested_at = now
     audit(session, now, actor_label(actor), "discussion_requested", case_id=case.id)
     enqueue(

@@ -43,6 +43,7 @@ class EvaluationInput:
     contact_url: str | None
     items: tuple[ItemInput, ...]
     raw: dict[str, Any] = field(compare=False)
+    updated_at: datetime | None = None  # the platform's version time: an older version changes nothing
 
     @property
     def content_hash(self) -> str:
@@ -142,6 +143,7 @@ def parse_evaluation(data: Any) -> EvaluationInput:
         r.fail("score", f"must not exceed max_score ({max_score:g})")
     landed_at = r.timestamp(data, "landed_at", "", required=True)
     started_at = r.timestamp(contact, "started_at", "contact", required=False)
+    updated_at = r.timestamp(data, "updated_at", "", required=False)
 
     items: list[ItemInput] = []
     raw_items = data.get("items")
@@ -213,4 +215,5 @@ def parse_evaluation(data: Any) -> EvaluationInput:
         contact_url=r.text(contact, "url", "contact", required=False, limit=2000),
         items=tuple(items),
         raw=data,
+        updated_at=updated_at,
     )

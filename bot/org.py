@@ -13,7 +13,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import coaching
+from bot import coaching, handover
 from bot.calendar import parse_weekdays
 from storage import queries
 from storage.models import Person, Team, TeamAgent, TeamEscalation
@@ -371,6 +371,7 @@ def apply_org(
 ) -> ImportReport:
     """Create or update teams and people to match the file (idempotent)."""
     report = ImportReport()
+    org_before = handover.snapshot(session)
     people: dict[str, Person] = {}
     for email, ps in spec.people().items():
         person = queries.person_by_email(session, email)
@@ -436,12 +437,14 @@ def apply_org(
             "escalation contact",
         )
     session.flush()
+    report.changes += handover.reorganise(session, org_before, now, actor)
     audit(session, now, actor, "org_imported", changes=len(report.changes))
     for ts in spec.teams:
         for a in ts.agents:
             agent = people[a.email]
             for ev in queries.unassigned_evaluations(session, a.email):
-                ev.agent_id = agent.id
+                # Kept before the org file named the agent: the window starts now.
+                ev.agent_id, ev.window_from = agent.id, now
                 session.flush()
                 case, status = coaching.attach_to_case(session, ev, agent, now, actor)
                 ev.intake_status = status

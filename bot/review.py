@@ -8,9 +8,10 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import coaching, timers, wording
+from bot import coaching, wording
+from bot.case_state import OPEN, CaseState, Event, check, transition
 from bot.errors import CaseMovedOn, InvalidInput, NotAllowed
-from bot.team_calendar import calendar_for
+from bot.team_calendar import calendar_for, recipient_calendar
 from storage import queries
 from storage.models import Case, Evaluation, Person
 from storage.outbox import audit, enqueue
@@ -96,10 +97,8 @@ def draft_review(session: Session, case: Case) -> ReviewDraft:
 
 
 def check_reviewable(case: Case) -> None:
-    if case.state not in queries.UNREVIEWED:
-        raise CaseMovedOn(
-            f"This case has no review pending (it is {case.state.replace('_', ' ')}); nothing changed."
-        )
+    state = CaseState(case.state)
+    check(case, Event.REVIEW, f"This case has no review pending (it is {state.words}); nothing changed.")
 
 
 def record_review(
@@ -123,8 +122,7 @@ def record_review(
         raise InvalidInput(errors)
     case.review_happened, case.review_worked, case.review_next = form.happened, form.worked, form.next_step
     case.reviewed_at = case.closed_at = now
-    case.state = "closed"
-    timers.on_reviewed(session, case)
+    transition(session, case, Event.REVIEW)
     audit(
         session,
         now,
@@ -137,12 +135,12 @@ def record_review(
     coaching.refresh_leader_dm(session, case, now, "reviewed")
     if form.next_step in ("recoach", "next"):
         session.flush()
-        follow_on = open_follow_on(session, case, now, same_behaviour=form.next_step == "recoach")
+        follow_on, opened = continue_after(session, case, now, same_behaviour=form.next_step == "recoach")
         audit(
             session,
             now,
             coaching.actor_label(actor),
-            "case_opened",
+            "case_opened" if opened else "follow_on_joined",
             case_id=follow_on.id,
             previous_case=case.id,
             reason=form.next_step,
@@ -150,52 +148,74 @@ def record_review(
     return case
 
 
-def open_follow_on(session: Session, previous: Case, now: datetime, *, same_behaviour: bool) -> Case:
-    team = previous.team
-    case = Case(
-        agent_id=previous.agent_id,
-        team_id=team.id,
-        leader_id=team.leader_id,
-        kind=coaching.PERFORMANCE,
-        state=queries.AWAITING,
-        opened_at=now,
-        due_at=calendar_for(team).deadline(now, team.window_days),
-        previous_case_id=previous.id,
-    )
-    session.add(case)
-    session.flush()
-    session.refresh(case)
+def continue_after(
+    session: Session, previous: Case, now: datetime, *, same_behaviour: bool
+) -> tuple[Case, bool]:
+    """The next conversation: the agent's awaiting case, re-targeted to what the review chose, or a new
+    one whose window starts now. True when a case was opened."""
+    queries.lock_people(session, [previous.agent_id])
+    case = queries.awaiting_case(session, previous.agent_id)
+    opened = case is None
+    if case is None:
+        team = previous.team
+        case = Case(
+            agent_id=previous.agent_id,
+            team_id=team.id,
+            leader_id=coaching.holder_for(session, team).id,
+            kind=coaching.PERFORMANCE,
+            opened_at=now,
+            due_at=calendar_for(team).deadline(now, team.window_days),
+            previous_case_id=previous.id,
+            window_from=now,
+            leader_dm_version=0,
+        )
+        transition(session, case, Event.OPEN)
+        session.refresh(case)
+    elif case.previous_case_id is None:
+        case.previous_case_id = previous.id
     if same_behaviour:
         case.suggested_key = previous.behaviour_key
+        case.kind = coaching.PERFORMANCE
     else:
         picks = coaching.ranked_picks(session, case)
         case.suggested_key = picks[0].key if picks else None
         if not picks:
             case.kind = coaching.DEVELOPMENTAL
-    timers.schedule_conversation(session, case, calendar_for(team))
-    enqueue(
-        session,
-        coaching.leader_dm_key(case.id),
-        "leader_case",
-        now=now,
-        case_id=case.id,
-        person_id=case.leader_id,
-    )
-    return case
+    if opened:
+        enqueue(
+            session,
+            coaching.leader_dm_key(case),
+            "leader_case",
+            now=now,
+            case_id=case.id,
+            person_id=case.leader_id,
+        )
+        coaching.homes_changed(session, case, now)
+    else:
+        coaching.refresh_leader_dm(session, case, now, f"follow-on-{previous.id}")
+    return case, opened
+
+
+def check_may_waive(person: Person | None, case: Case) -> None:
+    if not (coaching.may_lead(person, case) or coaching.may_defend(person, case)):
+        raise NotAllowed(
+            f"Only {case.leader.display}, who holds {case.agent.display}'s coaching, or "
+            f"{case.team.name}'s escalation contacts can waive it."
+        )
 
 
 def waive(session: Session, case_id: int, actor: Person | None, reason: str | None, now: datetime) -> Case:
     case = coaching.load_case(session, case_id, lock=True)
-    coaching.check_may_plan(actor, case)
-    coaching.check_awaiting(case)
+    check_may_waive(actor, case)
+    check(case, Event.WAIVE)
     assert actor is not None
     reason = (reason or "").strip()
     if len(reason) < 3:
         raise InvalidInput({"reason": "Give the reason this conversation is not needed."})
     if len(reason) > 500:
         raise InvalidInput({"reason": "Keep the reason under 500 characters."})
-    case.state, case.waived_reason, case.waived_at = "waived", reason, now
-    timers.on_waived(session, case)
+    case.waived_reason, case.waived_at = reason, now
+    transition(session, case, Event.WAIVE)
     audit(session, now, coaching.actor_label(actor), "case_waived", case_id=case.id, reason=reason)
     coaching.refresh_leader_dm(session, case, now, "waived")
     return case
@@ -206,7 +226,7 @@ def remind_leader(session: Session, case_id: int, actor: Person | None, now: dat
     case = coaching.load_case(session, case_id)
     if actor is None or not any(p.id == actor.id for p in case.team.escalation_people):
         raise NotAllowed(f"Only {case.team.name}'s escalation contacts can send this reminder.")
-    if case.state not in (queries.AWAITING, *queries.UNREVIEWED):
+    if case.state not in OPEN:
         raise CaseMovedOn(f"{case.agent.display}'s case needs nothing from {case.leader.display} now.")
     today = calendar_for(case.team).local(now).date()
     queued = enqueue(
@@ -214,6 +234,7 @@ def remind_leader(session: Session, case_id: int, actor: Person | None, now: dat
         f"case:{case.id}:remind:manual:{today.isoformat()}",
         "leader_reminder",
         now=now,
+        due_at=recipient_calendar(case.team, case.leader).next_opening(now),
         case_id=case.id,
         person_id=case.leader_id,
         payload={"which": "manual", "by": actor.display},

@@ -33,8 +33,11 @@ def roles_of(session: Session, person: Person) -> Roles:
 
 
 def may_see_agent(session: Session, viewer: Person, agent: Person) -> bool:
-    """The agent themself, their team leader, or one of their team's escalation contacts."""
+    """The agent themself, their team leader, one of their team's escalation contacts, or a leader
+    holding one of the agent's open cases (a cover)."""
     if viewer.id == agent.id:
+        return True
+    if any(c.leader_id == viewer.id for c in queries.open_cases_of_agent(session, agent.id)):
         return True
     team = queries.team_of_agent(session, agent.id)
     if team is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, time
 
 from bot.calendar import HolidayCalendar, WorkCalendar, parse_weekdays
@@ -35,3 +36,12 @@ def calendar_for(team: Team) -> WorkCalendar:
 def timezone_of(person: Person, team: Team) -> str:
     """A reader's own time zone (from Slack), else their team's."""
     return person.timezone or team.timezone
+
+
+def recipient_calendar(team: Team, person: Person | None) -> WorkCalendar:
+    """The team's working days and hours, in the recipient's own time zone (from Slack) when known:
+    when a nudge to that person may go out."""
+    cal = calendar_for(team)
+    if person is None or not person.timezone or person.timezone == cal.timezone:
+        return cal
+    return replace(cal, timezone=person.timezone)

@@ -1,4 +1,4 @@
-"""Which timers each transition writes or cancels (in the same transaction)."""
+"""The timers a case's state needs, written in the transaction that moves it (see bot/case_state.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from bot.calendar import WorkCalendar
 from storage.models import Case, Timer
-from storage.outbox import cancel_timers, schedule_timer
+from storage.outbox import cancel_keys, schedule_timer
 
 CONVERSATION = ("remind_day3", "remind_last_day", "escalate")
 ACKNOWLEDGEMENT = ("ack_reminder", "ack_overdue")
@@ -28,16 +28,35 @@ def _set(session: Session, key: str, kind: str, case: Case, due: datetime) -> No
         timer.due_at = due
 
 
+def window_opens(case: Case) -> datetime:
+    """When the case's window started: the earliest start among its scores (a score kept for an agent
+    the org file did not know starts when the import named them), or the follow-on that opened it."""
+    starts = [
+        max(ev.window_from, ev.landed_at) if ev.window_from else ev.landed_at for ev in case.evaluations
+    ]
+    if case.window_from is not None:
+        starts.append(case.window_from)
+    return min(starts, default=case.opened_at)
+
+
 def schedule_conversation(session: Session, case: Case, cal: WorkCalendar) -> None:
     due_day = cal.local(case.due_at).date()
-    landed = min((ev.landed_at for ev in case.evaluations), default=case.opened_at)
-    day3 = cal.add_working_days(cal.effective_landing_day(landed), 3)
+    day3 = cal.add_working_days(cal.effective_landing_day(window_opens(case)), 3)
     if day3 < due_day:
         _set(session, f"case:{case.id}:remind:day3", "remind_day3", case, cal.start_of_business(day3))
+    else:
+        cancel_keys(session, [f"case:{case.id}:remind:day3"])
     _set(session, f"case:{case.id}:remind:last_day", "remind_last_day", case, cal.start_of_business(due_day))
     _set(session, f"case:{case.id}:escalate:1", "escalate", case, case.due_at)
     second = cal.end_of_business(cal.add_working_days(due_day, SECOND_ESCALATION_AFTER))
     _set(session, f"case:{case.id}:escalate:2", "escalate", case, second)
+
+
+def rearm(session: Session, case: Case, kinds: tuple[str, ...]) -> None:
+    """Timers of these kinds that already fired go back to pending (their times are rewritten next)."""
+    for timer in session.scalars(select(Timer).where(Timer.case_id == case.id, Timer.kind.in_(kinds))):
+        if timer.status == "done":
+            timer.status, timer.fired_at = "pending", None
 
 
 def after_working_days(cal: WorkCalendar, at: datetime, n: int) -> datetime:
@@ -48,9 +67,8 @@ def after_working_days(cal: WorkCalendar, at: datetime, n: int) -> datetime:
     return cal.next_opening(cal.at_local(day, wall))
 
 
-def on_agreed(session: Session, case: Case, cal: WorkCalendar) -> None:
-    cancel_timers(session, case.id, CONVERSATION)
-    assert case.agreed_at is not None and case.action_date is not None
+def schedule_acknowledgement(session: Session, case: Case, cal: WorkCalendar) -> None:
+    assert case.agreed_at is not None
     _set(
         session,
         f"case:{case.id}:ack:remind",
@@ -65,6 +83,10 @@ def on_agreed(session: Session, case: Case, cal: WorkCalendar) -> None:
         case,
         after_working_days(cal, case.agreed_at, ACK_OVERDUE_AFTER),
     )
+
+
+def schedule_review(session: Session, case: Case, cal: WorkCalendar) -> None:
+    assert case.action_date is not None
     review_day = (
         case.action_date if cal.is_working_day(case.action_date) else cal.next_working_day(case.action_date)
     )
@@ -84,15 +106,3 @@ def on_agreed(session: Session, case: Case, cal: WorkCalendar) -> None:
         case,
         cal.start_of_business(cal.add_working_days(review_day, REVIEW_ESCALATE_AFTER)),
     )
-
-
-def on_acknowledged(session: Session, case: Case) -> None:
-    cancel_timers(session, case.id, ACKNOWLEDGEMENT)
-
-
-def on_reviewed(session: Session, case: Case) -> None:
-    cancel_timers(session, case.id, ACKNOWLEDGEMENT + REVIEW)
-
-
-def on_waived(session: Session, case: Case) -> None:
-    cancel_timers(session, case.id, CONVERSATION)

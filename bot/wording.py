@@ -38,6 +38,11 @@ def short_date(day: date) -> str:
     return f"{day.strftime('%a')} {day.day} {day.strftime('%b')}"
 
 
+def date_and_time(at: datetime, timezone: str) -> str:
+    """'Tue 1 Dec, 02:30' in the given zone."""
+    return f"{short_date(at.astimezone(ZoneInfo(timezone)).date())}, {clock_time(at, timezone)}"
+
+
 def when(at: datetime, now: datetime, timezone: str) -> str:
     """'at 11:23 yesterday'."""
     return f"at {clock_time(at, timezone)} {day_phrase(at, now, timezone)}"

@@ -74,6 +74,7 @@ def open_case_modal(
     client: WebClient,
     person: Person | None,
     build: Callable[[Session, Case], dict[str, Any]],
+    may_act: Callable[[Person | None, Case], None] = coaching.check_may_plan,
 ) -> None:
     """From a button naming a case: reload it, check the person may act, open the modal `build` makes."""
     case_id = action_case_id(body)
@@ -82,7 +83,7 @@ def open_case_modal(
             if case_id is None:
                 raise NotFound("That button does not name a coaching case.")
             case = coaching.load_case(session, case_id)
-            coaching.check_may_plan(person, case)
+            may_act(person, case)
             view = build(session, case)
     except CoachingError as exc:
         tell(client, body, exc)

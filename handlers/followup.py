@@ -51,7 +51,7 @@ def register(app: App, services: Services) -> None:
             coaching.check_awaiting(case)
             return waive_modal(case.id, case.agent.display)
 
-        open_case_modal(services, body, client, context["person"], build)
+        open_case_modal(services, body, client, context["person"], build, review.check_may_waive)
 
     @app.view(WAIVE_CALLBACK)
     def submit_waive(ack: Ack, view: dict[str, Any], context: BoltContext) -> None:

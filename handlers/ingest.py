@@ -91,7 +91,10 @@ def make_endpoint(services: Services) -> Any:
             parsed = parse_evaluation(data)
         except PayloadErrors as exc:
             return _error(422, "the evaluation does not match evaluation v1", "invalid", errors=exc.errors)
-        result = await run_in_threadpool(_intake, services, parsed, request.headers.get("webhook-id", ""))
+        try:
+            result = await run_in_threadpool(_intake, services, parsed, request.headers.get("webhook-id", ""))
+        except PayloadErrors as exc:  # refused by the domain (e.g. a landing time in the future)
+            return _error(422, "the evaluation does not match evaluation v1", "invalid", errors=exc.errors)
         WEBHOOKS.labels(result.status).inc()
         log.info("evaluation %s: %s (case %s)", result.evaluation_id, result.status, result.case_id)
         return JSONResponse(

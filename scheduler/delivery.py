@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
+from bot import followup
 from bot.charts import hit_rate_chart
 from bot.clock import Clock
 from bot.metrics import OUTBOX
@@ -127,6 +128,9 @@ class OutboxSweep:
                 return self._prepare_home(row, session, now)
             if row.kind == "digest_chart":
                 return self._prepare_chart(row, session, now)
+            moot = followup.skip_if_moot(session, row, now)
+            if moot is not None:
+                return moot
             case = session.get(Case, row.case_id) if row.case_id else None
             kind, update_ts, channel = row.kind, None, row.channel
             person = row.person
@@ -143,7 +147,8 @@ class OutboxSweep:
                 if target is None or target.status != "sent":
                     row.status, row.lease_until = "skipped", None
                     return "the message it updates is not sent; when it goes out it shows the current state"
-                kind, update_ts, channel, person = target.kind, target.slack_ts, target.slack_channel, None
+                kind, update_ts, channel = target.kind, target.slack_ts, target.slack_channel
+                person = target.person  # the reader of the message being updated
             message = with_metadata(render(session, kind, case, row.payload, now, person), row)
             if channel is None and person is not None:
                 channel = person.dm_channel

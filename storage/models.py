@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -115,6 +116,10 @@ class Evaluation(Base):
     raw: Mapped[dict[str, Any]] = mapped_column()
     content_hash: Mapped[str] = mapped_column(String(64))
     revision: Mapped[int] = mapped_column(Integer, default=1)
+    # The QA platform's own version time (evaluation v1 `updated_at`): an older version changes nothing.
+    source_updated_at: Mapped[datetime | None]
+    # Set when an org import named the agent after the score was kept: the window starts then.
+    window_from: Mapped[datetime | None]
     intake_status: Mapped[str] = mapped_column(String(30))
     received_at: Mapped[datetime]
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
@@ -150,8 +155,21 @@ class EvaluationItem(Base):
         return self.score < self.max_score
 
 
+AWAITING_ONLY = "state = 'awaiting_conversation'"
+
+
 class Case(Base):
     __tablename__ = "cases"
+    __table_args__ = (
+        # At most one case per agent awaits a conversation.
+        Index(
+            "uq_cases_one_awaiting_per_agent",
+            "agent_id",
+            unique=True,
+            sqlite_where=text(AWAITING_ONLY),
+            postgresql_where=text(AWAITING_ONLY),
+        ),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     agent_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), index=True)
@@ -182,6 +200,10 @@ class Case(Base):
     waived_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     previous_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    # Set when a follow-on review opened the case: its window starts then, whatever its scores.
+    window_from: Mapped[datetime | None]
+    # Bumped at each hand-over: the holder's DM has a dedupe key of its own.
+    leader_dm_version: Mapped[int] = mapped_column(Integer, default=0)
 
     agent: Mapped[Person] = relationship(foreign_keys=[agent_id], lazy="joined")
     leader: Mapped[Person] = relationship(foreign_keys=[leader_id], lazy="joined")
@@ -189,10 +211,43 @@ class Case(Base):
     evaluations: Mapped[list[Evaluation]] = relationship(
         foreign_keys=[Evaluation.case_id], order_by="Evaluation.landed_at", lazy="selectin"
     )
+    handovers: Mapped[list[CaseHandover]] = relationship(order_by="CaseHandover.id", lazy="selectin")
 
     @property
     def late(self) -> bool:
         return self.breached_at is not None or (self.agreed_at is not None and self.agreed_at > self.due_at)
+
+
+class CaseHandover(Base):
+    """Who held a case before whom, why, and who decided (shown on the case; append-only)."""
+
+    __tablename__ = "case_handovers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    at: Mapped[datetime]
+    from_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    to_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(200))
+
+    from_person: Mapped[Person] = relationship(foreign_keys=[from_id], lazy="joined")
+    to_person: Mapped[Person] = relationship(foreign_keys=[to_id], lazy="joined")
+
+
+class LeaderCover(Base):
+    """A leader's queue held by another team leader for a period (holiday cover)."""
+
+    __tablename__ = "leader_covers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    leader_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    cover_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    starts_at: Mapped[datetime]
+    until: Mapped[date] = mapped_column(Date)
+    by: Mapped[str] = mapped_column(String(200))
+    ended_at: Mapped[datetime | None]
+
+    leader: Mapped[Person] = relationship(foreign_keys=[leader_id], lazy="joined")
+    cover: Mapped[Person] = relationship(foreign_keys=[cover_id], lazy="joined")
 
 
 class Timer(Base):

@@ -108,6 +108,12 @@ def cancel_timers(session: Session, case_id: int, kinds: tuple[str, ...]) -> Non
     )
 
 
+def cancel_keys(session: Session, keys: list[str]) -> None:
+    session.execute(
+        update(Timer).where(Timer.dedupe_key.in_(keys), Timer.status == "pending").values(status="cancelled")
+    )
+
+
 def claim_timers(session: Session, now: datetime, *, limit: int, postgres: bool) -> list[Timer]:
     query = (
         select(Timer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from storage.models import Case, Evaluation, Person, Team, TeamAgent
+from storage.models import Case, Evaluation, LeaderCover, Person, Team, TeamAgent
 
 AWAITING = "awaiting_conversation"
 UNREVIEWED = ("agreed", "acknowledged", "discussion_requested")
@@ -33,6 +33,35 @@ def case_for_update(session: Session, case_id: int) -> Case | None:
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=Case)
     return session.scalar(query)
+
+
+def lock_people(session: Session, person_ids: list[int]) -> None:
+    """Hold these people's rows until the transaction ends (PostgreSQL; SQLite is serialised already):
+    intake, follow-ons and corrections for one agent then happen one after another."""
+    if session.get_bind().dialect.name == "postgresql" and person_ids:
+        session.execute(
+            select(Person.id)
+            .where(Person.id.in_(sorted(set(person_ids))))
+            .order_by(Person.id)
+            .with_for_update()
+        )
+
+
+def open_cases_held_by(session: Session, leader_id: int, team_ids: list[int] | None = None) -> list[Case]:
+    query = select(Case).where(Case.leader_id == leader_id, Case.state.in_((AWAITING, *UNREVIEWED)))
+    if team_ids is not None:
+        query = query.where(Case.team_id.in_(team_ids))
+    return list(session.scalars(query.order_by(Case.id)))
+
+
+def open_cases_of_agent(session: Session, agent_id: int) -> list[Case]:
+    return list(
+        session.scalars(
+            select(Case)
+            .where(Case.agent_id == agent_id, Case.state.in_((AWAITING, *UNREVIEWED)))
+            .order_by(Case.id)
+        )
+    )
 
 
 def awaiting_case(session: Session, agent_id: int) -> Case | None:
@@ -63,4 +92,14 @@ def unassigned_evaluations(session: Session, email: str) -> list[Evaluation]:
             .where(Evaluation.agent_email == email, Evaluation.agent_id.is_(None))
             .order_by(Evaluation.landed_at, Evaluation.id)
         )
+    )
+
+
+def active_cover(session: Session, leader_id: int) -> LeaderCover | None:
+    """The cover holding this leader's queue now, if any."""
+    return session.scalar(
+        select(LeaderCover)
+        .where(LeaderCover.leader_id == leader_id, LeaderCover.ended_at.is_(None))
+        .order_by(LeaderCover.id.desc())
+        .limit(1)
     )

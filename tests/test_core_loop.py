@@ -210,13 +210,6 @@ def test_the_agent_can_ask_to_discuss(stack: Stack) -> None:
     assert "You asked to discuss this" in texts(stack.message(ANA, "agent_agreement"))
 
 
-def test_an_escalation_contact_may_plan_the_conversation(stack: Stack) -> None:
-    case_id = land(stack)
-    view = open_plan(stack, user=DANA)
-    assert stack.people.submit(DANA, view) == (200, None)
-    assert case_state(stack, case_id) == "agreed"
-
-
 # --- refusals: each leaves the database as it was ------------------------------------------------
 
 

@@ -39,10 +39,18 @@ def score_line(ev: Evaluation, now: datetime, tz: str) -> str:
     return f"*{ev.score:g}/{ev.max_score:g}*{card}{contact} · landed {wording.when(ev.landed_at, now, tz)}"
 
 
+def deadline_text(case: Case, tz: str) -> str:
+    """The deadline in the reader's zone, date and time together; the team's zone named when it differs."""
+    cal = calendar_for(case.team)
+    shown = wording.date_and_time(case.due_at, tz)
+    if tz != cal.timezone:
+        shown += f" ({wording.date_and_time(case.due_at, cal.timezone)} {cal.timezone})"
+    return shown
+
+
 def deadline_line(case: Case, now: datetime, tz: str) -> str:
     cal = calendar_for(case.team)
-    due_local = case.due_at.astimezone(cal.tz)
-    due_text = f"{wording.short_date(due_local.date())}, {wording.clock_time(case.due_at, tz)}"
+    due_text = deadline_text(case, tz)
     if case.state != "awaiting_conversation":
         return f"Deadline was {due_text}"
     if now > case.due_at:
@@ -75,8 +83,37 @@ def _status_line(case: Case, tz: str, now: datetime) -> str | None:
     return f"{agreed}\n{follow}"
 
 
-def leader_case(session: Session, case: Case, now: datetime) -> Message:
-    tz = timezone_of(case.leader, case.team)
+def handed_over_line(case: Case, now: datetime, tz: str) -> str | None:
+    if not case.handovers:
+        return None
+    last = case.handovers[-1]
+    return (
+        f":arrows_counterclockwise: Handed over from {_e(last.from_person.display)} to "
+        f"{_e(last.to_person.display)} {wording.day_phrase(last.at, now, tz)} ({_e(last.reason)})"
+    )
+
+
+def handed_away(case: Case, reader: Person, now: datetime) -> Message:
+    """The DM of someone who held the case before: it says who has it now, with no buttons."""
+    tz = timezone_of(reader, case.team)
+    agent = case.agent.display
+    text = f"{agent}'s coaching is now with {case.leader.display}."
+    last = case.handovers[-1] if case.handovers else None
+    why = f" ({_e(last.reason)}, {wording.day_phrase(last.at, now, tz)})" if last else ""
+    return Message(
+        text,
+        [
+            bk.header(f"Coaching: {agent}"),
+            bk.section(f":arrow_right: {_e(text)}{why}"),
+            bk.context(f"Case #{case.id} · team {_e(case.team.name)}"),
+        ],
+    )
+
+
+def leader_case(session: Session, case: Case, now: datetime, reader: Person | None = None) -> Message:
+    if reader is not None and reader.id != case.leader_id:
+        return handed_away(case, reader, now)
+    tz = timezone_of(reader or case.leader, case.team)
     agent = case.agent.display
     picks = ranked_picks(session, case)
     pick = next((p for p in picks if p.key == case.suggested_key), None)
@@ -110,6 +147,9 @@ def leader_case(session: Session, case: Case, now: datetime) -> Message:
         )
     elif status:
         out.append(bk.section(status))
+    handed = handed_over_line(case, now, tz)
+    if handed:
+        out.append(bk.section(handed))
     out.append(bk.context(f"Case #{case.id} · {case.kind} coaching · team {_e(case.team.name)}"))
     text = f"Coaching due for {agent}: {deadline_line(case, now, tz).replace('*', '')}"
     return Message(text, out)
@@ -234,7 +274,7 @@ def escalation(session: Session, payload: dict[str, Any], now: datetime) -> Mess
         out.append(
             bk.actions(
                 bk.button(f"Remind {case.leader.display}"[:75], "remind_leader", str(case.id)),
-                bk.button("Open the case", "open_review" if review else "open_plan", str(case.id)),
+                *([] if review else [bk.button("Waive", "waive_case", str(case.id))]),
                 block_id=f"esc_{case.id}",
             )
         )
@@ -286,6 +326,21 @@ def review_due(case: Case, now: datetime, chase: bool) -> Message:
     )
 
 
+def leader_evidence_moved(case: Case, payload: dict[str, Any]) -> Message:
+    contact = payload.get("contact_id") or "a contact"
+    text = (
+        f"A QA correction moved the evaluation of {contact} away from {case.agent.display}: "
+        f"your agreed conversation used it as evidence."
+    )
+    return Message(
+        text,
+        [
+            bk.section(f":information_source: {_e(text)} The agreement stands; mention it at the review."),
+            bk.context(f"Case #{case.id}"),
+        ],
+    )
+
+
 def admin_alert(payload: dict[str, Any], case: Case | None) -> Message:
     subject = f" for case #{case.id} ({case.agent.display})" if case else ""
     text = f"A Slack message could not be delivered{subject}: {payload.get('error')}"
@@ -315,7 +370,9 @@ def render(
     if case is None:
         raise ValueError(f"message kind {kind} needs a case")
     if kind == "leader_case":
-        return leader_case(session, case, now)
+        return leader_case(session, case, now, person)
+    if kind == "leader_evidence_moved":
+        return leader_evidence_moved(case, payload)
     if kind == "agent_agreement":
         return agent_agreement(case, now)
     if kind == "leader_discussion":

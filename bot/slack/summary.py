@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from bot import wording
-from bot.coaching import ranked_picks
+from bot.coaching import may_see_private, ranked_picks
 from bot.errors import NotAllowed, NotFound
+from bot.handover import cover_queue, hand_over_case
 from bot.review import HAPPENED, NEXT
 from bot.roles import leader_queue, may_see_agent, roles_of
 from bot.slack import blocks as bk
 from bot.slack.home import agent_part, figures_line, month_figures, team_figures
-from bot.slack.messages import deadline_line
+from bot.slack.messages import deadline_line, handed_over_line
 from bot.team_calendar import timezone_of
 from storage import queries
 from storage.models import Case, Person
@@ -26,7 +27,16 @@ HELP = (
     "*/coach* — your own summary: your queue, your agreement, your teams.\n"
     "*/coach @agent* — that agent's open case, backlog (with why each item ranks where it does) and history; "
     "for the agent, their team leader and the team's escalation contacts.\n"
+    "*/coach handover <case number> @leader* — hand a case to another team leader "
+    "(the team's escalation contacts).\n"
+    "*/coach cover @leader @other-leader until YYYY-MM-DD* — holiday cover: the other leader holds "
+    "the queue until that day (the team's escalation contacts).\n"
     "*/coach help* — this message."
+)
+HANDOVER = re.compile(r"^hand-?over\s+#?(\d+)\s+(<@[UW][A-Z0-9]+(?:\|[^>]*)?>)$", re.IGNORECASE)
+COVER = re.compile(
+    r"^cover\s+(<@[UW][A-Z0-9]+(?:\|[^>]*)?>)\s+(<@[UW][A-Z0-9]+(?:\|[^>]*)?>)\s+until\s+(\S+)$",
+    re.IGNORECASE,
 )
 
 
@@ -85,6 +95,10 @@ def agent_picture(session: Session, viewer: Person | None, slack_id: str, now: d
         out.append(bk.section("No open case."))
     else:
         line = f"*Open case #{open_case.id}* ({open_case.kind}, {open_case.state.replace('_', ' ')})"
+        line += f" · with {_e(open_case.leader.display)}"
+        handed = handed_over_line(open_case, now, tz)
+        if handed:
+            line += f"\n{handed}"
         if open_case.state == "awaiting_conversation":
             line += f"\n{deadline_line(open_case, now, tz)}"
         else:
@@ -103,14 +117,16 @@ def agent_picture(session: Session, viewer: Person | None, slack_id: str, now: d
         )
     history = [c for c in reversed(cases) if c.state in ("closed", "waived")][:10]
     if history:
-        out.append(bk.section("*History*\n" + "\n".join(_history_line(c) for c in history)))
+        lines = [_history_line(c, may_see_private(viewer, c)) for c in history]
+        out.append(bk.section("*History*\n" + "\n".join(lines)))
     return out
 
 
-def _history_line(case: Case) -> str:
+def _history_line(case: Case, private: bool) -> str:
+    """Waive reasons can be HR matters: only the case's leaders and escalation contacts see them."""
     start = f"• #{case.id} {wording.short_date(case.opened_at.date())}: "
     if case.state == "waived":
-        return start + f"waived — {_e(case.waived_reason)}"
+        return start + (f"waived — {_e(case.waived_reason)}" if private else "waived")
     happened = HAPPENED.get(case.review_happened or "", "?")
     return (
         start
@@ -124,4 +140,23 @@ def answer(session: Session, viewer: Person | None, text: str, now: datetime) ->
         return [bk.section(HELP)]
     if not text:
         return own_summary(session, viewer, now)
+    if (handing := HANDOVER.match(text)) is not None:
+        to = _mentioned(session, handing.group(2))
+        return [bk.section(_e(hand_over_case(session, int(handing.group(1)), viewer, to, now)))]
+    if (covering := COVER.match(text)) is not None:
+        leader, cover = _mentioned(session, covering.group(1)), _mentioned(session, covering.group(2))
+        try:
+            until = date.fromisoformat(covering.group(3))
+        except ValueError:
+            raise NotFound(
+                f"Give the last day of the cover as YYYY-MM-DD (not {covering.group(3)!r})."
+            ) from None
+        return [bk.section(_e(cover_queue(session, viewer, leader, cover, until, now)))]
     return agent_picture(session, viewer, parse_mention(text), now)
+
+
+def _mentioned(session: Session, mention: str) -> Person:
+    person = queries.person_by_slack_id(session, parse_mention(mention))
+    if person is None:
+        raise NotFound(f"{mention} is not in coachloop's org file.")
+    return person
