@@ -42,7 +42,8 @@ class WatchedStandIn(SlackStandIn):
                 meta = json.loads(meta)
             except ValueError:
                 meta = None
-        key = ((meta or {}).get("event_payload") or {}).get("dedupe_key", "") if isinstance(meta, dict) else ""
+        payload = (meta.get("event_payload") or {}) if isinstance(meta, dict) else {}
+        key = payload.get("dedupe_key", "")
         with self.arrived:
             self.log.append((time.perf_counter(), method, str(key), str(args.get("user_id", ""))))
             self.arrived.notify_all()

@@ -494,10 +494,23 @@ def load_case(session: Session, case_id: int, *, lock: bool = False) -> Case:
     return case
 
 
+STRANGER_REFUSAL = "You can't act on this coaching case: it belongs to a team you are not part of."
+
+
+def refusal(person: Person | None, case: Case, explained: str) -> NotAllowed:
+    """The case's team and its escalation contacts hear who may act; anyone else hears no names."""
+    team = case.team
+    insiders = {team.leader_id, case.leader_id, case.agent_id}
+    insiders |= {p.id for p in team.agents} | {p.id for p in team.escalation_people}
+    return NotAllowed(explained if person is not None and person.id in insiders else STRANGER_REFUSAL)
+
+
 def check_may_plan(person: Person | None, case: Case) -> None:
     if not may_lead(person, case):
-        raise NotAllowed(
-            f"Only {case.leader.display}, who holds {case.agent.display}'s coaching, can plan and review it."
+        raise refusal(
+            person,
+            case,
+            f"Only {case.leader.display}, who holds {case.agent.display}'s coaching, can plan and review it.",
         )
 
 
@@ -580,7 +593,7 @@ def actor_label(person: Person) -> str:
 
 def check_is_agent(person: Person | None, case: Case) -> None:
     if person is None or person.id != case.agent_id:
-        raise NotAllowed(f"Only {case.agent.display} can answer this agreement.")
+        raise refusal(person, case, f"Only {case.agent.display} can answer this agreement.")
 
 
 def acknowledge(session: Session, case_id: int, actor: Person | None, now: datetime) -> Case:

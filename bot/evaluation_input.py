@@ -6,8 +6,12 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+MAX_AT_SECONDS = 2**31 - 1  # the column's range
+UNSTORABLE = "contains a NUL character or a lone surrogate (\\ud800-\\udfff), which cannot be stored"
 
 
 @dataclass(frozen=True)
@@ -97,8 +101,15 @@ class _Reader:
             if required:
                 self.fail(where, "is required")
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(where, "must be a number")
+            return None
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an integer too large for a float
+            finite = False
+        if not finite:
+            self.fail(where, "must be a finite number (at most about 1.8e308)")
             return None
         if value < 0:
             self.fail(where, "must not be negative")
@@ -118,7 +129,27 @@ class _Reader:
         if value.tzinfo is None:
             self.fail(where, "must carry a UTC offset (Z or +01:00)")
             return None
+        try:
+            in_range = EARLIEST <= value.astimezone(UTC) < LATEST
+        except OverflowError:  # e.g. 9999-12-31T23:59:59-14:00 is past year 9999 in UTC
+            in_range = False
+        if not in_range:
+            self.fail(where, "must be between 1970 and 2100 (UTC)")
+            return None
         return value
+
+    def storable(self, data: Any, path: str) -> None:
+        """Every string (keys too) anywhere in the payload must be storable text on every database."""
+        if isinstance(data, str):
+            if "\x00" in data or any("\ud800" <= ch <= "\udfff" for ch in data):
+                self.fail(path, UNSTORABLE)
+        elif isinstance(data, dict):
+            for key, value in data.items():
+                self.storable(key, path)
+                self.storable(value, f"{path}.{key}" if path else str(key))
+        elif isinstance(data, list):
+            for i, value in enumerate(data):
+                self.storable(value, f"{path}[{i}]")
 
 
 def parse_evaluation(data: Any) -> EvaluationInput:
@@ -126,6 +157,9 @@ def parse_evaluation(data: Any) -> EvaluationInput:
     r = _Reader()
     if not isinstance(data, dict):
         raise PayloadErrors([{"path": "", "message": "the body must be a JSON object"}])
+    r.storable(data, "")
+    if r.errors:
+        raise PayloadErrors(r.errors)
     external_id = r.text(data, "id", "", required=True, limit=200)
     source = r.text(data, "source", "", required=False, limit=100) or "webhook"
     agent = r.obj(data.get("agent"), "agent", required=True)
@@ -172,13 +206,18 @@ def parse_evaluation(data: Any) -> EvaluationInput:
                 r.fail(f"{path}.critical", "must be true or false")
             at_seconds = item.get("at_seconds")
             if at_seconds is not None and (
-                isinstance(at_seconds, bool) or not isinstance(at_seconds, int) or at_seconds < 0
+                isinstance(at_seconds, bool)
+                or not isinstance(at_seconds, int)
+                or not 0 <= at_seconds <= MAX_AT_SECONDS
             ):
-                r.fail(f"{path}.at_seconds", "must be a whole number of seconds, not negative")
+                r.fail(f"{path}.at_seconds", f"must be a whole number of seconds from 0 to {MAX_AT_SECONDS}")
             if key is not None:
                 if key in seen:
                     r.fail(f"{path}.key", f"repeats the key {key!r}")
                 seen.add(key)
+            category = r.text(item, "category", path, required=False, limit=200)
+            comment = r.text(item, "comment", path, required=False, limit=3000)
+            good = r.text(item, "good_looks_like", path, required=False, limit=3000)
             if key and name and iscore is not None and imax is not None:
                 items.append(
                     ItemInput(
@@ -186,14 +225,25 @@ def parse_evaluation(data: Any) -> EvaluationInput:
                         name=name,
                         score=iscore,
                         max_score=imax,
-                        category=r.text(item, "category", path, required=False, limit=200),
+                        category=category,
                         weight=1.0 if weight is None else weight,
                         critical=critical is True,
-                        comment=r.text(item, "comment", path, required=False, limit=3000),
+                        comment=comment,
                         at_seconds=at_seconds if isinstance(at_seconds, int) else None,
-                        good_looks_like=r.text(item, "good_looks_like", path, required=False, limit=3000),
+                        good_looks_like=good,
                     )
                 )
+    # Optional fields are read before the verdict, so a wrong type is refused, never dropped.
+    optional = {
+        "agent_name": r.text(agent, "name", "agent", required=False, limit=200),
+        "evaluator_email": r.text(evaluator, "email", "evaluator", required=False, limit=320),
+        "evaluator_name": r.text(evaluator, "name", "evaluator", required=False, limit=200),
+        "scorecard_id": r.text(scorecard, "id", "scorecard", required=False, limit=200),
+        "scorecard_name": r.text(scorecard, "name", "scorecard", required=False, limit=200),
+        "contact_id": r.text(contact, "id", "contact", required=False, limit=200),
+        "contact_channel": r.text(contact, "channel", "contact", required=False, limit=40),
+        "contact_url": r.text(contact, "url", "contact", required=False, limit=2000),
+    }
     if r.errors:
         raise PayloadErrors(r.errors)
     assert external_id and agent_email and score is not None and max_score is not None and landed_at
@@ -201,19 +251,12 @@ def parse_evaluation(data: Any) -> EvaluationInput:
         external_id=external_id,
         source=source,
         agent_email=agent_email.strip().lower(),
-        agent_name=r.text(agent, "name", "agent", required=False, limit=200),
-        evaluator_email=r.text(evaluator, "email", "evaluator", required=False, limit=320),
-        evaluator_name=r.text(evaluator, "name", "evaluator", required=False, limit=200),
-        scorecard_id=r.text(scorecard, "id", "scorecard", required=False, limit=200),
-        scorecard_name=r.text(scorecard, "name", "scorecard", required=False, limit=200),
         score=score,
         max_score=max_score,
         landed_at=landed_at,
-        contact_id=r.text(contact, "id", "contact", required=False, limit=200),
-        contact_channel=r.text(contact, "channel", "contact", required=False, limit=40),
         contact_started_at=started_at,
-        contact_url=r.text(contact, "url", "contact", required=False, limit=2000),
         items=tuple(items),
         raw=data,
         updated_at=updated_at,
+        **optional,
     )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_lib
@@ -18,6 +19,9 @@ from bot.calendar import parse_weekdays
 from storage import queries
 from storage.models import Person, Team, TeamAgent, TeamEscalation
 from storage.outbox import audit
+
+if TYPE_CHECKING:
+    from storage.db import Database
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -347,19 +351,35 @@ class ImportReport:
         return out
 
 
+def already_in_slack(session: Session, spec: OrgSpec) -> set[str]:
+    """Emails in the file whose person the database already knows with a Slack id."""
+    emails = [email for email, person in spec.people().items() if not person.slack_id]
+    known = (queries.person_by_email(session, email) for email in emails)
+    return {p.email for p in known if p is not None and p.slack_id}
+
+
 def lookup_people(
-    spec: OrgSpec, session: Session, directory: Directory | None
+    spec: OrgSpec, directory: Directory | None, known: Collection[str] = ()
 ) -> dict[str, SlackUser | None]:
-    """Slack ids for everyone not given one and not already known (done before any write)."""
+    """Slack ids for everyone not given one and not in `known` (from `already_in_slack`).
+
+    Network calls: run it outside any database transaction, before `apply_org`."""
     found: dict[str, SlackUser | None] = {}
     for email, person in spec.people().items():
-        if person.slack_id:
-            continue
-        known = queries.person_by_email(session, email)
-        if known is not None and known.slack_id:
+        if person.slack_id or email in known:
             continue
         found[email] = directory.lookup(email) if directory is not None else None
     return found
+
+
+def import_org(db: Database, spec: OrgSpec, directory: Directory | None, now: datetime) -> ImportReport:
+    """Look people up in Slack with no transaction open, then write under the "org-import" lock, so
+    that replicas starting together import one after the other."""
+    with db.unit_of_work() as session:
+        known = already_in_slack(session, spec)
+    found = lookup_people(spec, directory, known)
+    with db.exclusive("org-import"), db.unit_of_work() as session:
+        return apply_org(session, spec, found, now)
 
 
 def apply_org(

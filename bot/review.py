@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from bot import coaching, wording
 from bot.case_state import OPEN, CaseState, Event, check, transition
-from bot.errors import CaseMovedOn, InvalidInput, NotAllowed
+from bot.errors import CaseMovedOn, InvalidInput
 from bot.team_calendar import calendar_for, recipient_calendar
 from storage import queries
 from storage.models import Case, Evaluation, Person
@@ -198,9 +198,11 @@ def continue_after(
 
 def check_may_waive(person: Person | None, case: Case) -> None:
     if not (coaching.may_lead(person, case) or coaching.may_defend(person, case)):
-        raise NotAllowed(
+        raise coaching.refusal(
+            person,
+            case,
             f"Only {case.leader.display}, who holds {case.agent.display}'s coaching, or "
-            f"{case.team.name}'s escalation contacts can waive it."
+            f"{case.team.name}'s escalation contacts can waive it.",
         )
 
 
@@ -225,7 +227,9 @@ def remind_leader(session: Session, case_id: int, actor: Person | None, now: dat
     """An escalation contact nudges the leader now; at most once a day per case. True when queued."""
     case = coaching.load_case(session, case_id)
     if actor is None or not any(p.id == actor.id for p in case.team.escalation_people):
-        raise NotAllowed(f"Only {case.team.name}'s escalation contacts can send this reminder.")
+        raise coaching.refusal(
+            actor, case, f"Only {case.team.name}'s escalation contacts can send this reminder."
+        )
     if case.state not in OPEN:
         raise CaseMovedOn(f"{case.agent.display}'s case needs nothing from {case.leader.display} now.")
     today = calendar_for(case.team).local(now).date()

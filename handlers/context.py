@@ -93,7 +93,7 @@ def open_case_modal(
 
 def submit_case_modal(ack: Ack, view: dict[str, Any], title: str, record: Callable[[int], object]) -> None:
     """Run a modal's transition on the case it names: field errors stay in the modal, refusals replace it."""
-    case_id = case_id_from_metadata(view.get("private_metadata"))
+    case_id = modal_case_id(view)
     try:
         if case_id is None:
             raise NotFound("This form has lost its coaching case; close it and start again.")
@@ -107,8 +107,27 @@ def submit_case_modal(ack: Ack, view: dict[str, Any], title: str, record: Callab
     ack()
 
 
+MAX_ID = 2**31 - 1  # ids past the column's range name no case
+
+
 def action_case_id(body: dict[str, Any]) -> int | None:
     """The case id a button carries (re-checked against the database by the caller)."""
-    actions = body.get("actions") or []
-    value = actions[0].get("value") if actions else None
-    return int(value) if isinstance(value, str) and value.isdigit() else None
+    actions = body.get("actions")
+    action = actions[0] if isinstance(actions, list) and actions else None
+    value = action.get("value") if isinstance(action, dict) else None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and int(value) <= MAX_ID:
+        return int(value)
+    return None
+
+
+def modal_case_id(view: dict[str, Any]) -> int | None:
+    """The case id a modal carries in its private_metadata (never trusted: the caller reloads it)."""
+    case_id = case_id_from_metadata(view.get("private_metadata"))
+    return case_id if case_id is not None and 0 < case_id <= MAX_ID else None
+
+
+def form_values(view: Any) -> dict[str, Any]:
+    """`view.state.values` of a submitted modal, or {} when Slack (or anyone) sent something else."""
+    state = view.get("state") if isinstance(view, dict) else None
+    values = state.get("values") if isinstance(state, dict) else None
+    return values if isinstance(values, dict) else {}

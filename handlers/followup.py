@@ -18,7 +18,7 @@ from bot.slack.views import (
     review_modal,
     waive_modal,
 )
-from handlers.context import case_button, open_case_modal, submit_case_modal
+from handlers.context import case_button, form_values, open_case_modal, submit_case_modal
 from storage.models import Case
 
 
@@ -35,7 +35,7 @@ def register(app: App, services: Services) -> None:
 
     @app.view(REVIEW_CALLBACK)
     def submit_review(ack: Ack, view: dict[str, Any], context: BoltContext) -> None:
-        form = read_review_form(view.get("state", {}).get("values", {}))
+        form = read_review_form(form_values(view))
 
         def record(case_id: int) -> None:
             with services.db.unit_of_work() as session:
@@ -55,7 +55,7 @@ def register(app: App, services: Services) -> None:
 
     @app.view(WAIVE_CALLBACK)
     def submit_waive(ack: Ack, view: dict[str, Any], context: BoltContext) -> None:
-        reason = read_waive_reason(view.get("state", {}).get("values", {}))
+        reason = read_waive_reason(form_values(view))
 
         def record(case_id: int) -> None:
             with services.db.unit_of_work() as session:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_bolt.request.internals import parse_body
+from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -14,10 +16,52 @@ from starlette.routing import Route
 from bot.app.services import Services
 from handlers import ingest
 
+NEEDS_LIST = {"block_actions": "actions", "interactive_message": "actions"}
+NEEDS_OBJECT = {"view_submission": "view", "view_closed": "view"}
+
+
+def malformed(body: str, content_type: str | None) -> str | None:
+    """Why a signed Slack payload has a shape Bolt cannot route (None when it can)."""
+    try:
+        payload = parse_body(body, content_type)
+    except (ValueError, RecursionError):
+        return "the payload is not JSON"
+    if not isinstance(payload, dict):
+        return "the payload is not a JSON object"
+    kind = payload.get("type")
+    if kind in NEEDS_LIST:
+        actions = payload.get("actions")
+        if not isinstance(actions, list) or not actions or not all(isinstance(a, dict) for a in actions):
+            return f"a {kind} payload needs a non-empty list of actions"
+    if kind in NEEDS_OBJECT and not isinstance(payload.get("view"), dict):
+        return f"a {kind} payload needs a view object"
+    for name in ("user", "team", "channel", "container", "enterprise"):
+        if payload.get(name) is not None and not isinstance(payload.get(name), dict | str):
+            return f"{name} must be an object"
+    return None
+
 
 def create_web_app(services: Services, bolt_app: App) -> Starlette:
+    verifier = SignatureVerifier(services.settings.slack_signing_secret)
+
     async def slack_events(request: Request) -> Response:
-        body = await request.body()
+        raw = await ingest.read_limited(request)
+        if raw is None:
+            return PlainTextResponse("body larger than 1 MiB", status_code=413)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return PlainTextResponse("body is not UTF-8 text", status_code=400)
+        try:
+            signed = verifier.is_valid_request(text, dict(request.headers))
+        except (ValueError, TypeError, OverflowError):  # e.g. a timestamp that is not a number
+            signed = False
+        if not signed:
+            return PlainTextResponse("invalid Slack signature", status_code=401)
+        problem = malformed(text, request.headers.get("content-type"))
+        if problem is not None:
+            return PlainTextResponse(problem, status_code=400)
+        body = raw
         # Bolt's App is synchronous: dispatch off the event loop so other requests keep flowing.
         bolt_response = await run_in_threadpool(bolt_app.dispatch, to_bolt_request(request, body))
         return to_starlette_response(bolt_response)

@@ -38,10 +38,11 @@ def verify_signature(secret: str, headers: Any, body: str, now: datetime) -> Non
     signatures = headers.get("webhook-signature")
     if not (msg_id and stamp and signatures):
         raise Unauthorized("missing webhook-id, webhook-timestamp or webhook-signature header")
-    try:
-        sent = int(stamp)
-    except ValueError:
-        raise Unauthorized("webhook-timestamp must be UNIX seconds") from None
+    if not (msg_id.isascii() and stamp.isascii() and signatures.isascii()):
+        raise Unauthorized("webhook-id, webhook-timestamp and webhook-signature must be ASCII")
+    if not stamp.isdigit() or len(stamp) > 12:
+        raise Unauthorized("webhook-timestamp must be UNIX seconds")
+    sent = int(stamp)
     if abs(now.timestamp() - sent) > TOLERANCE_SECONDS:
         raise Unauthorized("webhook-timestamp is more than 5 minutes away from now")
     expected = Webhook(secret).sign(msg_id, datetime.fromtimestamp(sent, UTC), body).split(",", 1)[1]
@@ -52,12 +53,17 @@ def verify_signature(secret: str, headers: Any, body: str, now: datetime) -> Non
     raise Unauthorized("no signature matches")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (write a number, or leave the field out)")
+
+
 def _error(status: int, message: str, outcome: str, **extra: Any) -> JSONResponse:
     WEBHOOKS.labels(outcome).inc()
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
-async def _read_limited(request: Request) -> bytes | None:
+async def read_limited(request: Request) -> bytes | None:
+    """The body, or None when it is over 1 MiB (stops reading there)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY:
         return None
@@ -72,7 +78,7 @@ async def _read_limited(request: Request) -> bytes | None:
 
 def make_endpoint(services: Services) -> Any:
     async def qa_webhook(request: Request) -> JSONResponse:
-        raw = await _read_limited(request)
+        raw = await read_limited(request)
         if raw is None:
             return _error(413, "body larger than 1 MiB", "too_large")
         try:
@@ -84,7 +90,9 @@ def make_endpoint(services: Services) -> Any:
         except Unauthorized as exc:
             return _error(401, f"signature rejected: {exc}", "unauthorized")
         try:
-            data = json.loads(body)
+            data = json.loads(body, parse_constant=_no_constant)
+        except RecursionError:
+            return _error(400, "body is not JSON we accept: nested too deeply", "bad_json")
         except ValueError as exc:
             return _error(400, f"body is not JSON: {exc}", "bad_json")
         try:

@@ -14,12 +14,11 @@ from bot.errors import CoachingError, NotFound
 from bot.slack.views import (
     BEHAVIOUR_ACTION,
     PLAN_CALLBACK,
-    case_id_from_metadata,
     notice_modal,
     plan_modal,
     read_plan_form,
 )
-from handlers.context import open_case_modal, submit_case_modal
+from handlers.context import form_values, modal_case_id, open_case_modal, submit_case_modal
 from storage.models import Case
 
 
@@ -41,9 +40,11 @@ def register(app: App, services: Services) -> None:
     @app.action(BEHAVIOUR_ACTION)
     def change_behaviour(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ack()
-        view = body.get("view") or {}
-        case_id = case_id_from_metadata(view.get("private_metadata"))
-        chosen = (body.get("actions") or [{}])[0].get("selected_option", {}).get("value")
+        view: dict[str, Any] = body["view"] if isinstance(body.get("view"), dict) else {}
+        case_id = modal_case_id(view)
+        action = (body.get("actions") or [{}])[0]
+        option = action.get("selected_option") if isinstance(action, dict) else None
+        chosen = option.get("value") if isinstance(option, dict) else None
         try:
             with services.db.unit_of_work() as session:
                 if case_id is None:
@@ -52,15 +53,16 @@ def register(app: App, services: Services) -> None:
                 coaching.check_may_plan(context["person"], case)
                 coaching.check_awaiting(case)
                 draft = coaching.draft_plan(session, case, services.clock.now(), behaviour_key=chosen)
-            draft = draft.keeping(read_plan_form(view.get("state", {}).get("values", {})))
+            draft = draft.keeping(read_plan_form(form_values(view)))
         except CoachingError as exc:
-            client.views_update(view_id=view["id"], view=notice_modal("Coaching plan", str(exc)))
+            if isinstance(view.get("id"), str):
+                client.views_update(view_id=view["id"], view=notice_modal("Coaching plan", str(exc)))
             return
         client.views_update(view_id=view["id"], hash=view.get("hash"), view=plan_modal(draft))
 
     @app.view(PLAN_CALLBACK)
     def submit_plan(ack: Ack, view: dict[str, Any], context: BoltContext) -> None:
-        form = read_plan_form(view.get("state", {}).get("values", {}))
+        form = read_plan_form(form_values(view))
 
         def record(case_id: int) -> None:
             with services.db.unit_of_work() as session:

@@ -11,12 +11,13 @@ import http.client
 import logging
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from bot import followup
 from bot.charts import hit_rate_chart
@@ -28,7 +29,7 @@ from bot.slack.home import home_view
 from bot.slack.messages import render, with_metadata
 from storage.db import Database
 from storage.models import Case, OutboxMessage, Person
-from storage.outbox import claim_outbox, enqueue
+from storage.outbox import claim_outbox, enqueue, held_row, new_owner, renew_lease
 
 log = logging.getLogger("coachloop.delivery")
 
@@ -57,6 +58,14 @@ class PermanentFailure(Exception):
     pass
 
 
+class LeaseLost(Exception):
+    """Another sweeper holds the row now (this one's lease ran out): leave the row to it."""
+
+
+class UnexpectedAnswer(Exception):
+    """Slack answered ok, but without what the call returns (a channel id, a ts)."""
+
+
 @dataclass
 class SweepResult:
     sent: int = 0
@@ -82,7 +91,15 @@ class _Job:
     metadata: dict[str, Any]
     created_at: datetime
     home_view: dict[str, Any] | None = None
-    upload: bytes | None = None
+    chart: dict[str, list[tuple[date, float | None]]] | None = None
+
+
+@dataclass
+class _Outcome:
+    channel: str
+    ts: str
+    opened_channel: str | None
+    recovered: bool = False
 
 
 def backoff(attempts: int) -> timedelta:
@@ -90,18 +107,31 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=base * random.uniform(0.8, 1.2))
 
 
+def _answer_text(answer: Any, *path: str) -> str:
+    value = answer
+    for name in path:
+        value = value.get(name) if isinstance(value, dict) or hasattr(value, "get") else None
+    if not isinstance(value, str) or not value:
+        raise UnexpectedAnswer(f"the answer has no {'.'.join(path)}")
+    return value
+
+
 class OutboxSweep:
+    """One sweeper: claims rows under its own owner token, renews a row's lease before each Slack
+    call, and records an outcome only for rows it still holds."""
+
     def __init__(self, db: Database, slack: WebClient, clock: Clock, *, batch: int = 50) -> None:
         self.db, self.slack, self.clock, self.batch = db, slack, clock, batch
         self.postgres = not db.is_sqlite
+        self.owner = new_owner()
 
     def run_once(self) -> SweepResult:
         result = SweepResult()
         now = self.clock.now()
         with self.db.unit_of_work() as session:
-            ids = claim_outbox(session, now, limit=self.batch, postgres=self.postgres)
+            ids = claim_outbox(session, now, limit=self.batch, postgres=self.postgres, owner=self.owner)
         for row_id in ids:
-            self._deliver(row_id, now, result)
+            self._deliver(row_id, result)
         return result
 
     def drain(self, rounds: int = 20) -> SweepResult:
@@ -119,54 +149,64 @@ class OutboxSweep:
     # -- one row --------------------------------------------------------------------------
 
     def _prepare(self, row_id: int, now: datetime) -> _Job | str:
-        """Render the message from current state, or say why there is nothing to send."""
+        """Start an attempt on a row this sweeper holds: decide what to send, or why nothing."""
         with self.db.unit_of_work() as session:
-            row = session.get(OutboxMessage, row_id)
-            if row is None or row.status != "sending":
+            row = held_row(session, row_id, self.owner)
+            if row is None:
                 return "gone"
+            if row.attempts >= MAX_ATTEMPTS:
+                # Earlier attempts ended with no outcome recorded (the sending process died).
+                raise PermanentFailure(f"gave up after {MAX_ATTEMPTS} attempts that ended without an answer")
             if row.kind == "home":
-                return self._prepare_home(row, session, now)
-            if row.kind == "digest_chart":
-                return self._prepare_chart(row, session, now)
-            moot = followup.skip_if_moot(session, row, now)
-            if moot is not None:
-                return moot
-            case = session.get(Case, row.case_id) if row.case_id else None
-            kind, update_ts, channel = row.kind, None, row.channel
-            person = row.person
-            if row.updates_key:
-                target = session.scalar(
-                    select(OutboxMessage).where(OutboxMessage.dedupe_key == row.updates_key)
-                )
-                if target is not None and target.status == "sending":
-                    # The post is in flight with what it rendered before this change: update it after.
-                    row.status, row.lease_until = "pending", None
-                    row.attempts -= 1
-                    row.due_at = now + timedelta(seconds=30)
-                    return "the message it updates is being sent; updating it afterwards"
-                if target is None or target.status != "sent":
-                    row.status, row.lease_until = "skipped", None
-                    return "the message it updates is not sent; when it goes out it shows the current state"
-                kind, update_ts, channel = target.kind, target.slack_ts, target.slack_channel
-                person = target.person  # the reader of the message being updated
-            message = with_metadata(render(session, kind, case, row.payload, now, person), row)
-            if channel is None and person is not None:
-                channel = person.dm_channel
-            return _Job(
-                row_id=row.id,
-                key=row.dedupe_key,
-                person_slack_id=person.slack_id if person is not None else None,
-                channel=channel,
-                check_history=row.attempts > 1 and update_ts is None,
-                update_ts=update_ts,
-                text=message.text,
-                blocks=message.blocks,
-                metadata=message.metadata,
-                created_at=row.created_at,
-            )
+                job = self._prepare_home(row, session, now)
+            elif row.kind == "digest_chart":
+                job = self._prepare_chart(row, session, now)
+            else:
+                job = self._recheck_and_render(row, session, now)
+            if isinstance(job, _Job):
+                job.check_history = row.attempts > 0 and job.update_ts is None and job.home_view is None
+                row.attempts += 1
+            return job
+
+    def _recheck_and_render(self, row: OutboxMessage, session: Session, now: datetime) -> _Job | str:
+        """The one place a queued message meets the current state at send time: re-check that it is
+        still due, and render it from the case as it is now (or say why nothing goes out)."""
+        moot = followup.skip_if_moot(session, row, now)
+        if moot is not None:
+            return moot
+        case = session.get(Case, row.case_id) if row.case_id else None
+        kind, update_ts, channel = row.kind, None, row.channel
+        person = row.person
+        if row.updates_key:
+            target = session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == row.updates_key))
+            if target is not None and target.status == "sending":
+                # The post is in flight with what it rendered before this change: update it after.
+                row.status, row.lease_until, row.claimed_by = "pending", None, None
+                row.due_at = now + timedelta(seconds=30)
+                return "the message it updates is being sent; updating it afterwards"
+            if target is None or target.status != "sent":
+                row.status, row.lease_until = "skipped", None
+                return "the message it updates is not sent; when it goes out it shows the current state"
+            kind, update_ts, channel = target.kind, target.slack_ts, target.slack_channel
+            person = target.person  # the reader of the message being updated
+        message = with_metadata(render(session, kind, case, row.payload, now, person), row)
+        if channel is None and person is not None:
+            channel = person.dm_channel
+        return _Job(
+            row_id=row.id,
+            key=row.dedupe_key,
+            person_slack_id=person.slack_id if person is not None else None,
+            channel=channel,
+            check_history=False,
+            update_ts=update_ts,
+            text=message.text,
+            blocks=message.blocks,
+            metadata=message.metadata,
+            created_at=row.created_at,
+        )
 
     @staticmethod
-    def _prepare_home(row: OutboxMessage, session: Any, now: datetime) -> _Job | str:
+    def _prepare_home(row: OutboxMessage, session: Session, now: datetime) -> _Job | str:
         person = row.person
         if person is None or not person.slack_id:
             row.status, row.lease_until = "skipped", None
@@ -186,13 +226,13 @@ class OutboxSweep:
         )
 
     @staticmethod
-    def _prepare_chart(row: OutboxMessage, session: Any, now: datetime) -> _Job | str:
+    def _prepare_chart(row: OutboxMessage, session: Session, now: datetime) -> _Job | str:
+        """The chart's figures; it is drawn after the transaction closes."""
         person = row.person
         if person is None:
             row.status, row.lease_until = "skipped", None
             return "no recipient"
         teams = [t.name for t in roles_of(session, person).oversees]
-        png = hit_rate_chart(weekly_hit_rates(session, now, teams_named=teams))
         return _Job(
             row_id=row.id,
             key=row.dedupe_key,
@@ -204,12 +244,16 @@ class OutboxSweep:
             blocks=[],
             metadata={},
             created_at=row.created_at,
-            upload=png,
+            chart=weekly_hit_rates(session, now, teams_named=teams),
         )
 
-    def _deliver(self, row_id: int, now: datetime, result: SweepResult) -> None:
+    def _deliver(self, row_id: int, result: SweepResult) -> None:
+        now = self.clock.now()
         try:
             job = self._prepare(row_id, now)
+        except PermanentFailure as exc:
+            self._fail(row_id, now, str(exc), result)
+            return
         except Exception as exc:  # a rendering bug must not stop the sweep or lose the row
             log.exception("could not render outbox row %s", row_id)
             self._fail(row_id, now, f"render_error: {type(exc).__name__}", result)
@@ -218,50 +262,12 @@ class OutboxSweep:
             result.skipped += 1
             OUTBOX.labels("skipped").inc()
             return
-        opened_channel: str | None = None
         try:
-            if job.home_view is not None and job.person_slack_id:
-                self.slack.views_publish(user_id=job.person_slack_id, view=job.home_view)
-                self._mark_sent(row_id, "home", "", now, None)
-                result.sent += 1
-                OUTBOX.labels("home").inc()
-                return
-            if job.channel is None:
-                if not job.person_slack_id:
-                    raise PermanentFailure("no_slack_id")
-                opened = self.slack.conversations_open(users=job.person_slack_id)
-                job.channel = opened_channel = opened["channel"]["id"]
-            assert job.channel is not None
-            if job.check_history:
-                found = self._already_sent(job.channel, job.key, job.created_at)
-                if found:
-                    self._mark_sent(row_id, found["channel"], found["ts"], now, opened_channel)
-                    result.recovered += 1
-                    OUTBOX.labels("recovered").inc()
-                    return
-            if job.upload is not None:
-                uploaded = self.slack.files_upload_v2(
-                    channel=job.channel,
-                    file=job.upload,
-                    filename="coaching-hit-rate.png",
-                    title=job.text,
-                )
-                file_info: dict[str, Any] = uploaded.get("file") or {}
-                channel, ts = job.channel, str(file_info.get("id", ""))
-            elif job.update_ts:
-                self.slack.chat_update(
-                    channel=job.channel,
-                    ts=job.update_ts,
-                    text=job.text,
-                    blocks=job.blocks,
-                    metadata=job.metadata,
-                )
-                channel, ts = job.channel, job.update_ts
-            else:
-                sent = self.slack.chat_postMessage(
-                    channel=job.channel, text=job.text, blocks=job.blocks, metadata=job.metadata
-                )
-                channel, ts = sent["channel"], sent["ts"]
+            outcome = self._send(job)
+        except LeaseLost:
+            log.warning("outbox row %s was taken over by another sweeper; leaving it to that one", row_id)
+            result.skipped += 1
+            return
         except PermanentFailure as exc:
             self._fail(row_id, now, str(exc), result)
             return
@@ -271,9 +277,63 @@ class OutboxSweep:
         except (OSError, http.client.HTTPException) as exc:
             self._retry_or_fail(row_id, now, f"network: {type(exc).__name__}", result)
             return
-        self._mark_sent(row_id, channel, ts, now, opened_channel)
-        result.sent += 1
-        OUTBOX.labels("sent").inc()
+        except Exception as exc:  # noqa: BLE001 - one bad row must not stop the sweep
+            log.exception("unexpected error sending outbox row %s", row_id)
+            self._retry_or_fail(row_id, now, f"unexpected: {type(exc).__name__}", result)
+            return
+        if not self._mark_sent(row_id, outcome, now):
+            result.skipped += 1
+            return
+        if outcome.recovered:
+            result.recovered += 1
+            OUTBOX.labels("recovered").inc()
+        else:
+            result.sent += 1
+            OUTBOX.labels("home" if job.home_view is not None else "sent").inc()
+
+    def _renew(self, row_id: int) -> None:
+        """Right before a Slack call: extend this sweeper's lease, or stop if the row is not ours now."""
+        with self.db.unit_of_work() as session:
+            if not renew_lease(session, row_id, self.owner, self.clock.now()):
+                raise LeaseLost(row_id)
+
+    def _send(self, job: _Job) -> _Outcome:
+        """The Slack calls for one row, each preceded by a lease renewal; no transaction is open."""
+        if job.home_view is not None:
+            if not job.person_slack_id:
+                raise PermanentFailure("no_slack_id")
+            self._renew(job.row_id)
+            self.slack.views_publish(user_id=job.person_slack_id, view=job.home_view)
+            return _Outcome("home", "", None)
+        upload = hit_rate_chart(job.chart) if job.chart is not None else None
+        opened: str | None = None
+        if job.channel is None:
+            if not job.person_slack_id:
+                raise PermanentFailure("no_slack_id")
+            self._renew(job.row_id)
+            answer = self.slack.conversations_open(users=job.person_slack_id)
+            job.channel = opened = _answer_text(answer, "channel", "id")
+        if job.check_history:
+            self._renew(job.row_id)
+            found = self._already_sent(job.channel, job.key, job.created_at)
+            if found:
+                return _Outcome(found["channel"], found["ts"], opened, recovered=True)
+        self._renew(job.row_id)
+        if upload is not None:
+            uploaded = self.slack.files_upload_v2(
+                channel=job.channel, file=upload, filename="coaching-hit-rate.png", title=job.text
+            )
+            file_info: dict[str, Any] = uploaded.get("file") or {}
+            return _Outcome(job.channel, str(file_info.get("id", "")), opened)
+        if job.update_ts:
+            self.slack.chat_update(
+                channel=job.channel, ts=job.update_ts, text=job.text, blocks=job.blocks, metadata=job.metadata
+            )
+            return _Outcome(job.channel, job.update_ts, opened)
+        sent = self.slack.chat_postMessage(
+            channel=job.channel, text=job.text, blocks=job.blocks, metadata=job.metadata
+        )
+        return _Outcome(_answer_text(sent, "channel"), _answer_text(sent, "ts"), opened)
 
     def _already_sent(self, channel: str, key: str, since: datetime) -> dict[str, str] | None:
         history = self.slack.conversations_history(
@@ -288,16 +348,20 @@ class OutboxSweep:
                 return {"channel": channel, "ts": message["ts"]}
         return None
 
-    def _mark_sent(self, row_id: int, channel: str, ts: str, now: datetime, dm_channel: str | None) -> None:
+    def _mark_sent(self, row_id: int, outcome: _Outcome, now: datetime) -> bool:
+        """Record the message as sent, only while this sweeper still holds the row."""
         with self.db.unit_of_work() as session:
-            row = session.get(OutboxMessage, row_id)
-            assert row is not None
-            row.status, row.slack_channel, row.slack_ts = "sent", channel, ts
+            row = held_row(session, row_id, self.owner)
+            if row is None:
+                log.warning("outbox row %s was taken over while it was sent; the taker checks first", row_id)
+                return False
+            row.status, row.slack_channel, row.slack_ts = "sent", outcome.channel, outcome.ts
             row.sent_at, row.lease_until, row.last_error = now, None, None
-            if dm_channel and row.person_id:
+            if outcome.opened_channel and row.person_id:
                 person = session.get(Person, row.person_id)
                 if person is not None:
-                    person.dm_channel = dm_channel
+                    person.dm_channel = outcome.opened_channel
+            return True
 
     def _slack_error(self, row_id: int, now: datetime, exc: SlackApiError, result: SweepResult) -> None:
         code = str(exc.response.get("error") or "")
@@ -305,8 +369,9 @@ class OutboxSweep:
         if status == 429 or code == "ratelimited":
             wait = int(exc.response.headers.get("Retry-After", exc.response.headers.get("retry-after", 30)))
             with self.db.unit_of_work() as session:
-                row = session.get(OutboxMessage, row_id)
-                assert row is not None
+                row = held_row(session, row_id, self.owner)
+                if row is None:
+                    return
                 # A rate-limited call was not carried out: it does not count as an attempt.
                 row.status, row.lease_until = "pending", None
                 row.attempts = max(0, row.attempts - 1)
@@ -328,8 +393,9 @@ class OutboxSweep:
 
     def _retry_or_fail(self, row_id: int, now: datetime, error: str, result: SweepResult) -> None:
         with self.db.unit_of_work() as session:
-            row = session.get(OutboxMessage, row_id)
-            assert row is not None
+            row = held_row(session, row_id, self.owner)
+            if row is None:
+                return
             give_up = row.attempts >= MAX_ATTEMPTS
             if not give_up:
                 row.status, row.lease_until, row.last_error = "pending", None, error
@@ -342,8 +408,9 @@ class OutboxSweep:
 
     def _fail(self, row_id: int, now: datetime, error: str, result: SweepResult) -> None:
         with self.db.unit_of_work() as session:
-            row = session.get(OutboxMessage, row_id)
-            assert row is not None
+            row = held_row(session, row_id, self.owner)
+            if row is None:
+                return
             row.status, row.lease_until, row.last_error = "failed", None, error[:500]
             if row.kind != "admin_alert":
                 for admin in session.scalars(select(Person).where(Person.is_admin.is_(True))):

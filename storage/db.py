@@ -1,16 +1,42 @@
-"""Engine, schema and the unit of work."""
+"""Engine, schema, the unit of work, and locks shared by every process on one database."""
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import Base
+
+_held = threading.local()
+
+
+def holding_connection() -> bool:
+    """True while this thread holds a database connection (a unit of work or lock is open).
+
+    Network calls must not happen then: tests check it on every Slack call."""
+    return getattr(_held, "count", 0) > 0
+
+
+def _track_connections(engine: Engine) -> None:
+    @event.listens_for(engine, "checkout")
+    def _checkout(*_: Any) -> None:
+        _held.count = getattr(_held, "count", 0) + 1
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(*_: Any) -> None:
+        _held.count = max(0, getattr(_held, "count", 0) - 1)
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for `pg_advisory_lock`, from a lock's name."""
+    return int.from_bytes(hashlib.sha256(f"coachloop:{name}".encode()).digest()[:8], "big", signed=True)
 
 
 class Database:
@@ -19,6 +45,7 @@ class Database:
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
         self.url = url
+        self.schema = schema
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {"future": True}
@@ -31,6 +58,9 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             self._configure_sqlite(self.engine)
+        _track_connections(self.engine)
+        self._local_locks: dict[str, threading.Lock] = {}
+        self._local_locks_guard = threading.Lock()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._after_commit: list[Callable[[], None]] = []
 
@@ -50,7 +80,36 @@ class Database:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     def create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Create missing tables; safe when several processes start at once on one database."""
+        with self.exclusive("schema") as conn, conn.begin():
+            Base.metadata.create_all(conn)
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[Connection]:
+        """Hold the lock `name` for the block, across every process on this database.
+
+        PostgreSQL: a session-level advisory lock keyed by the name (and schema), released on exit
+        or when the connection dies. Threads of this process also wait on an in-process lock. The
+        connection yielded is outside any transaction; begin one on it for work that must happen
+        under the lock (on SQLite that `BEGIN IMMEDIATE` is what serialises processes). Make no
+        network calls in the block."""
+        with self._local_lock(name), self.engine.connect() as conn:
+            if self.is_sqlite:
+                yield conn
+                return
+            key = lock_key(f"{self.schema or ''}:{name}")
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            conn.commit()
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                conn.commit()
+
+    def _local_lock(self, name: str) -> threading.Lock:
+        with self._local_locks_guard:
+            return self._local_locks.setdefault(name, threading.Lock())
 
     def ping(self) -> bool:
         with self.engine.connect() as conn:

@@ -1,5 +1,9 @@
 """Outgoing Slack messages and timers: queued in the transaction that needs them,
-claimed by sweeps so that any number of processes never do the same work twice."""
+claimed by sweeps so that any number of processes never do the same work twice.
+
+A claim names its owner (a token per sweeper). The owner renews a row's lease right before
+each Slack call and records the outcome only while it still holds the row, so a lease needs
+to outlast one Slack call, not a whole batch: a crashed sweeper's rows are free again soon."""
 
 from __future__ import annotations
 
@@ -8,11 +12,30 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from storage.models import AuditEntry, OutboxMessage, Timer
+from storage.models import AuditEntry, Base, OutboxMessage, Timer
 
-LEASE = timedelta(seconds=120)
+LEASE = timedelta(seconds=30)  # > one Slack call (10 s timeout, no retries inside a call)
+
+
+def new_owner() -> str:
+    return uuid.uuid4().hex
+
+
+def _insert_once(session: Session, model: type[Base], values: dict[str, Any]) -> int | None:
+    """Insert a row unless its dedupe key exists; a concurrent insert of the same key is not an error.
+    Returns the new id, or None."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    table = model.__table__
+    statement = (
+        dialect.insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(table.c.id)
+    )
+    return session.execute(statement).scalar()
 
 
 def enqueue(
@@ -31,22 +54,27 @@ def enqueue(
     """Queue a message once per dedupe key; a repeat of the key is a no-op (returns None)."""
     if session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == key)) is not None:
         return None
-    row = OutboxMessage(
-        dedupe_key=key,
-        kind=kind,
-        case_id=case_id,
-        person_id=person_id,
-        channel=channel,
-        updates_key=updates_key,
-        payload=payload or {},
-        due_at=due_at or now,
-        status="pending",
-        attempts=0,
-        created_at=now,
+    row_id = _insert_once(
+        session,
+        OutboxMessage,
+        {
+            "dedupe_key": key,
+            "kind": kind,
+            "case_id": case_id,
+            "person_id": person_id,
+            "channel": channel,
+            "updates_key": updates_key,
+            "payload": payload or {},
+            "due_at": due_at or now,
+            "status": "pending",
+            "attempts": 0,
+            "created_at": now,
+        },
     )
-    session.add(row)
+    if row_id is None:
+        return None
     session.info["wake"] = True
-    return row
+    return session.get(OutboxMessage, row_id)
 
 
 def enqueue_refresh(session: Session, updates_key: str, *, case_id: int, what: str, now: datetime) -> None:
@@ -69,8 +97,11 @@ def enqueue_home(session: Session, person_id: int, now: datetime) -> None:
         enqueue(session, f"home:{person_id}:{uuid.uuid4().hex[:12]}", "home", now=now, person_id=person_id)
 
 
-def claim_outbox(session: Session, now: datetime, *, limit: int, postgres: bool) -> list[int]:
-    """Lease due rows (pending, or sending with an expired lease) and return their ids."""
+def claim_outbox(
+    session: Session, now: datetime, *, limit: int, postgres: bool, owner: str | None = None
+) -> list[int]:
+    """Lease due rows (pending, or sending with an expired lease) to `owner`; return their ids.
+    Attempts are counted when a send starts (`start_attempt`), not here."""
     query = (
         select(OutboxMessage.id)
         .where(
@@ -90,14 +121,43 @@ def claim_outbox(session: Session, now: datetime, *, limit: int, postgres: bool)
         session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id.in_(ids))
-            .values(status="sending", lease_until=now + LEASE, attempts=OutboxMessage.attempts + 1)
+            .values(status="sending", lease_until=now + LEASE, claimed_by=owner or new_owner())
         )
     return ids
 
 
+def renew_lease(session: Session, row_id: int, owner: str, now: datetime) -> bool:
+    """Extend `owner`'s lease on a row it still holds; False when another sweeper has taken it over."""
+    held = session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == row_id,
+            OutboxMessage.claimed_by == owner,
+            OutboxMessage.status == "sending",
+        )
+        .values(lease_until=now + LEASE)
+    )
+    return held.rowcount == 1  # type: ignore[attr-defined]
+
+
+def held_row(session: Session, row_id: int, owner: str) -> OutboxMessage | None:
+    """The row, locked, while `owner` still holds it (None once another sweeper took it over)."""
+    return session.scalar(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.id == row_id,
+            OutboxMessage.claimed_by == owner,
+            OutboxMessage.status == "sending",
+        )
+        .with_for_update(of=OutboxMessage)
+    )
+
+
 def schedule_timer(session: Session, key: str, kind: str, *, case_id: int | None, due_at: datetime) -> None:
+    """Write a timer once per dedupe key (a repeat, even from another process at once, is a no-op)."""
     if session.scalar(select(Timer.id).where(Timer.dedupe_key == key)) is None:
-        session.add(Timer(dedupe_key=key, kind=kind, case_id=case_id, due_at=due_at, status="pending"))
+        values = {"dedupe_key": key, "kind": kind, "case_id": case_id, "due_at": due_at, "status": "pending"}
+        _insert_once(session, Timer, values)
 
 
 def cancel_timers(session: Session, case_id: int, kinds: tuple[str, ...]) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from slack_sdk.web.base_client import BaseClient
 from sqlalchemy import create_engine, text
 
 from bot.app.config import Settings
@@ -23,17 +24,33 @@ from bot.app.factory import create_bolt_app
 from bot.app.server import BackgroundServer
 from bot.app.services import Services, slack_client
 from bot.clock import FixedClock
-from bot.org import apply_org, lookup_people, parse_org
+from bot.org import import_org, parse_org
 from bot.standin.client import SlackUserAgent
 from bot.standin.server import SlackStandIn
 from handlers.directory import SlackDirectory
 from handlers.http import create_web_app
 from scheduler.sweeps import Sweeps
-from storage.db import Database
+from storage.db import Database, holding_connection
 
 PG_URL = os.environ.get("COACHLOOP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # Monday 23 November 2026, 14:30 in London (UTC+0 in winter).
 MONDAY_AFTERNOON = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def no_slack_call_inside_a_transaction(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test fails if any Slack Web API call is made while its thread holds a database connection."""
+    offending: list[str] = []
+    real_api_call = BaseClient.api_call
+
+    def guarded(self: BaseClient, api_method: str, *args: Any, **kwargs: Any) -> Any:
+        if holding_connection():
+            offending.append(api_method)
+        return real_api_call(self, api_method, *args, **kwargs)
+
+    monkeypatch.setattr(BaseClient, "api_call", guarded)
+    yield
+    assert not offending, f"Slack called while a database transaction was open: {offending}"
 
 
 def _postgres_available() -> str | None:
@@ -158,10 +175,7 @@ def build_stack(db: Database, standin: SlackStandIn, clock: FixedClock, org_text
         settings=settings, db=db, clock=clock, slack=slack_client(settings, interactive=False)
     )
     spec = parse_org(org_text or sample_org())
-    with db.unit_of_work() as session:
-        found = lookup_people(spec, session, SlackDirectory(services.slack))
-    with db.unit_of_work() as session:
-        apply_org(session, spec, found, clock.now())
+    import_org(db, spec, SlackDirectory(services.slack), clock.now())
     bolt = create_bolt_app(services)
     server = BackgroundServer(create_web_app(services, bolt)).start()
     people = SlackUserAgent(server.url, settings.slack_signing_secret, standin)

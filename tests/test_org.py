@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.org import OrgFileError, SlackUser, apply_org, lookup_people, parse_org
+from bot.org import OrgFileError, SlackUser, import_org, parse_org
 from storage.db import Database
 from storage.models import Person, Team
 from tests.conftest import sample_org
@@ -35,11 +35,7 @@ DIRECTORY = {
 
 
 def do_import(db: Database, text: str, directory: FakeDirectory) -> list[str]:
-    spec = parse_org(text)
-    with db.unit_of_work() as s:
-        found = lookup_people(spec, s, directory)
-    with db.unit_of_work() as s:
-        return apply_org(s, spec, found, NOW).lines()
+    return import_org(db, parse_org(text), directory, NOW).lines()
 
 
 def test_import_creates_teams_and_people_then_is_idempotent(db: Database) -> None:

@@ -45,15 +45,16 @@ def test_claims_take_due_rows_once_and_reclaim_expired_leases(db: Database) -> N
             enqueue(s, f"k{i}", "leader_case", now=NOW, due_at=NOW + timedelta(minutes=i))
     postgres = not db.is_sqlite
     with db.unit_of_work() as s:
-        first = claim_outbox(s, NOW + timedelta(minutes=2), limit=10, postgres=postgres)
+        first = claim_outbox(s, NOW + timedelta(minutes=2), limit=10, postgres=postgres, owner="first")
     assert len(first) == 3
     with db.unit_of_work() as s:
         assert claim_outbox(s, NOW + timedelta(minutes=2), limit=10, postgres=postgres) == []
     with db.unit_of_work() as s:
-        again = claim_outbox(s, NOW + timedelta(minutes=10), limit=10, postgres=postgres)
+        again = claim_outbox(s, NOW + timedelta(minutes=10), limit=10, postgres=postgres, owner="second")
     assert sorted(again) == sorted(set(range(1, 6)))  # leases expired after 2 minutes, and 2 new rows
     with db.unit_of_work() as s:
-        assert {r.attempts for r in s.query(OutboxMessage).filter(OutboxMessage.id.in_(first))} == {2}
+        taken = s.query(OutboxMessage).filter(OutboxMessage.id.in_(first))
+        assert {r.claimed_by for r in taken} == {"second"}
 
 
 def test_concurrent_claims_never_overlap(db: Database) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook
 
-from bot.org import apply_org, lookup_people, parse_org
+from bot.org import import_org, parse_org
 from storage.models import AuditEntry, Case, Evaluation, OutboxMessage
 from tests.conftest import Stack, sample_org
 from tests.payloads import evaluation
@@ -168,10 +168,7 @@ def test_unknown_agent_is_kept_and_opens_a_case_when_the_org_names_them(stack: S
     spec = parse_org(org)
     from handlers.directory import SlackDirectory
 
-    with stack.db.unit_of_work() as s:
-        found = lookup_people(spec, s, SlackDirectory(stack.services.slack))
-    with stack.db.unit_of_work() as s:
-        report = apply_org(s, spec, found, stack.clock.now())
+    report = import_org(stack.db, spec, SlackDirectory(stack.services.slack), stack.clock.now())
     assert len(report.cases_opened) == 1
     with stack.db.unit_of_work() as s:
         ev = s.get(Evaluation, body["evaluation_id"])

@@ -27,7 +27,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     services = build_services(settings, SystemClock())
     if settings.org_file:
-        _import_org(services.db, settings.org_file, services.slack)
+        imported = _import_org(services.db, settings.org_file, services.slack)
+        if imported != 0:
+            print("coachloop: not started, because the org file was not imported.", file=sys.stderr)
+            return imported
     bolt_app = create_bolt_app(services)
     scheduler = start_scheduler(services)
     socket_handler = None
@@ -50,7 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _import_org(db: object, path: str, slack: object | None) -> int:
-    from bot.org import OrgFileError, apply_org, lookup_people, parse_org
+    from bot.org import OrgFileError, import_org, parse_org
     from handlers.directory import SlackDirectory
     from storage.db import Database
 
@@ -67,10 +70,7 @@ def _import_org(db: object, path: str, slack: object | None) -> int:
             print(f"  {line}", file=sys.stderr)
         return 2
     directory = SlackDirectory(slack) if slack is not None else None  # type: ignore[arg-type]
-    with db.unit_of_work() as session:
-        found = lookup_people(spec, session, directory)
-    with db.unit_of_work() as session:
-        report = apply_org(session, spec, found, SystemClock().now())
+    report = import_org(db, spec, directory, SystemClock().now())
     for line in report.lines():
         print(line)
     if directory is None:

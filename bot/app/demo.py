@@ -25,7 +25,7 @@ from bot.app.config import Settings
 from bot.app.factory import build_services, create_bolt_app
 from bot.app.server import BackgroundServer
 from bot.clock import SystemClock
-from bot.org import apply_org, lookup_people, parse_org
+from bot.org import import_org, parse_org
 from bot.standin.client import SlackUserAgent, wait_for
 from bot.standin.render import render_blocks, render_view
 from bot.standin.server import SlackStandIn
@@ -232,10 +232,7 @@ def run_demo(keep: str | None = None) -> int:
         print(f"coachloop demo — database {settings.database_url}, Slack stand-in at {standin.url}")
 
         spec = parse_org(resources.files("bot.app").joinpath("demo_org.yml").read_text(), "demo_org.yml")
-        with services.db.unit_of_work() as session:
-            found = lookup_people(spec, session, SlackDirectory(services.slack))
-        with services.db.unit_of_work() as session:
-            report = apply_org(session, spec, found, services.clock.now())
+        report = import_org(services.db, spec, SlackDirectory(services.slack), services.clock.now())
         _say("Org file imported", "\n".join(f"  {line}" for line in report.lines()))
 
         bolt = create_bolt_app(services)

@@ -35,17 +35,25 @@ class Services:
         self.wake_sweeps()
 
 
+SLACK_TIMEOUT = 10  # seconds per Web API call; the outbox lease must outlast one call
+
+
 def slack_client(settings: Settings, *, interactive: bool) -> WebClient:
-    """Listeners may wait once on a 429; the outbox sweep handles 429 itself by rescheduling."""
-    handlers: list[RetryHandler] = [ConnectionErrorRetryHandler(max_retry_count=2)]
+    """Listeners may retry a dropped connection and wait once on a 429 or 5xx.
+
+    The outbox's client (`interactive=False`) retries nothing by itself: a call whose answer was
+    lost may have been carried out, so every retry of a send goes through the outbox, which first
+    looks for the message's dedupe key in the conversation."""
+    handlers: list[RetryHandler] = []
     if interactive:
         handlers += [
+            ConnectionErrorRetryHandler(max_retry_count=2),
             RateLimitErrorRetryHandler(max_retry_count=1),
             ServerErrorRetryHandler(max_retry_count=1),
         ]
     return WebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url or WebClient.BASE_URL,
-        timeout=10,
+        timeout=SLACK_TIMEOUT,
         retry_handlers=handlers,
     )

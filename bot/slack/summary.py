@@ -85,7 +85,7 @@ def agent_picture(session: Session, viewer: Person | None, slack_id: str, now: d
         raise NotFound("That person is not an agent in coachloop's org file.")
     if viewer is None or not may_see_agent(session, viewer, agent):
         raise NotAllowed(
-            f"Only {agent.display}, their team leader and {team.name}'s escalation contacts can see this."
+            "Only the agent, their team leader and the team's escalation contacts can see this."
         )
     tz = timezone_of(viewer, team)
     cases = queries.agent_cases(session, agent.id)

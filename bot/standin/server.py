@@ -4,6 +4,8 @@ It checks the bot token and required arguments, rejects blocks and views that
 `slack_sdk.models` rejects (`invalid_blocks`), keeps conversations with their
 messages and metadata, records every call, and can be told to misbehave
 (429 with Retry-After, 500, slow answers, or a given error) for a share of calls.
+Faults that carry the call out and then answer late or never (`slow_answers`,
+`lost_answers`) stand for a Slack that did the work while the caller heard nothing.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import contextlib
 import itertools
 import json
 import random
+import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -40,7 +44,14 @@ class Fault:
     rate: float = 1.0
     retry_after: int = 1
     delay: float = 0.0  # for "slow": the call is carried out, then the answer waits this long
+    delay_first: bool = False  # for "slow": wait first, then carry the call out (a slow Slack)
     after_effect: bool = False  # carry the call out, then answer with the fault (a lost response)
+    on_call: Callable[[], None] | None = None  # run when the fault fires (e.g. move a test clock on)
+    when: Callable[[dict[str, Any]], bool] | None = None  # only for calls whose arguments match
+    answer: dict[str, Any] | None = None  # for "malformed": the body answered instead of carrying out
+
+
+LOST = -1  # dispatch's status for "carried out, then the connection closed with no answer"
 
 
 @dataclass
@@ -178,6 +189,31 @@ class SlackStandIn:
             self.faults.append(fault)
         return fault
 
+    def slow_answers(
+        self,
+        method: str,
+        delay: float,
+        *,
+        rate: float = 1.0,
+        on_call: Callable[[], None] | None = None,
+        slow_to_act: bool = False,
+    ) -> Fault:
+        """Carry `method` out, then answer `delay` seconds late (with `slow_to_act`, take the time before
+        carrying it out); `on_call` runs as each call is carried out."""
+        return self.add_fault(
+            Fault(method, "slow", rate=rate, delay=delay, on_call=on_call, delay_first=slow_to_act)
+        )
+
+    def lost_answers(self, method: str, *, times: int | None = None, rate: float = 1.0) -> Fault:
+        """Carry `method` out, then close the connection without answering (the caller sees a reset)."""
+        return self.add_fault(Fault(method, "lost", times=times, rate=rate, after_effect=True))
+
+    def malformed_answers(
+        self, method: str, answer: dict[str, Any], *, when: Callable[[dict[str, Any]], bool] | None = None
+    ) -> Fault:
+        """Answer `method` with `answer` (HTTP 200) without carrying it out: a reply no client expects."""
+        return self.add_fault(Fault(method, "malformed", answer=answer, when=when))
+
     def clear_faults(self) -> None:
         with self._lock:
             self.faults.clear()
@@ -267,14 +303,25 @@ class SlackStandIn:
                 elif raw:
                     args.update({k: v[-1] for k, v in parse_qs(raw.decode()).items()})
                 status, body, headers = standin.dispatch(method, args, self.headers.get("Authorization", ""))
+                if status == LOST:
+                    self._hang_up()
+                    return
                 self._reply(status, body, headers)
+
+            def _hang_up(self) -> None:
+                """Close the connection without an answer, as a dropped network path would."""
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
 
         return Handler
 
-    def _fault_for(self, method: str) -> Fault | None:
+    def _fault_for(self, method: str, args: dict[str, Any]) -> Fault | None:
         with self._lock:
             for fault in self.faults:
                 if fault.method not in (method, "*") or (fault.times is not None and fault.times <= 0):
+                    continue
+                if fault.when is not None and not fault.when(args):
                     continue
                 if random.random() >= fault.rate:
                     continue
@@ -286,9 +333,14 @@ class SlackStandIn:
     def dispatch(
         self, method: str, args: dict[str, Any], auth: str
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        fault = self._fault_for(method)
+        fault = self._fault_for(method, args)
+        if fault is not None and fault.mode == "malformed":
+            self._record(method, args, False, "malformed")
+            return 200, dict(fault.answer or {}), {}
         if fault is not None and fault.mode != "slow" and not fault.after_effect:
             return self._faulted(method, args, fault)
+        if fault is not None and fault.mode == "slow" and fault.delay_first:
+            time.sleep(fault.delay)
         try:
             if not auth.startswith("Bearer "):
                 raise ApiError("not_authed")
@@ -303,8 +355,12 @@ class SlackStandIn:
             self._record(method, args, False, exc.error)
             return exc.status, {"ok": False, "error": exc.error}, exc.headers
         self._record(method, args, True)
-        if fault is not None and fault.mode == "slow":
+        if fault is not None and fault.on_call is not None:
+            fault.on_call()
+        if fault is not None and fault.mode == "slow" and not fault.delay_first:
             time.sleep(fault.delay)  # carried out, but the answer comes late (or never, for the caller)
+        elif fault is not None and fault.mode == "lost":
+            return LOST, {}, {}
         elif fault is not None and fault.after_effect:
             return self._faulted(method, args, fault, record=False)
         return 200, {"ok": True, **body}, {}
