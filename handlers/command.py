@@ -17,7 +17,7 @@ def register(app: App, services: Services) -> None:
         ack()
         person = context["person"]
         try:
-            with services.db.unit_of_work() as session:
+            with services.db.read() as session:
                 viewer = session.merge(person, load=False) if person is not None else None
                 blocks = summary.answer(session, viewer, command.get("text", ""), services.clock.now())
         except CoachingError as exc:

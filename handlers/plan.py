@@ -46,7 +46,7 @@ def register(app: App, services: Services) -> None:
         option = action.get("selected_option") if isinstance(action, dict) else None
         chosen = option.get("value") if isinstance(option, dict) else None
         try:
-            with services.db.unit_of_work() as session:
+            with services.db.read() as session:
                 if case_id is None:
                     raise NotFound("This form has lost its coaching case; close it and start again.")
                 case = coaching.load_case(session, case_id)

@@ -24,18 +24,19 @@ ROLES = {
     "outsider": "U0OUTSIDER",
 }
 INSIDERS = {"leader", "agent", "escalation"}
-# Who may act on Ana's case (team Billing: leader Priya, escalation contact Dana).
+# Who may act on Ana's case (team Billing: leader Priya, escalation contact Dana). The leader holding
+# the case plans and reviews it; escalation contacts may waive it and remind the leader.
 BUTTONS = {
-    "open_plan": {"leader", "escalation"},
+    "open_plan": {"leader"},
     "waive_case": {"leader", "escalation"},
-    "open_review": {"leader", "escalation"},
+    "open_review": {"leader"},
     "remind_leader": {"escalation"},
     "ack_agreement": {"agent"},
     "discuss_agreement": {"agent"},
 }
 MODALS = {
-    "coaching_plan": {"leader", "escalation"},
-    "followup_review": {"leader", "escalation"},
+    "coaching_plan": {"leader"},
+    "followup_review": {"leader"},
     "waive_case": {"leader", "escalation"},
 }
 CHANGES = {"ack_agreement", "discuss_agreement"}  # allowed presses that change the case at once
