@@ -6,11 +6,12 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, lazyload
 
 from bot import measures
 from bot.calendar import WorkCalendar
+from bot.case_state import CaseState
 from bot.team_calendar import calendar_for
 from storage.models import Case, Evaluation, EvaluationItem, Person, Team, TeamAgent
 
@@ -51,7 +52,7 @@ def parse_period(text: str, now: datetime) -> measures.Period:
 
 
 def facts(
-    session: Session, scope: Scope, period: measures.Period
+    session: Session, scope: Scope, period: measures.Period, now: datetime | None = None
 ) -> tuple[list[measures.CaseFacts], list[measures.ScoreFacts], dict[str, WorkCalendar]]:
     teams = list(session.scalars(select(Team)))
     if scope.team_ids is not None:
@@ -61,12 +62,28 @@ def facts(
     query = select(Case).where(Case.team_id.in_(names))
     if scope.leader_id is not None:
         query = query.where(Case.leader_id == scope.leader_id)
-    # Cases that can touch the period: opened before its end and not closed before its start.
-    query = query.where(Case.opened_at < period.end)
+    # Cases that can touch the period (or the mix window before `now`): opened before its end, and
+    # still awaiting a conversation or with a step on or after the earliest day any measure looks at.
+    # What lies wholly before is history the figures never count, however much of it there is.
+    since = min(period.start, (now or period.end) - timedelta(weeks=measures.MIX_WEEKS))
+    query = query.where(
+        Case.opened_at < period.end,
+        or_(
+            Case.state == CaseState.AWAITING,
+            Case.opened_at >= since,
+            Case.due_at >= since,
+            Case.agreed_at >= since,
+            Case.waived_at >= since,
+            Case.reviewed_at >= since,
+            Case.action_date >= since.date(),
+        ),
+    )
+    found = list(session.scalars(query.options(lazyload(Case.evaluations))))
+    windows = _window_starts(session, [c.id for c in found if c.agreed_at in period])
     cases = []
     agent_ids: set[int] = set()
-    for c in session.scalars(query):
-        landed = min((ev.landed_at for ev in c.evaluations), default=c.opened_at)
+    for c in found:
+        landed = windows.get(c.id, c.opened_at)
         agent_ids.add(c.agent_id)
         cases.append(
             measures.CaseFacts(
@@ -96,6 +113,18 @@ def facts(
         agent_ids |= set(session.scalars(agents))
     coached = {(c.agent, c.behaviour_key) for c in cases if c.agreed_at in period and c.behaviour_key}
     return cases, _landed(session, agent_ids, period) + _criterion_scores(session, coached, period), calendars
+
+
+def _window_starts(session: Session, case_ids: list[int]) -> dict[int, datetime]:
+    """When each case's first score landed (time to coach counts from it), by aggregate."""
+    if not case_ids:
+        return {}
+    rows = session.execute(
+        select(Evaluation.case_id, func.min(Evaluation.landed_at))
+        .where(Evaluation.case_id.in_(case_ids))
+        .group_by(Evaluation.case_id)
+    )
+    return {case_id: landed for case_id, landed in rows if case_id is not None}
 
 
 def _landed(session: Session, agent_ids: set[int], period: measures.Period) -> list[measures.ScoreFacts]:
@@ -132,5 +161,5 @@ def _criterion_scores(
 
 
 def compute(session: Session, scope: Scope, period: measures.Period, now: datetime) -> measures.Measures:
-    cases, scores, calendars = facts(session, scope, period)
+    cases, scores, calendars = facts(session, scope, period, now)
     return measures.compute(cases, scores, calendars, period, now)
