@@ -368,7 +368,9 @@ def history_benchmarks(backend: str, tmp: str, world: World, args: argparse.Name
             due_time, report = timed_sweep(app)
             standin.compact()
             views = home_and_coach(app, standin, world, args.runs)
-            results[size] = {"idle": statistics.median(idle), "due": due_time, "report": report, "views": views}
+            results[size] = {
+                "idle": statistics.median(idle), "due": due_time, "report": report, "views": views
+            }
         s, g = results[small], results[large]
         line(f"  4. sweeps ({args.due} due reminders, each with its DM refresh and Home refreshes)")
         line(f"     nothing due: {ms(s['idle'])} at {small:,} evaluations, {ms(g['idle'])} at {large:,}")

@@ -19,6 +19,17 @@ def person_by_slack_id(session: Session, slack_id: str) -> Person | None:
     return session.scalar(select(Person).where(Person.slack_id == slack_id))
 
 
+def agent_with_team(session: Session, email: str) -> tuple[Person | None, Team | None]:
+    """The person with this email and the team they are an agent of, in one query."""
+    row = session.execute(
+        select(Person, Team)
+        .outerjoin(TeamAgent, TeamAgent.person_id == Person.id)
+        .outerjoin(Team, Team.id == TeamAgent.team_id)
+        .where(Person.email == email.strip().lower())
+    ).first()
+    return (row[0], row[1]) if row is not None else (None, None)
+
+
 def team_of_agent(session: Session, person_id: int) -> Team | None:
     return session.scalar(select(Team).join(TeamAgent).where(TeamAgent.person_id == person_id))
 

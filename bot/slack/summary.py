@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot import wording
-from bot.coaching import may_see_private, ranked_picks
+from bot.coaching import may_see_private, ranked_picks, suggested
 from bot.errors import NotAllowed, NotFound
 from bot.handover import cover_queue, hand_over_case
 from bot.review import HAPPENED, NEXT
@@ -108,9 +108,10 @@ def agent_picture(session: Session, viewer: Person | None, slack_id: str, now: d
             line += f"\nFocus: {_e(open_case.behaviour_name)} — {_e(open_case.action)}"
         out.append(bk.section(line))
     picks = ranked_picks(session, open_case) if open_case else []
-    backlog = [
-        p for p in picks if not open_case or p.key != (open_case.behaviour_key or open_case.suggested_key)
-    ]
+    focus = suggested(open_case, picks) if open_case else None
+    chosen = open_case.behaviour_key if open_case else None
+    chosen = chosen or (focus.key if focus else None)
+    backlog = [p for p in picks if not open_case or p.key != chosen]
     if backlog:
         out.append(
             bk.section(
