@@ -312,11 +312,12 @@ def attach_to_case(
     team = team or queries.team_of_agent(session, agent.id)
     assert team is not None
     queries.lock_people(session, [agent.id])
-    case = queries.awaiting_case(session, agent.id)
+    with session.no_autoflush:  # the evaluation is written once, with its case, below
+        case = queries.awaiting_case(session, agent.id, with_evidence=False)
     cal = calendar_for(team)
     start = timers.evaluation_start(evaluation)
     if case is not None:
-        evaluation.case_id = case.id
+        evaluation.case_id, evaluation.intake_status = case.id, "joined_case"
         if evaluation.has_shortfall:
             case.kind = PERFORMANCE
         case.suggested_key = None  # the new evidence may change the pick: ranked again when shown
@@ -329,10 +330,13 @@ def attach_to_case(
         refresh_leader_dm(session, case, now, f"joined-{evaluation.id}")
         return case, "joined_case"
 
+    with session.no_autoflush:
+        holder = holder_for(session, team)
+    evaluation.intake_status = "case_opened"
     case = Case(
         agent_id=agent.id,
         team_id=team.id,
-        leader_id=holder_for(session, team).id,
+        leader_id=holder.id,
         kind=PERFORMANCE if evaluation.has_shortfall else DEVELOPMENTAL,
         opened_at=now,
         due_at=now,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from storage.models import Case, Evaluation, LeaderCover, Person, Team, TeamAgent
 
@@ -75,10 +75,13 @@ def open_cases_of_agent(session: Session, agent_id: int) -> list[Case]:
     )
 
 
-def awaiting_case(session: Session, agent_id: int) -> Case | None:
-    return session.scalar(
-        select(Case).where(Case.agent_id == agent_id, Case.state == AWAITING).order_by(Case.id).limit(1)
-    )
+def awaiting_case(session: Session, agent_id: int, *, with_evidence: bool = True) -> Case | None:
+    """The agent's case awaiting a conversation; `with_evidence=False` leaves its evaluations and
+    hand-overs unloaded (read only if touched), so the cost does not grow with the case."""
+    query = select(Case).where(Case.agent_id == agent_id, Case.state == AWAITING).order_by(Case.id).limit(1)
+    if not with_evidence:
+        query = query.options(lazyload(Case.evaluations), lazyload(Case.handovers))
+    return session.scalar(query)
 
 
 def recent_evaluations(session: Session, agent_id: int, limit: int = 8) -> list[Evaluation]:
