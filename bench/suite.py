@@ -254,9 +254,20 @@ def serve_benchmarks(backend: str, tmp: str, world: World, args: argparse.Namesp
         ]
         for th in threads:
             th.start()
+        profiler = None
+        if args.profile:
+            out = os.path.join(args.profile, f"serve-{backend}.txt")
+            profiler = subprocess.Popen(
+                [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid",
+                 str(serve.proc.pid), "--duration", str(int(args.seconds)), "--format", "raw", "-o", out,
+                 "--nonblocking", "--threads"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
         try:
             serve_load = run_loadgen(serve.url, keys.webhook, agents_file, args.seconds, args.connections)
         finally:
+            if profiler is not None:
+                profiler.wait(timeout=60)
             stop.set()
             for th in threads:
                 th.join(timeout=90)
@@ -437,6 +448,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes and shorter runs")
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--only", default="1,2,3,4,5,6", help="which benchmarks (comma-separated)")
+    parser.add_argument("--profile", metavar="DIR", help="record serve under ingest with py-spy into DIR")
     args = parser.parse_args()
     quick = args.quick
     args.seconds = 5.0 if quick else 15.0

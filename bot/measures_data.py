@@ -128,17 +128,18 @@ def _window_starts(session: Session, case_ids: list[int]) -> dict[int, datetime]
 
 
 def _landed(session: Session, agent_ids: set[int], period: measures.Period) -> list[measures.ScoreFacts]:
-    """The evaluations that landed in the period (bare: no criterion)."""
+    """The evaluations that landed in the period (bare: no criterion), counted per agent by the database."""
     if not agent_ids:
         return []
     rows = session.execute(
-        select(Person.email, Evaluation.landed_at)
+        select(Person.email, func.min(Evaluation.landed_at), func.count())
         .join(Evaluation, Evaluation.agent_id == Person.id)
         .where(
             Person.id.in_(agent_ids), Evaluation.landed_at >= period.start, Evaluation.landed_at < period.end
         )
+        .group_by(Person.email)
     )
-    return [measures.ScoreFacts(email, landed) for email, landed in rows]
+    return [measures.ScoreFacts(email, landed, count=count) for email, landed, count in rows]
 
 
 def _criterion_scores(

@@ -91,6 +91,7 @@ class _Job:
     metadata: dict[str, Any]
     created_at: datetime
     home_view: dict[str, Any] | None = None
+    home_for: int | None = None  # the person whose Home to render (after the claim's transaction)
     chart: dict[str, list[tuple[date, float | None]]] | None = None
 
 
@@ -164,9 +165,13 @@ class OutboxSweep:
             else:
                 job = self._recheck_and_render(row, session, now)
             if isinstance(job, _Job):
-                job.check_history = row.attempts > 0 and job.update_ts is None and job.home_view is None
+                job.check_history = row.attempts > 0 and job.update_ts is None and job.home_for is None
                 row.attempts += 1
-            return job
+        if isinstance(job, _Job) and job.home_for is not None:
+            # A Home reads many figures: it renders in a read transaction, holding no write lock.
+            with self.db.read() as session:
+                job.home_view = home_view(session, session.get(Person, job.home_for), now)
+        return job
 
     def _recheck_and_render(self, row: OutboxMessage, session: Session, now: datetime) -> _Job | str:
         """The one place a queued message meets the current state at send time: re-check that it is
@@ -222,7 +227,7 @@ class OutboxSweep:
             blocks=[],
             metadata={},
             created_at=row.created_at,
-            home_view=home_view(session, person, now),
+            home_for=person.id,
         )
 
     @staticmethod

@@ -65,7 +65,7 @@ def give_history(db: Database, email: str, evaluations: int) -> None:
         session.execute(
             insert(EvaluationItem),
             [
-                dict(evaluation_id=first + i, position=0, key="acknowledge", name="Acknowledges", score=0.0,
+                dict(evaluation_id=first + i, position=0, key="acknowledge", name="Acknowledges", score=0,
                      max_score=5.0, weight=2.0, critical=False)
                 for i in range(evaluations)
             ],
@@ -73,7 +73,8 @@ def give_history(db: Database, email: str, evaluations: int) -> None:
     if db.engine.dialect.name == "postgresql":
         with db.engine.begin() as conn:
             conn.exec_driver_sql(
-                "SELECT setval(pg_get_serial_sequence('evaluations', 'id'), (SELECT max(id) FROM evaluations))"
+                "SELECT setval(pg_get_serial_sequence('evaluations', 'id'), "
+                "(SELECT max(id) FROM evaluations))"
             )
 
 
