@@ -180,7 +180,12 @@ def ack_round(probes: Probes, stop: threading.Event, every: float, out: dict[str
         if kind == "modal submission" and not probes.views:
             continue
         started = time.perf_counter()
-        value = probes.timed(kind)
+        try:
+            value = probes.timed(kind)
+        except Exception as exc:  # noqa: BLE001 - counted and shown, the probes go on
+            out.setdefault(f"{kind} errors", []).append(0.0)
+            print(f"     ({kind} failed: {exc})", flush=True)
+            value = float("nan")
         if value == value:  # not NaN
             out.setdefault(kind, []).append(value)
         stop.wait(max(0.0, every - (time.perf_counter() - started)))

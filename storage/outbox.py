@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -142,6 +142,15 @@ def enqueue_homes(
         session.info["wake"] = True
 
 
+# New messages first, then in-place updates of messages already shown, then Home re-publishes: under a
+# burst of scores, a leader hears of a new case before the refreshes that the burst queued.
+SEND_ORDER = case(
+    (OutboxMessage.kind == "home", 2),
+    (OutboxMessage.updates_key.is_not(None), 1),
+    else_=0,
+)
+
+
 def claim_outbox(
     session: Session, now: datetime, *, limit: int, postgres: bool, owner: str | None = None
 ) -> list[int]:
@@ -156,7 +165,7 @@ def claim_outbox(
                 (OutboxMessage.status == "sending") & (OutboxMessage.lease_until < now),
             ),
         )
-        .order_by(OutboxMessage.due_at, OutboxMessage.id)
+        .order_by(SEND_ORDER, OutboxMessage.due_at, OutboxMessage.id)
         .limit(limit)
     )
     if postgres:
