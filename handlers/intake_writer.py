@@ -80,6 +80,8 @@ class IntakeWriter:
                         alone.append(pending)
                     except Exception as exc:  # noqa: BLE001 - this score's answer; the others go on
                         pending.future.set_exception(exc)
+                    # Written: forget its objects, so each flush costs the same however long the batch.
+                    session.expunge_all()
         except Exception:  # noqa: BLE001 - the commit failed: store each score on its own
             log.exception("a batch of %d scores did not commit; storing them one by one", len(batch))
             alone = [p for p, _ in done] + alone

@@ -45,8 +45,8 @@ def _insert_all_once(session: Session, model: type[Base], rows: list[dict[str, A
     if not rows:
         return
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(model.__table__).values(rows)
-    session.execute(statement.on_conflict_do_nothing(index_elements=["dedupe_key"]))
+    statement = dialect.insert(model.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    session.execute(statement, rows)  # executemany: one compiled statement, whatever the count
 
 
 def enqueue(
