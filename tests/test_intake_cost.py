@@ -158,3 +158,36 @@ def test_a_joined_score_moves_the_suggested_focus(db: Database) -> None:
         pick = suggested(case, ranked_picks(session, case))
         assert pick is not None and pick.key == "verify-identity"
     plan(db, first or 0, "priya.shah@example.com", NOW)
+
+
+def test_scores_sent_at_once_commit_together_and_one_bad_one_spoils_none(any_stack: Stack) -> None:
+    """Concurrent webhooks share transactions; each is answered after its own score is stored, a repeat
+    is answered as one, and a score the domain refuses (landing in the future) changes nothing else."""
+    import threading
+
+    payloads = [evaluation(id=f"together-{n}") for n in range(12)]
+    payloads += [evaluation(id=f"together-tom-{n}", agent={"email": TOM}) for n in range(12)]
+    payloads.append(evaluation(id="together-0"))  # a repeat of the first
+    payloads.append(evaluation(id="from-the-future", landed_at="2026-11-24T14:02:00Z"))
+    answers: list[tuple[str, int, Any]] = []
+    gate = threading.Barrier(len(payloads))
+
+    def send(payload: dict[str, Any]) -> None:
+        gate.wait()
+        status, body = any_stack.post_score(payload)
+        answers.append((payload["id"], status, body))
+
+    threads = [threading.Thread(target=send, args=(p,)) for p in payloads]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    statuses = sorted(status for _, status, _ in answers)
+    assert statuses.count(202) == 24 and statuses.count(422) == 1 and statuses.count(200) == 1
+    firsts = {body["evaluation_id"] for ev_id, _, body in answers if ev_id == "together-0"}
+    assert len(firsts) == 1  # the repeat names the same evaluation
+    with any_stack.db.read() as session:
+        cases = session.scalars(select(Case).where(Case.state == "awaiting_conversation")).all()
+        assert sorted(len(c.evaluations) for c in cases) == [12, 12]
+        stored = session.scalar(select(func.count()).select_from(Evaluation))
+        assert stored == 24
