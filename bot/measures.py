@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from bot.calendar import WorkCalendar
+from bot.case_state import CaseState
 
 REVIEW_GRACE_DAYS = 2
 BEFORE_WINDOW = 5
@@ -181,7 +182,7 @@ def compute(
         if c.waived_at in period:
             m.waived += 1
             m.waived_reasons[c.waived_reason or ""] += 1
-        if c.state == "awaiting_conversation" and c.due_at < now:
+        if c.state == CaseState.AWAITING and c.due_at < now:
             m.open_overdue += 1
         if c.agreed_at in period:
             assert c.agreed_at is not None

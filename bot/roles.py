@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.case_state import OPEN, UNREVIEWED, CaseState
 from storage import queries
 from storage.models import Case, Person, Team, TeamEscalation
 
@@ -51,14 +52,14 @@ def leader_queue(session: Session, leader_id: int) -> tuple[list[Case], list[Cas
         session.scalars(
             select(Case)
             .where(
-                Case.leader_id == leader_id, Case.state.in_(("awaiting_conversation", *queries.UNREVIEWED))
+                Case.leader_id == leader_id, Case.state.in_(OPEN)
             )
             .order_by(Case.due_at, Case.id)
         )
     )
-    awaiting = [c for c in cases if c.state == "awaiting_conversation"]
+    awaiting = [c for c in cases if c.state == CaseState.AWAITING]
     under_way = sorted(
-        (c for c in cases if c.state in queries.UNREVIEWED), key=lambda c: (c.action_date, c.id)
+        (c for c in cases if c.state in UNREVIEWED), key=lambda c: (c.action_date, c.id)
     )
-    unacknowledged = [c for c in under_way if c.state == "agreed"]
+    unacknowledged = [c for c in under_way if c.state == CaseState.AGREED]
     return awaiting, under_way, unacknowledged

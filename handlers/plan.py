@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from bot import coaching
 from bot.app.services import Services
+from bot.case_state import CaseState
 from bot.errors import CoachingError, NotFound
 from bot.slack.views import (
     BEHAVIOUR_ACTION,
@@ -28,8 +29,8 @@ def register(app: App, services: Services) -> None:
         ack()
 
         def build(session: Session, case: Case) -> dict[str, Any]:
-            if case.state != "awaiting_conversation":
-                state = case.state.replace("_", " ")
+            if case.state != CaseState.AWAITING:
+                state = CaseState(case.state).words
                 return notice_modal(
                     "Already coached", f"{case.agent.display}'s conversation is already logged ({state})."
                 )

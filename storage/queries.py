@@ -54,7 +54,9 @@ def lock_people(session: Session, person_ids: list[int]) -> None:
             select(Person.id)
             .where(Person.id.in_(sorted(set(person_ids))))
             .order_by(Person.id)
-            .with_for_update()
+            # FOR NO KEY UPDATE: waits for another intake's lock, not for rows that merely reference the
+            # person (an evaluation being inserted holds a key-share lock on it).
+            .with_for_update(key_share=True)
         )
 
 

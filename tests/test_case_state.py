@@ -7,9 +7,10 @@ import json
 import pytest
 
 from bot import coaching, review
-from bot.case_state import NEEDS, TRANSITIONS, CaseState, Event, IllegalTransition, check
+from bot.case_state import NEEDS, TRANSITIONS, UNREVIEWED, CaseState, Event, IllegalTransition, check
+from storage import queries
 from storage.db import Database
-from storage.models import Case
+from storage.models import AWAITING_ONLY, Case
 from tests.conftest import MONDAY_AFTERNOON, Stack
 from tests.payloads import evaluation
 from tests.scenario import ANA, PRIYA, import_org, person, score
@@ -40,6 +41,11 @@ def test_each_transition_leaves_exactly_the_timers_its_target_needs(event: Event
         assert kept == set(NEEDS[rule.target]), (event, source)
 
 
+def test_the_storage_layers_names_for_states_are_the_machines() -> None:
+    assert queries.AWAITING == CaseState.AWAITING and set(queries.UNREVIEWED) == set(UNREVIEWED)
+    assert f"'{CaseState.AWAITING.value}'" in AWAITING_ONLY  # the partial unique index
+
+
 def test_a_refused_transition_changes_nothing(db: Database) -> None:
     import_org(db, NOW)
     case_id = score(db, NOW).case_id
@@ -67,4 +73,3 @@ def test_slack_shows_an_illegal_transition_as_a_clear_message(stack: Stack) -> N
     # A waived case no longer awaits: the next score opens a new one.
     status, body = stack.post_score(evaluation(id="ev-next"))
     assert (status, body["status"]) == (202, "case_opened")
-
