@@ -173,7 +173,8 @@ def intake(session: Session, data: EvaluationInput, now: datetime, actor: str) -
         session.flush()
         audit(session, now, actor, "evaluation_unassigned", evaluation_id=evaluation.id)
         return IntakeResult(evaluation.id, None, evaluation.intake_status, created=True)
-    queries.lock_people(session, [agent.id])
+    with session.no_autoflush:  # the agent is locked before the evaluation (written once, below) names them
+        queries.lock_people(session, [agent.id])
     evaluation.agent_id = agent.id
     case, status = attach_to_case(session, evaluation, agent, now, actor, team=team)
     evaluation.intake_status = status

@@ -50,7 +50,7 @@ PERMANENT = {
     "message_not_found",
     "cant_update_message",
 }
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 8  # with the backoff below, about an hour of Slack failing before an admin hears
 HISTORY_LOOKBACK = 100
 
 
@@ -111,7 +111,7 @@ def backoff(attempts: int) -> timedelta:
 def _answer_text(answer: Any, *path: str) -> str:
     value = answer
     for name in path:
-        value = value.get(name) if isinstance(value, dict) or hasattr(value, "get") else None
+        value = value.get(name) if hasattr(value, "get") else None  # a dict or a SlackResponse
     if not isinstance(value, str) or not value:
         raise UnexpectedAnswer(f"the answer has no {'.'.join(path)}")
     return value
@@ -165,7 +165,10 @@ class OutboxSweep:
             else:
                 job = self._recheck_and_render(row, session, now)
             if isinstance(job, _Job):
-                job.check_history = row.attempts > 0 and job.update_ts is None and job.home_for is None
+                # Only posts carry their dedupe key in metadata; updates, Home views and uploads are
+                # idempotent or cannot be found again.
+                only_posts = job.update_ts is None and job.home_for is None and job.chart is None
+                job.check_history = row.attempts > 0 and only_posts
                 row.attempts += 1
         if isinstance(job, _Job) and job.home_for is not None:
             # A Home reads many figures: it renders in a read transaction, holding no write lock.

@@ -88,7 +88,7 @@ def press(stack: Stack, user: str, action_id: str, case_id: int, *, changes: boo
             return "opened: " + json.dumps(views[-1].args["view"])
         return None
 
-    return wait_for(answered, what=f"an answer to {action_id}")
+    return wait_for(answered, timeout=15, what=f"an answer to {action_id}")
 
 
 @pytest.mark.parametrize("action_id", sorted(BUTTONS))
@@ -141,6 +141,7 @@ def test_coach_command_about_an_agent_as_every_role(agreed_case: tuple[Stack, in
         assert stack.people.command(user, "/coach", "<@U0ANA>")[0] == 200
         reply = wait_for(
             lambda: stack.standin.calls_to("response_url")[replies:] or None,  # noqa: B023
+            timeout=15,
             what="the /coach answer",
         )[0].args
         shown = json.dumps(reply)
@@ -155,7 +156,7 @@ def test_home_shows_each_role_only_its_own(agreed_case: tuple[Stack, int, dict[s
     stack, _, _ = agreed_case
     for role, user in ROLES.items():
         assert stack.people.event({"type": "app_home_opened", "user": user, "tab": "home"})[0] == 200
-        home = wait_for(lambda: stack.standin.views.get(f"VHOME{user}"), what="a Home")  # noqa: B023
+        home = wait_for(lambda: stack.standin.views.get(f"VHOME{user}"), timeout=15, what="a Home")  # noqa: B023
         shown = json.dumps(home)
         sees_case = any(mark in shown for mark in ("Ana Ruiz", "Acknowledges the customer", "*Billing*"))
         assert sees_case == (role in INSIDERS), (role, shown[:300])

@@ -249,8 +249,9 @@ def test_private_metadata_is_not_trusted(stack: Stack) -> None:
     view = open_plan(stack)
     before = snapshot(stack)
     status, answer = stack.people.submit(PRIYA, view, private_metadata=json.dumps({"case_id": other_case}))
-    # Priya is outside Retentions: the refusal names nobody.
-    assert answer is not None and "belongs to a team you are not part of" in json.dumps(answer["view"])
+    # Priya is outside Lena's team: she is refused without being told who may act.
+    refused = json.dumps(answer["view"]) if answer is not None else ""
+    assert "belongs to a team you are not part of" in refused and "Marcus" not in refused
     status, answer = stack.people.submit(PRIYA, view, private_metadata="{not json")
     assert answer is not None and "lost its coaching case" in json.dumps(answer["view"])
     assert snapshot(stack) == before

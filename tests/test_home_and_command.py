@@ -102,7 +102,7 @@ def test_coach_summary_help_and_agent_picture(stack: Stack) -> None:
     # The agent may see their own picture; another agent may not.
     assert "Open case #1" in json.dumps(coach(stack, ANA, f"<@{ANA}>"))
     refused = coach(stack, TOM, f"<@{ANA}>")
-    assert refused["text"].startswith("Only Ana Ruiz, their team leader") and "blocks" not in refused
+    assert refused["text"].startswith("Only the agent, their team leader") and "blocks" not in refused
     assert "Mention one agent" in coach(stack, PRIYA, "ana")["text"]
 
 
