@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session, aliased
 
 from bot import measures
 from bot.calendar import WorkCalendar
@@ -59,7 +59,22 @@ def facts(
         teams = [t for t in teams if t.id in scope.team_ids]
     calendars = {t.name: calendar_for(t) for t in teams}
     names = {t.id: t.name for t in teams}
-    query = select(Case).where(Case.team_id.in_(names))
+    leader, agent = aliased(Person), aliased(Person)
+    # Plain rows, not ORM objects: leadership reads thousands of cases and keeps none of them.
+    query = (
+        select(
+            Case.id,
+            Case.team_id,
+            Case.agent_id,
+            leader.name,
+            leader.email,
+            agent.email,
+            *(getattr(Case, name) for name in _CASE_FIELDS),
+        )
+        .join(leader, leader.id == Case.leader_id)
+        .join(agent, agent.id == Case.agent_id)
+        .where(Case.team_id.in_(names))
+    )
     if scope.leader_id is not None:
         query = query.where(Case.leader_id == scope.leader_id)
     # Cases that can touch the period (or the mix window before `now`): opened before its end, and
@@ -78,34 +93,22 @@ def facts(
             Case.action_date >= since.date(),
         ),
     )
-    found = list(session.scalars(query.options(lazyload(Case.evaluations))))
-    windows = _window_starts(session, [c.id for c in found if c.agreed_at in period])
+    found = session.execute(query).all()
+    agreed_at = _CASE_FIELDS.index("agreed_at") + 6
+    windows = _window_starts(session, [row[0] for row in found if row[agreed_at] in period])
     cases = []
     agent_ids: set[int] = set()
-    for c in found:
-        landed = windows.get(c.id, c.opened_at)
-        agent_ids.add(c.agent_id)
+    for case_id, team_id, agent_id, leader_name, leader_email, agent_email, *fields in found:
+        values = dict(zip(_CASE_FIELDS, fields, strict=True))
+        agent_ids.add(agent_id)
         cases.append(
             measures.CaseFacts(
-                id=c.id,
-                team=names[c.team_id],
-                leader=c.leader.display,
-                agent=c.agent.email,
-                kind=c.kind,
-                state=c.state,
-                opened_at=c.opened_at,
-                landed_at=landed,
-                due_at=c.due_at,
-                agreed_at=c.agreed_at,
-                acknowledged_at=c.acknowledged_at,
-                discussion_requested_at=c.discussion_requested_at,
-                action_date=c.action_date,
-                reviewed_at=c.reviewed_at,
-                review_happened=c.review_happened,
-                waived_at=c.waived_at,
-                waived_reason=c.waived_reason,
-                agent_proposed=c.agent_proposed,
-                behaviour_key=c.behaviour_key,
+                id=case_id,
+                team=names[team_id],
+                leader=leader_name or leader_email,
+                agent=agent_email,
+                landed_at=windows.get(case_id, values["opened_at"]),
+                **values,
             )
         )
     if scope.leader_id is None:
@@ -113,6 +116,24 @@ def facts(
         agent_ids |= set(session.scalars(agents))
     coached = {(c.agent, c.behaviour_key) for c in cases if c.agreed_at in period and c.behaviour_key}
     return cases, _landed(session, agent_ids, period) + _criterion_scores(session, coached, period), calendars
+
+
+_CASE_FIELDS = (
+    "kind",
+    "state",
+    "opened_at",
+    "due_at",
+    "agreed_at",
+    "acknowledged_at",
+    "discussion_requested_at",
+    "action_date",
+    "reviewed_at",
+    "review_happened",
+    "waived_at",
+    "waived_reason",
+    "agent_proposed",
+    "behaviour_key",
+)
 
 
 def _window_starts(session: Session, case_ids: list[int]) -> dict[int, datetime]:

@@ -84,11 +84,6 @@ def agent_picture(session: Session, viewer: Person | None, slack_id: str, now: d
     if agent is None or team is None:
         raise NotFound("That person is not an agent in coachloop's org file.")
     if viewer is None or not may_see_agent(session, viewer, agent):
-        insiders = {team.leader_id, *(p.id for p in team.agents), *(p.id for p in team.escalation_people)}
-        if viewer is not None and viewer.id in insiders:
-            raise NotAllowed(
-                f"Only {agent.display}, their team leader and {team.name}'s escalation contacts can see this."
-            )
         raise NotAllowed("Only the agent, their team leader and the team's escalation contacts can see this.")
     tz = timezone_of(viewer, team)
     cases = queries.agent_cases(session, agent.id)
