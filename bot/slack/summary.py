@@ -133,6 +133,12 @@ def _history_line(case: Case, private: bool) -> str:
     )
 
 
+def changes_something(text: str) -> bool:
+    """Whether this /coach text hands a case over or sets up cover (a write); everything else only reads."""
+    text = (text or "").strip()
+    return HANDOVER.match(text) is not None or COVER.match(text) is not None
+
+
 def answer(session: Session, viewer: Person | None, text: str, now: datetime) -> list[Block]:
     text = (text or "").strip()
     if text.lower() in ("help", "?"):
