@@ -74,7 +74,8 @@ async def _connection(
             )
             start = time.perf_counter()
             writer.write(request)
-            status_line = await reader.readuntil(b"\r\n\r\n")
+            # A server that stops answering ends the run (with what was measured) instead of hanging it.
+            status_line = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=60)
             lines = status_line.split(b"\r\n")
             status = int(lines[0].split()[1])
             length = 0

@@ -8,6 +8,7 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -106,11 +107,11 @@ class ServeProcess:
         }
         env.pop("COACHLOOP_ORG", None)
         exe = os.path.join(os.path.dirname(sys.executable), "coachloop")
-        self.proc = subprocess.Popen(
-            [exe, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
+        # Its log goes to a file: a pipe nobody reads would fill up and stop the server mid-run.
+        self.log = tempfile.NamedTemporaryFile(prefix="coachloop-serve-", suffix=".log", delete=False)  # noqa: SIM115
+        self.proc = subprocess.Popen([exe, "serve"], env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.port}"
-        _wait_ready(f"{self.url}/readyz", self.proc)
+        _wait_ready(f"{self.url}/readyz", self.proc, self.log.name)
 
     def rss_mb(self) -> tuple[float, float]:
         """(resident now, peak resident) in MB, from /proc."""
@@ -128,6 +129,8 @@ class ServeProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.log.close()
+        os.unlink(self.log.name)
 
 
 class NoopProcess:
@@ -153,11 +156,11 @@ class NoopProcess:
         self.proc.wait(timeout=15)
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[str]) -> None:
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: str) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"coachloop serve exited: {proc.stderr.read() if proc.stderr else ''}")
+            raise RuntimeError(f"coachloop serve exited: see {log}")
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
