@@ -415,7 +415,7 @@ def observations(agent_cases: list[Case], evaluations: list[Evaluation]) -> list
 
 
 def ranked_picks(session: Session, case: Case) -> list[Pick]:
-    cases = queries.agent_cases(session, case.agent_id)
+    cases = queries.agent_cases(session, case.agent_id, with_evidence=False)
     under_action = frozenset(
         c.behaviour_key for c in cases if c.id != case.id and c.state in UNREVIEWED and c.behaviour_key
     )

@@ -97,8 +97,13 @@ def recent_evaluations(session: Session, agent_id: int, limit: int = 8) -> list[
     )
 
 
-def agent_cases(session: Session, agent_id: int) -> list[Case]:
-    return list(session.scalars(select(Case).where(Case.agent_id == agent_id).order_by(Case.id)))
+def agent_cases(session: Session, agent_id: int, *, with_evidence: bool = True) -> list[Case]:
+    """Every case of the agent; `with_evidence=False` leaves their evaluations unloaded (read only if
+    touched), so ranking costs the same however many scores the agent's closed cases hold."""
+    query = select(Case).where(Case.agent_id == agent_id).order_by(Case.id)
+    if not with_evidence:
+        query = query.options(lazyload(Case.evaluations), lazyload(Case.handovers))
+    return list(session.scalars(query))
 
 
 def unassigned_evaluations(session: Session, email: str) -> list[Evaluation]:

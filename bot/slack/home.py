@@ -102,7 +102,7 @@ def _agreed_on(case: Case, team: Team) -> str:
 
 
 def agent_part(session: Session, person: Person, team: Team, now: datetime) -> list[Block]:
-    cases = queries.agent_cases(session, person.id)
+    cases = queries.agent_cases(session, person.id, with_evidence=False)
     current = next((c for c in reversed(cases) if c.state in queries.UNREVIEWED), None)
     out: list[Block] = [bk.header("Your coaching")]
     if current is None:

@@ -86,7 +86,7 @@ def agent_picture(session: Session, viewer: Person | None, slack_id: str, now: d
     if viewer is None or not may_see_agent(session, viewer, agent):
         raise NotAllowed("Only the agent, their team leader and the team's escalation contacts can see this.")
     tz = timezone_of(viewer, team)
-    cases = queries.agent_cases(session, agent.id)
+    cases = queries.agent_cases(session, agent.id, with_evidence=False)
     out: list[Block] = [bk.header(f"Coaching: {agent.display}")]
     open_case = next((c for c in reversed(cases) if c.state not in ("closed", "waived")), None)
     if open_case is None:
