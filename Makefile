@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,bench]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -29,7 +29,7 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	PYTHONPATH=. $(BIN)/python bench/coach_command.py
+	PYTHONPATH=. $(BIN)/python -m bench.suite $(BENCH)
 	PYTHONPATH=. $(BIN)/python bench/import_backfill.py
 
 clean:

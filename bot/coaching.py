@@ -16,7 +16,7 @@ from bot.leverage import Observation, Pick, rank
 from bot.team_calendar import calendar_for, timezone_of
 from storage import queries
 from storage.models import Case, Evaluation, EvaluationItem, Person, Team, TeamQALead
-from storage.outbox import audit, enqueue, enqueue_home, enqueue_refresh
+from storage.outbox import audit, enqueue, enqueue_homes, enqueue_refresh
 
 PERFORMANCE, DEVELOPMENTAL = "performance", "developmental"
 KINDS = {
@@ -183,19 +183,19 @@ def intake(session: Session, data: EvaluationInput, now: datetime, actor: str) -
         intake_status="received",
     )
     _apply(evaluation, data)
-    agent = queries.person_by_email(session, data.agent_email)
-    team = queries.team_of_agent(session, agent.id) if agent else None
+    agent, team = queries.agent_with_team(session, data.agent_email)
     session.add(evaluation)
     if agent is None or team is None:
         evaluation.intake_status = "unassigned_agent"
         session.flush()
         audit(session, now, actor, "evaluation_unassigned", evaluation_id=evaluation.id)
         return IntakeResult(evaluation.id, None, evaluation.intake_status, created=True)
-    queries.lock_people(session, [agent.id])
+    with session.no_autoflush:  # the agent is locked before the evaluation (written once, below) names them
+        queries.lock_people(session, [agent.id])
     evaluation.agent_id = agent.id
-    session.flush()
-    case, status = attach_to_case(session, evaluation, agent, now, actor)
+    case, status = attach_to_case(session, evaluation, agent, now, actor, team=team)
     evaluation.intake_status = status
+    session.flush()
     return IntakeResult(evaluation.id, case.id, status, created=True)
 
 
@@ -316,41 +316,55 @@ def recount_deadline(session: Session, case: Case, now: datetime) -> None:
 
 
 def attach_to_case(
-    session: Session, evaluation: Evaluation, agent: Person, now: datetime, actor: str
+    session: Session,
+    evaluation: Evaluation,
+    agent: Person,
+    now: datetime,
+    actor: str,
+    *,
+    team: Team | None = None,
 ) -> tuple[Case, str]:
-    """Join the agent's case awaiting a conversation, or open a new one (the agent is locked first)."""
-    team = queries.team_of_agent(session, agent.id)
+    """Join the agent's case awaiting a conversation, or open a new one (the agent is locked first).
+
+    A constant number of statements, whatever the agent's history: the suggested focus of a joined case
+    is ranked again when it is next shown (its DM refresh, queued here, renders after the commit)."""
+    team = team or queries.team_of_agent(session, agent.id)
     assert team is not None
     queries.lock_people(session, [agent.id])
-    case = queries.awaiting_case(session, agent.id)
+    with session.no_autoflush:  # the evaluation is written once, with its case, below
+        case = queries.awaiting_case(session, agent.id, with_evidence=False)
+    cal = calendar_for(team)
+    start = timers.evaluation_start(evaluation)
     if case is not None:
-        evaluation.case_id = case.id
-        session.flush()
-        session.refresh(case)
+        evaluation.case_id, evaluation.intake_status = case.id, "joined_case"
         if evaluation.has_shortfall:
             case.kind = PERFORMANCE
-        picks = ranked_picks(session, case)
-        case.suggested_key = picks[0].key if picks else case.suggested_key
-        recount_deadline(session, case, now)
+        case.suggested_key = None  # the new evidence may change the pick: ranked again when shown
+        session.flush()
+        if cal.deadline(start, team.window_days) < case.due_at:
+            # This score opens the window earlier: count the deadline and timers again from it.
+            session.refresh(case)
+            recount_deadline(session, case, now)
         audit(session, now, actor, "evaluation_joined", case_id=case.id, evaluation_id=evaluation.id)
         refresh_leader_dm(session, case, now, f"joined-{evaluation.id}")
         return case, "joined_case"
 
+    with session.no_autoflush:
+        holder = holder_for(session, team)
+    evaluation.intake_status = "case_opened"
     case = Case(
         agent_id=agent.id,
         team_id=team.id,
-        leader_id=holder_for(session, team).id,
+        leader_id=holder.id,
         kind=PERFORMANCE if evaluation.has_shortfall else DEVELOPMENTAL,
         opened_at=now,
         due_at=now,
         leader_dm_version=0,
     )
+    case.team, case.agent = team, agent
     case.evaluations.append(evaluation)
-    case.due_at = calendar_for(team).deadline(timers.window_opens(case), team.window_days)
+    case.due_at = cal.deadline(timers.window_opens(case), team.window_days)
     transition(session, case, Event.OPEN)
-    session.refresh(case)
-    picks = ranked_picks(session, case)
-    case.suggested_key = picks[0].key if picks else None
     audit(session, now, actor, "case_opened", case_id=case.id, evaluation_id=evaluation.id, kind=case.kind)
     enqueue(session, leader_dm_key(case), "leader_case", now=now, case_id=case.id, person_id=case.leader_id)
     homes_changed(session, case, now)
@@ -376,16 +390,9 @@ def refresh_leader_dm(session: Session, case: Case, now: datetime, what: str) ->
 
 
 def homes_changed(session: Session, case: Case, now: datetime) -> None:
-    """Everyone whose Home shows the case: its leaders, the agent, leadership and the team's QA leads."""
-    for person in {
-        case.leader,
-        case.agent,
-        case.team.leader,
-        *case.team.escalation_people,
-        *advice.qa_leads_of(session, case.team_id),
-    }:
-        if person.slack_id:
-            enqueue_home(session, person.id, now)
+    """Re-publish the Home of everyone the case concerns (its holder, the agent, the team's leader,
+    escalation contacts and QA leads), coalesced: one pending re-publish per person covers a burst."""
+    enqueue_homes(session, {case.leader_id, case.agent_id, case.team.leader_id}, now, team_id=case.team_id)
 
 
 def _refresh_agent_dm(session: Session, case: Case, now: datetime, what: str) -> None:
@@ -427,12 +434,20 @@ def observations(agent_cases: list[Case], evaluations: list[Evaluation]) -> list
 
 
 def ranked_picks(session: Session, case: Case) -> list[Pick]:
-    cases = queries.agent_cases(session, case.agent_id)
+    cases = queries.agent_cases(session, case.agent_id, with_evidence=False)
     under_action = frozenset(
         c.behaviour_key for c in cases if c.id != case.id and c.state in UNREVIEWED and c.behaviour_key
     )
     found = observations(cases, queries.recent_evaluations(session, case.agent_id))
     return rank(found, under_action=under_action)
+
+
+def suggested(case: Case, picks: list[Pick]) -> Pick | None:
+    """The focus to suggest: the one chosen for the case, or the top of the current ranking when none is
+    (a score that joins the case clears the choice, so the pick follows the evidence as it is now)."""
+    if case.suggested_key is None:
+        return picks[0] if picks else None
+    return next((p for p in picks if p.key == case.suggested_key), None)
 
 
 def _item_for(session: Session, pick: Pick) -> tuple[Evaluation, EvaluationItem]:

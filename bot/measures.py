@@ -181,6 +181,7 @@ class ScoreFacts:
     landed_at: datetime
     key: str | None = None
     passed: bool = True
+    count: int = 1  # bare scores: how many evaluations landed (from landed_at on, in the same period)
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,7 @@ def compute(
     now: datetime,
 ) -> Measures:
     m = Measures()
-    m.scores_landed = sum(1 for s in scores if s.key is None and s.landed_at in period)
+    m.scores_landed = sum(s.count for s in scores if s.key is None and s.landed_at in period)
     m.cases_opened = sum(1 for c in cases if c.opened_at in period)
     coach_days: list[float] = []
     ack_hours: list[float] = []

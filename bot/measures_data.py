@@ -6,11 +6,12 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from bot import measures
 from bot.calendar import WorkCalendar
+from bot.case_state import CaseState
 from bot.team_calendar import calendar_for
 from storage.models import Case, Evaluation, EvaluationItem, Person, Team, TeamAgent
 
@@ -54,44 +55,63 @@ def parse_period(text: str, now: datetime) -> measures.Period:
 
 
 def facts(
-    session: Session, scope: Scope, period: measures.Period
+    session: Session, scope: Scope, period: measures.Period, now: datetime | None = None
 ) -> tuple[list[measures.CaseFacts], list[measures.ScoreFacts], dict[str, WorkCalendar]]:
     teams = list(session.scalars(select(Team)))
     if scope.team_ids is not None:
         teams = [t for t in teams if t.id in scope.team_ids]
     calendars = {t.name: calendar_for(t) for t in teams}
     names = {t.id: t.name for t in teams}
-    query = select(Case).where(Case.team_id.in_(names))
+    leader, agent = aliased(Person), aliased(Person)
+    # Plain rows, not ORM objects: leadership reads thousands of cases and keeps none of them.
+    query = (
+        select(
+            Case.id,
+            Case.team_id,
+            Case.agent_id,
+            leader.name,
+            leader.email,
+            agent.email,
+            *(getattr(Case, name) for name in _CASE_FIELDS),
+        )
+        .join(leader, leader.id == Case.leader_id)
+        .join(agent, agent.id == Case.agent_id)
+        .where(Case.team_id.in_(names))
+    )
     if scope.leader_id is not None:
         query = query.where(Case.leader_id == scope.leader_id)
-    # Cases that can touch the period: opened before its end and not closed before its start.
-    query = query.where(Case.opened_at < period.end)
+    # Cases that can touch the period (or the mix window before `now`): opened before its end, and
+    # still awaiting a conversation or with a step on or after the earliest day any measure looks at.
+    # What lies wholly before is history the figures never count, however much of it there is.
+    since = min(period.start, (now or period.end) - timedelta(weeks=measures.MIX_WEEKS))
+    query = query.where(
+        Case.opened_at < period.end,
+        or_(
+            Case.state == CaseState.AWAITING,
+            Case.opened_at >= since,
+            Case.due_at >= since,
+            Case.agreed_at >= since,
+            Case.waived_at >= since,
+            Case.reviewed_at >= since,
+            Case.action_date >= since.date(),
+        ),
+    )
+    found = session.execute(query).all()
+    agreed_at = _CASE_FIELDS.index("agreed_at") + 6
+    windows = _window_starts(session, [row[0] for row in found if row[agreed_at] in period])
     cases = []
     agent_ids: set[int] = set()
-    for c in session.scalars(query):
-        landed = min((ev.landed_at for ev in c.evaluations), default=c.opened_at)
-        agent_ids.add(c.agent_id)
+    for case_id, team_id, agent_id, leader_name, leader_email, agent_email, *fields in found:
+        values = dict(zip(_CASE_FIELDS, fields, strict=True))
+        agent_ids.add(agent_id)
         cases.append(
             measures.CaseFacts(
-                id=c.id,
-                team=names[c.team_id],
-                leader=c.leader.display,
-                agent=c.agent.email,
-                kind=c.kind,
-                state=c.state,
-                opened_at=c.opened_at,
-                landed_at=landed,
-                due_at=c.due_at,
-                agreed_at=c.agreed_at,
-                acknowledged_at=c.acknowledged_at,
-                discussion_requested_at=c.discussion_requested_at,
-                action_date=c.action_date,
-                reviewed_at=c.reviewed_at,
-                review_happened=c.review_happened,
-                waived_at=c.waived_at,
-                waived_reason=c.waived_reason,
-                agent_proposed=c.agent_proposed,
-                behaviour_key=c.behaviour_key,
+                id=case_id,
+                team=names[team_id],
+                leader=leader_name or leader_email,
+                agent=agent_email,
+                landed_at=windows.get(case_id, values["opened_at"]),
+                **values,
             )
         )
     if scope.leader_id is None:
@@ -101,18 +121,49 @@ def facts(
     return cases, _landed(session, agent_ids, period) + _criterion_scores(session, coached, period), calendars
 
 
+_CASE_FIELDS = (
+    "kind",
+    "state",
+    "opened_at",
+    "due_at",
+    "agreed_at",
+    "acknowledged_at",
+    "discussion_requested_at",
+    "action_date",
+    "reviewed_at",
+    "review_happened",
+    "waived_at",
+    "waived_reason",
+    "agent_proposed",
+    "behaviour_key",
+)
+
+
+def _window_starts(session: Session, case_ids: list[int]) -> dict[int, datetime]:
+    """When each case's first score landed (time to coach counts from it), by aggregate."""
+    if not case_ids:
+        return {}
+    rows = session.execute(
+        select(Evaluation.case_id, func.min(Evaluation.landed_at))
+        .where(Evaluation.case_id.in_(case_ids))
+        .group_by(Evaluation.case_id)
+    )
+    return {case_id: landed for case_id, landed in rows if case_id is not None}
+
+
 def _landed(session: Session, agent_ids: set[int], period: measures.Period) -> list[measures.ScoreFacts]:
-    """The evaluations that landed in the period (bare: no criterion)."""
+    """The evaluations that landed in the period (bare: no criterion), counted per agent by the database."""
     if not agent_ids:
         return []
     rows = session.execute(
-        select(Person.email, Evaluation.landed_at)
+        select(Person.email, func.min(Evaluation.landed_at), func.count())
         .join(Evaluation, Evaluation.agent_id == Person.id)
         .where(
             Person.id.in_(agent_ids), Evaluation.landed_at >= period.start, Evaluation.landed_at < period.end
         )
+        .group_by(Person.email)
     )
-    return [measures.ScoreFacts(email, landed) for email, landed in rows]
+    return [measures.ScoreFacts(email, landed, count=count) for email, landed, count in rows]
 
 
 def _criterion_scores(
@@ -135,5 +186,28 @@ def _criterion_scores(
 
 
 def compute(session: Session, scope: Scope, period: measures.Period, now: datetime) -> measures.Measures:
-    cases, scores, calendars = facts(session, scope, period)
+    cases, scores, calendars = facts(session, scope, period, now)
     return measures.compute(cases, scores, calendars, period, now)
+
+
+def compute_by_team(
+    session: Session, teams: list[Team], period: measures.Period, now: datetime
+) -> dict[int, measures.Measures]:
+    """Each team's figures, from one reading of the facts for all of them (as `compute` per team)."""
+    if not teams:
+        return {}
+    cases, scores, calendars = facts(session, Scope(team_ids=tuple(t.id for t in teams)), period, now)
+    members = session.execute(
+        select(TeamAgent.team_id, Person.email)
+        .join(Person, Person.id == TeamAgent.person_id)
+        .where(TeamAgent.team_id.in_([t.id for t in teams]))
+    ).all()
+    out = {}
+    for team in teams:
+        own = [c for c in cases if c.team == team.name]
+        agents = {c.agent for c in own} | {email for team_id, email in members if team_id == team.id}
+        out[team.id] = measures.compute(
+            own, [f for f in scores if f.agent in agents], {team.name: calendars[team.name]}, period, now
+        )
+    return out
+

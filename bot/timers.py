@@ -8,8 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.calendar import WorkCalendar
-from storage.models import Case, Timer
-from storage.outbox import cancel_keys, schedule_timer
+from storage.models import Case, Evaluation, Timer
+from storage.outbox import cancel_keys, schedule_timers
 
 CONVERSATION = ("remind_day3", "remind_last_day", "escalate")
 ACKNOWLEDGEMENT = ("ack_reminder", "ack_overdue")
@@ -21,19 +21,35 @@ REVIEW_CHASE_AFTER, REVIEW_ESCALATE_AFTER = 2, 5
 
 def _set(session: Session, key: str, kind: str, case: Case, due: datetime) -> None:
     """Write a pending timer, or move a still-pending one to its new time."""
-    timer = session.scalar(select(Timer).where(Timer.dedupe_key == key))
-    if timer is None:
-        schedule_timer(session, key, kind, case_id=case.id, due_at=due)
-    elif timer.status == "pending":
-        timer.due_at = due
+    _set_all(session, case, [(key, kind, due)])
+
+
+def _set_all(session: Session, case: Case, wanted: list[tuple[str, str, datetime]]) -> None:
+    """`_set` for several timers of a case: one read and at most one insert, however many."""
+    existing = {
+        t.dedupe_key: t
+        for t in session.scalars(select(Timer).where(Timer.dedupe_key.in_([key for key, _, _ in wanted])))
+    }
+    new = []
+    for key, kind, due in wanted:
+        timer = existing.get(key)
+        if timer is None:
+            new.append((key, kind, case.id, due))
+        elif timer.status == "pending":
+            timer.due_at = due
+    schedule_timers(session, new)
+
+
+def evaluation_start(ev: Evaluation) -> datetime:
+    """When a score starts its case's window: when it landed, or (for a score kept for an agent the org
+    file did not know) when the import named the agent, whichever is later."""
+    return max(ev.window_from, ev.landed_at) if ev.window_from else ev.landed_at
 
 
 def window_opens(case: Case) -> datetime:
-    """When the case's window started: the earliest start among its scores (a score kept for an agent
-    the org file did not know starts when the import named them), or the follow-on that opened it."""
-    starts = [
-        max(ev.window_from, ev.landed_at) if ev.window_from else ev.landed_at for ev in case.evaluations
-    ]
+    """When the case's window started: the earliest start among its scores, or the follow-on that
+    opened it."""
+    starts = [evaluation_start(ev) for ev in case.evaluations]
     if case.window_from is not None:
         starts.append(case.window_from)
     return min(starts, default=case.opened_at)
@@ -42,14 +58,18 @@ def window_opens(case: Case) -> datetime:
 def schedule_conversation(session: Session, case: Case, cal: WorkCalendar) -> None:
     due_day = cal.local(case.due_at).date()
     day3 = cal.add_working_days(cal.effective_landing_day(window_opens(case)), 3)
+    wanted = []
     if day3 < due_day:
-        _set(session, f"case:{case.id}:remind:day3", "remind_day3", case, cal.start_of_business(day3))
+        wanted.append((f"case:{case.id}:remind:day3", "remind_day3", cal.start_of_business(day3)))
     else:
         cancel_keys(session, [f"case:{case.id}:remind:day3"])
-    _set(session, f"case:{case.id}:remind:last_day", "remind_last_day", case, cal.start_of_business(due_day))
-    _set(session, f"case:{case.id}:escalate:1", "escalate", case, case.due_at)
     second = cal.end_of_business(cal.add_working_days(due_day, SECOND_ESCALATION_AFTER))
-    _set(session, f"case:{case.id}:escalate:2", "escalate", case, second)
+    wanted += [
+        (f"case:{case.id}:remind:last_day", "remind_last_day", cal.start_of_business(due_day)),
+        (f"case:{case.id}:escalate:1", "escalate", case.due_at),
+        (f"case:{case.id}:escalate:2", "escalate", second),
+    ]
+    _set_all(session, case, wanted)
 
 
 def rearm(session: Session, case: Case, kinds: tuple[str, ...]) -> None:

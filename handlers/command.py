@@ -17,9 +17,12 @@ def register(app: App, services: Services) -> None:
         ack()
         person = context["person"]
         try:
-            with services.db.unit_of_work() as session:
+            text = command.get("text", "")
+            # Summaries read without the write lock; a hand-over or cover is a unit of work.
+            unit = services.db.unit_of_work if summary.changes_something(text) else services.db.read
+            with unit() as session:
                 viewer = session.merge(person, load=False) if person is not None else None
-                blocks = summary.answer(session, viewer, command.get("text", ""), services.clock.now())
+                blocks = summary.answer(session, viewer, text, services.clock.now())
         except CoachingError as exc:
             respond(text=str(exc), response_type="ephemeral")
             return

@@ -26,7 +26,7 @@ def register(app: App, services: Services) -> None:
     def load_person(context: BoltContext, body: dict[str, Any], next: Callable[[], Any]) -> Any:
         context["person"] = None
         if context.user_id:
-            with services.db.unit_of_work() as session:
+            with services.db.read() as session:
                 context["person"] = person_by_slack_id(session, context.user_id)
         # Log lines of this request and of its listener (run after the ack, in a copy of this
         # context) carry the case the payload names. Bolt's next() does not nest: set, not bind.
@@ -85,7 +85,7 @@ def open_case_modal(
     """From a button naming a case: reload it, check the person may act, open the modal `build` makes."""
     case_id = action_case_id(body)
     try:
-        with services.db.unit_of_work() as session:
+        with services.db.read() as session:
             if case_id is None:
                 raise NotFound("That button does not name a coaching case.")
             case = coaching.load_case(session, case_id)

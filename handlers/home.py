@@ -17,7 +17,7 @@ def register(app: App, services: Services) -> None:
         if event.get("tab") != "home":
             return
         person = context["person"]
-        with services.db.unit_of_work() as session:
+        with services.db.read() as session:
             viewer = session.merge(person, load=False) if person is not None else None
             view = home_view(session, viewer, services.clock.now())
         client.views_publish(user_id=event["user"], view=view)

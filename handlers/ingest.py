@@ -6,22 +6,22 @@ timestamp tolerance is checked against the injected clock.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from standardwebhooks import Webhook
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from bot import coaching
 from bot.app.services import Services
 from bot.evaluation_input import PayloadErrors, parse_evaluation
 from bot.metrics import WEBHOOKS
+from handlers.intake_writer import IntakeWriter
 from storage import logcontext
 
 log = logging.getLogger("coachloop.ingest")
@@ -78,6 +78,7 @@ async def read_limited(request: Request) -> bytes | None:
 
 
 def make_endpoint(services: Services) -> Any:
+    writer = IntakeWriter(services)
     async def qa_webhook(request: Request) -> JSONResponse:
         raw = await read_limited(request)
         if raw is None:
@@ -101,7 +102,7 @@ def make_endpoint(services: Services) -> Any:
         except PayloadErrors as exc:
             return _error(422, "the evaluation does not match evaluation v1", "invalid", errors=exc.errors)
         try:
-            result = await run_in_threadpool(_intake, services, parsed, request.headers.get("webhook-id", ""))
+            result = await asyncio.wrap_future(writer.submit(parsed))
         except SQLAlchemyError:
             log.exception("evaluation from %s could not be stored", parsed.source)
             return _error(
@@ -119,16 +120,3 @@ def make_endpoint(services: Services) -> Any:
         )
 
     return qa_webhook
-
-
-def _intake(services: Services, parsed: Any, msg_id: str) -> coaching.IntakeResult:
-    actor = f"webhook:{parsed.source}"
-    for attempt in range(3):
-        try:
-            with services.db.unit_of_work() as session:
-                return coaching.intake(session, parsed, services.clock.now(), actor)
-        except IntegrityError:
-            # The same score arrived twice at once: the other request stored it; answer as a repeat.
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")

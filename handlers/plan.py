@@ -65,7 +65,7 @@ def register(app: App, services: Services) -> None:
         chosen = option.get("value") if isinstance(option, dict) else None
         values = form_values(view)
         try:
-            with services.db.unit_of_work() as session:
+            with services.db.read() as session:
                 if case_id is None:
                     raise NotFound("This form has lost its coaching case; close it and start again.")
                 case = coaching.load_case(session, case_id)

@@ -94,6 +94,7 @@ class _Job:
     metadata: dict[str, Any]
     created_at: datetime
     home_view: dict[str, Any] | None = None
+    home_for: int | None = None  # the person whose Home to render (after the claim's transaction)
     chart: WeeklySeries | None = None  # drawn after the transaction closes
     upload: bytes | None = None  # a file ready to upload (the coaching blocks' calendar)
     filename: str = "coaching-hit-rate.png"
@@ -180,11 +181,15 @@ class OutboxSweep:
             if isinstance(job, _Job):
                 # Only posts carry their dedupe key in metadata; updates, Home views and uploads are
                 # idempotent or cannot be found again.
-                only_posts = job.update_ts is None and job.home_view is None
+                only_posts = job.update_ts is None and job.home_for is None
                 only_posts = only_posts and job.chart is None and job.upload is None
                 job.check_history = row.attempts > 0 and only_posts
                 row.attempts += 1
-            return job
+        if isinstance(job, _Job) and job.home_for is not None:
+            # A Home reads many figures: it renders in a read transaction, holding no write lock.
+            with self.db.read() as session:
+                job.home_view = home_view(session, session.get(Person, job.home_for), now)
+        return job
 
     def _recheck_and_render(self, row: OutboxMessage, session: Session, now: datetime) -> _Job | str:
         """The one place a queued message meets the current state at send time: re-check that it is
@@ -244,7 +249,7 @@ class OutboxSweep:
             blocks=[],
             metadata={},
             created_at=row.created_at,
-            home_view=home_view(session, person, now),
+            home_for=person.id,
         )
 
     @staticmethod

@@ -41,9 +41,14 @@ def lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"coachloop:{name}".encode()).digest()[:8], "big", signed=True)
 
 
+class ReadOnlyTransaction(RuntimeError):
+    """Something tried to write inside `Database.read()`."""
+
+
 class Database:
-    """One engine per process. SQLite transactions start with BEGIN IMMEDIATE so that
-    concurrent sweepers serialise instead of failing on a lock upgrade."""
+    """One engine per process. On SQLite (WAL) a writing transaction starts with BEGIN IMMEDIATE, so
+    that concurrent writers serialise instead of failing on a lock upgrade; a reading one (`read()`)
+    starts with a plain BEGIN and sees a snapshot without waiting for writers."""
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
         self.url = url
@@ -62,14 +67,19 @@ class Database:
             if schema:
                 kwargs["connect_args"] = {"options": f"-csearch_path={schema}"}
         self.engine: Engine = create_engine(url, **kwargs)
+        # Reads get their own pool on SQLite: their transactions begin without the write lock.
+        self.read_engine: Engine = create_engine(url, **kwargs) if self.is_sqlite else self.engine
         if self.is_sqlite:
-            self._configure_sqlite(self.engine)
+            self._configure_sqlite(self.engine, "BEGIN IMMEDIATE")
+            self._configure_sqlite(self.read_engine, "BEGIN")
+            _track_connections(self.read_engine)
         _track_connections(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(self.read_engine, expire_on_commit=False, autoflush=False)
         self._after_commit: list[Callable[[], None]] = []
 
     @staticmethod
-    def _configure_sqlite(engine: Engine) -> None:
+    def _configure_sqlite(engine: Engine, begin: str) -> None:
         @event.listens_for(engine, "connect")
         def _connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None
@@ -81,7 +91,7 @@ class Database:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql(begin)
 
     def create_schema(self) -> None:
         """Bring the schema to the code's revision by running the migrations (storage/migrations)."""
@@ -148,5 +158,24 @@ class Database:
             for callback in self._after_commit:
                 callback()
 
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading only: on SQLite it never takes the write lock, so listener lookups,
+        Home and /coach answer while writers queue. Anything it tries to write is refused."""
+        session = self._readers()
+        session.info["read_only"] = True
+        try:
+            yield session
+        finally:
+            session.close()  # ends the transaction (nothing to keep) and leaves loaded objects usable
+
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_writes_when_reading(session: Session, _context: Any, _instances: Any) -> None:
+    if session.info.get("read_only") and (session.new or session.dirty or session.deleted):
+        raise ReadOnlyTransaction("a read-only session tried to write; use Database.unit_of_work()")

@@ -98,7 +98,11 @@ class TeamEscalation(Base):
 
 class Evaluation(Base):
     __tablename__ = "evaluations"
-    __table_args__ = (UniqueConstraint("source", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        # An agent's recent scores and a period's scores, without reading the agent's whole history.
+        Index("ix_evaluations_agent_landed", "agent_id", "landed_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(String(100))
     external_id: Mapped[str] = mapped_column(String(200))

@@ -8,16 +8,18 @@ to outlast one Slack call, not a whole batch: a crashed sweeper's rows are free 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from storage.logcontext import REQUEST_ID
-from storage.models import AuditEntry, Base, OutboxMessage, Timer
+from storage.models import AuditEntry, Base, OutboxMessage, Person, TeamEscalation, TeamQALead, Timer
 
 LEASE = timedelta(seconds=30)  # > one Slack call (10 s timeout, no retries inside a call)
 
@@ -38,6 +40,15 @@ def _insert_once(session: Session, model: type[Base], values: dict[str, Any]) ->
         .returning(table.c.id)
     )
     return session.execute(statement).scalar()
+
+
+def _insert_all_once(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
+    """`_insert_once` for many rows in one statement."""
+    if not rows:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(model.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    session.execute(statement, rows)  # executemany: one compiled statement, whatever the count
 
 
 def enqueue(
@@ -100,6 +111,51 @@ def enqueue_home(session: Session, person_id: int, now: datetime) -> None:
         enqueue(session, f"home:{person_id}:{uuid.uuid4().hex[:12]}", "home", now=now, person_id=person_id)
 
 
+def enqueue_homes(
+    session: Session, person_ids: Iterable[int], now: datetime, *, team_id: int | None
+) -> None:
+    """`enqueue_home` for these people and the escalation contacts and QA leads of `team_id`, in two
+    statements however many people: those with no Slack id, or with a re-publish already pending, are
+    left out (coalesced: one pending Home per person covers every change until it goes out)."""
+    wanted: ColumnElement[bool] = Person.id.in_(list(person_ids))
+    if team_id is not None:
+        contacts = select(TeamEscalation.person_id).where(TeamEscalation.team_id == team_id)
+        qa_leads = select(TeamQALead.person_id).where(TeamQALead.team_id == team_id)
+        wanted = or_(wanted, Person.id.in_(contacts), Person.id.in_(qa_leads))
+    pending = select(OutboxMessage.person_id).where(
+        OutboxMessage.kind == "home", OutboxMessage.status == "pending", OutboxMessage.person_id.is_not(None)
+    )
+    due = session.scalars(
+        select(Person.id).where(wanted, Person.slack_id.is_not(None), Person.id.not_in(pending))
+    )
+    rows: list[dict[str, Any]] = [
+        {
+            "dedupe_key": f"home:{person_id}:{uuid.uuid4().hex[:12]}",
+            "kind": "home",
+            "person_id": person_id,
+            "payload": {},
+            "due_at": now,
+            "status": "pending",
+            "attempts": 0,
+            "created_at": now,
+            "request_id": REQUEST_ID.get(),
+        }
+        for person_id in sorted(set(due))
+    ]
+    if rows:
+        _insert_all_once(session, OutboxMessage, rows)
+        session.info["wake"] = True
+
+
+# New messages first, then in-place updates of messages already shown, then Home re-publishes: under a
+# burst of scores, a leader hears of a new case before the refreshes that the burst queued.
+SEND_ORDER = case(
+    (OutboxMessage.kind == "home", 2),
+    (OutboxMessage.updates_key.is_not(None), 1),
+    else_=0,
+)
+
+
 def claim_outbox(
     session: Session, now: datetime, *, limit: int, postgres: bool, owner: str | None = None
 ) -> list[int]:
@@ -114,7 +170,7 @@ def claim_outbox(
                 (OutboxMessage.status == "sending") & (OutboxMessage.lease_until < now),
             ),
         )
-        .order_by(OutboxMessage.due_at, OutboxMessage.id)
+        .order_by(SEND_ORDER, OutboxMessage.due_at, OutboxMessage.id)
         .limit(limit)
     )
     if postgres:
@@ -173,6 +229,18 @@ def schedule_timer(session: Session, key: str, kind: str, *, case_id: int | None
     if session.scalar(select(Timer.id).where(Timer.dedupe_key == key)) is None:
         values = {"dedupe_key": key, "kind": kind, "case_id": case_id, "due_at": due_at, "status": "pending"}
         _insert_once(session, Timer, values)
+
+
+def schedule_timers(session: Session, rows: Sequence[tuple[str, str, int | None, datetime]]) -> None:
+    """`schedule_timer` for many (key, kind, case id, due) at once, in one statement."""
+    _insert_all_once(
+        session,
+        Timer,
+        [
+            {"dedupe_key": key, "kind": kind, "case_id": case_id, "due_at": due, "status": "pending"}
+            for key, kind, case_id, due in rows
+        ],
+    )
 
 
 def cancel_timers(session: Session, case_id: int, kinds: tuple[str, ...]) -> None:

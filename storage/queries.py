@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from storage.models import Case, Evaluation, LeaderCover, Person, Team, TeamAgent
 
@@ -17,6 +17,17 @@ def person_by_email(session: Session, email: str) -> Person | None:
 
 def person_by_slack_id(session: Session, slack_id: str) -> Person | None:
     return session.scalar(select(Person).where(Person.slack_id == slack_id))
+
+
+def agent_with_team(session: Session, email: str) -> tuple[Person | None, Team | None]:
+    """The person with this email and the team they are an agent of, in one query."""
+    row = session.execute(
+        select(Person, Team)
+        .outerjoin(TeamAgent, TeamAgent.person_id == Person.id)
+        .outerjoin(Team, Team.id == TeamAgent.team_id)
+        .where(Person.email == email.strip().lower())
+    ).first()
+    return (row[0], row[1]) if row is not None else (None, None)
 
 
 def team_of_agent(session: Session, person_id: int) -> Team | None:
@@ -66,10 +77,13 @@ def open_cases_of_agent(session: Session, agent_id: int) -> list[Case]:
     )
 
 
-def awaiting_case(session: Session, agent_id: int) -> Case | None:
-    return session.scalar(
-        select(Case).where(Case.agent_id == agent_id, Case.state == AWAITING).order_by(Case.id).limit(1)
-    )
+def awaiting_case(session: Session, agent_id: int, *, with_evidence: bool = True) -> Case | None:
+    """The agent's case awaiting a conversation; `with_evidence=False` leaves its evaluations and
+    hand-overs unloaded (read only if touched), so the cost does not grow with the case."""
+    query = select(Case).where(Case.agent_id == agent_id, Case.state == AWAITING).order_by(Case.id).limit(1)
+    if not with_evidence:
+        query = query.options(lazyload(Case.evaluations), lazyload(Case.handovers))
+    return session.scalar(query)
 
 
 def recent_evaluations(session: Session, agent_id: int, limit: int = 8) -> list[Evaluation]:
@@ -83,8 +97,13 @@ def recent_evaluations(session: Session, agent_id: int, limit: int = 8) -> list[
     )
 
 
-def agent_cases(session: Session, agent_id: int) -> list[Case]:
-    return list(session.scalars(select(Case).where(Case.agent_id == agent_id).order_by(Case.id)))
+def agent_cases(session: Session, agent_id: int, *, with_evidence: bool = True) -> list[Case]:
+    """Every case of the agent; `with_evidence=False` leaves their evaluations unloaded (read only if
+    touched), so ranking costs the same however many scores the agent's closed cases hold."""
+    query = select(Case).where(Case.agent_id == agent_id).order_by(Case.id)
+    if not with_evidence:
+        query = query.options(lazyload(Case.evaluations), lazyload(Case.handovers))
+    return list(session.scalars(query))
 
 
 def unassigned_evaluations(session: Session, email: str) -> list[Evaluation]:

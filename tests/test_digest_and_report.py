@@ -220,3 +220,28 @@ def test_charts_draw_nothing_without_data_and_label_their_axes() -> None:
     for text in (charts.WEEK_AXIS, charts.HIT_RATE.y_label, "Target 90%", "Billing", "Retentions", ">Nov<"):
         assert text in svg, text
     assert svg.startswith('<svg role="img" aria-labelledby="hit-rate-t hit-rate-d"') and "<?xml" not in svg
+
+
+def test_figures_for_all_teams_at_once_match_each_team_alone(stack: Stack) -> None:
+    """Leadership's Home reads every team's facts once; the figures are those of each team alone."""
+    from sqlalchemy import select
+
+    from bot.measures_data import compute_by_team
+    from storage.models import Team
+
+    stack.clock.set(at("2026-11-16T10:00:00+00:00"))
+    stack.post_score(evaluation(landed_at="2026-11-16T10:00:00Z"))
+    lena = evaluation(id="ev-lena", landed_at="2026-11-16T09:00:00Z")
+    lena["agent"] = {"email": "lena.ito@example.com"}
+    stack.post_score(lena)
+    stack.sweep()
+    stack.clock.set(at("2026-11-18T10:00:00+00:00"))
+    assert stack.people.submit(PRIYA, open_plan(stack)) == (200, None)
+    now = at("2026-11-30T12:00:00+00:00")
+    period = parse_period("last-4-weeks", now)
+    with stack.db.read() as s:
+        teams = list(s.scalars(select(Team).order_by(Team.id)))
+        together = compute_by_team(s, teams, period, now)
+        alone = {t.id: compute(s, Scope(team_ids=(t.id,), label=t.name), period, now) for t in teams}
+    assert together == alone
+    assert [m.scores_landed for m in together.values()] == [1, 1] and together[teams[0].id].agreed == 1

@@ -72,7 +72,7 @@ def test_a_new_team_leader_takes_over_every_open_case(stack: Stack) -> None:
     assert priya_dm.get("edited") and "Olu Ade" in texts(priya_dm) and "open_plan" not in texts(priya_dm)
     assert pending_timers(stack, case_id) == timers
 
-    # The old leader is refused; the new one plans.
+    # The old leader, who held the case, is told who has it now; the new one plans.
     stack.people.click(PRIYA, stack.standin.dm_of(PRIYA), olu_dm, "open_plan")
     assert "Only Olu Ade" in refusals(stack, 1)[0]
     view = stack.people.open_modal(OLU, stack.standin.dm_of(OLU), olu_dm, "open_plan")

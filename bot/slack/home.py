@@ -104,7 +104,7 @@ def _agreed_on(case: Case, team: Team) -> str:
 
 
 def agent_part(session: Session, person: Person, team: Team, now: datetime) -> list[Block]:
-    cases = queries.agent_cases(session, person.id)
+    cases = queries.agent_cases(session, person.id, with_evidence=False)
     current = next((c for c in reversed(cases) if c.state in queries.UNREVIEWED), None)
     out: list[Block] = [bk.header("Your coaching")]
     if current is None:
@@ -143,7 +143,9 @@ def agent_part(session: Session, person: Person, team: Team, now: datetime) -> l
 
 
 def leadership_part(session: Session, teams: list[Team], now: datetime) -> list[Block]:
-    figures = [(team, team_figures(session, team, "last-4-weeks", now)) for team in teams]
+    period = measures_data.parse_period("last-4-weeks", now)
+    by_team = measures_data.compute_by_team(session, teams, period, now)
+    figures = [(team, by_team[team.id]) for team in teams]
     # Furthest behind first: lowest hit rate, then most overdue.
     figures.sort(key=lambda tf: (tf[1].hit_rate if tf[1].hit_rate is not None else 2.0, -tf[1].open_overdue))
     out: list[Block] = [bk.header("Your teams, last 4 weeks")]

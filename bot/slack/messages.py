@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from bot import wording
-from bot.coaching import REVIEW_METHODS, ranked_picks
+from bot.coaching import REVIEW_METHODS, ranked_picks, suggested
 from bot.coaching_blocks import Occurrence, next_block
 from bot.review import HAPPENED, NEXT
 from bot.slack import blocks as bk
@@ -126,7 +126,7 @@ def leader_case(session: Session, case: Case, now: datetime, reader: Person | No
     tz = timezone_of(reader or case.leader, case.team)
     agent = case.agent.display
     picks = ranked_picks(session, case)
-    pick = next((p for p in picks if p.key == case.suggested_key), None)
+    pick = suggested(case, picks)
     evs = case.evaluations
     out: list[Block] = [bk.header(f"Coaching: {agent}")]
     lines = [score_line(ev, now, tz) for ev in evs[-5:]]

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from bot import wording
 from bot.agent_lookup import MENTION, find_agent
-from bot.coaching import may_see_private, ranked_picks
+from bot.coaching import may_see_private, ranked_picks, suggested
 from bot.errors import NotAllowed, NotFound
 from bot.handover import cover_queue, hand_over_case
 from bot.review import HAPPENED, NEXT
@@ -77,11 +77,9 @@ def agent_picture(session: Session, viewer: Person | None, agent: Person, now: d
     if team is None:
         raise NotFound("That person is not an agent in coachloop's org file.")
     if viewer is None or not may_see_agent(session, viewer, agent):
-        raise NotAllowed(
-            "Only the agent, their team leader and the team's escalation contacts can see this."
-        )
+        raise NotAllowed("Only the agent, their team leader and the team's escalation contacts can see this.")
     tz = timezone_of(viewer, team)
-    cases = queries.agent_cases(session, agent.id)
+    cases = queries.agent_cases(session, agent.id, with_evidence=False)
     out: list[Block] = [bk.header(f"Coaching: {agent.display}")]
     open_case = next((c for c in reversed(cases) if c.state not in ("closed", "waived")), None)
     if open_case is None:
@@ -98,9 +96,10 @@ def agent_picture(session: Session, viewer: Person | None, agent: Person, now: d
             line += f"\nFocus: {_e(open_case.behaviour_name)} — {_e(open_case.action)}"
         out.append(bk.section(line))
     picks = ranked_picks(session, open_case) if open_case else []
-    backlog = [
-        p for p in picks if not open_case or p.key != (open_case.behaviour_key or open_case.suggested_key)
-    ]
+    focus = suggested(open_case, picks) if open_case else None
+    chosen = open_case.behaviour_key if open_case else None
+    chosen = chosen or (focus.key if focus else None)
+    backlog = [p for p in picks if not open_case or p.key != chosen]
     if backlog:
         out.append(
             bk.section(
@@ -128,6 +127,12 @@ def _history_line(case: Case, private: bool) -> str:
         + f"{_e(case.behaviour_name, 150)}; happened: {happened}; "
         + f"next: {NEXT.get(case.review_next or '', '?')}"
     )
+
+
+def changes_something(text: str) -> bool:
+    """Whether this /coach text hands a case over or sets up cover (a write); everything else only reads."""
+    text = (text or "").strip()
+    return HANDOVER.match(text) is not None or COVER.match(text) is not None
 
 
 def answer(session: Session, viewer: Person | None, text: str, now: datetime) -> list[Block]:

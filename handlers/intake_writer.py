@@ -1,0 +1,116 @@
+"""Group commit for the QA webhook: one writer thread stores scores; those that arrive while a
+transaction commits go together in the next one, each in a savepoint of its own.
+
+Every request still gets its answer only after its score is committed, and one bad score never undoes
+another: a failing one rolls back its savepoint (and is retried alone when the database refused it, e.g.
+another process stored the same score at the same moment)."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot import coaching
+from bot.app.services import Services
+from bot.evaluation_input import EvaluationInput
+
+log = logging.getLogger("coachloop.ingest")
+MAX_BATCH = 200
+IDLE_SECONDS = 5.0  # the writer thread ends when idle this long; the next score starts it again
+
+
+@dataclass
+class _Pending:
+    data: EvaluationInput
+    future: Future[coaching.IntakeResult] = field(default_factory=Future)
+    # The request's context (its request id): what the score queues carries it on to delivery.
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
+
+
+class IntakeWriter:
+    def __init__(self, services: Services, *, max_batch: int = MAX_BATCH) -> None:
+        self.services, self.max_batch = services, max_batch
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._guard = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, data: EvaluationInput) -> Future[coaching.IntakeResult]:
+        pending = _Pending(data)
+        self._queue.put(pending)
+        with self._guard:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
+                self._thread.start()
+        return pending.future
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                with self._guard:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._write(batch)
+
+    def _write(self, batch: list[_Pending]) -> None:
+        done: list[tuple[_Pending, coaching.IntakeResult]] = []
+        alone: list[_Pending] = []
+        try:
+            with self.services.db.unit_of_work() as session:
+                now = self.services.clock.now()
+                for pending in batch:
+                    try:
+                        with session.begin_nested():
+                            result = pending.context.run(self._intake, session, pending.data, now)
+                            done.append((pending, result))
+                    except IntegrityError:
+                        alone.append(pending)
+                    except Exception as exc:  # noqa: BLE001 - this score's answer; the others go on
+                        pending.future.set_exception(exc)
+                    # Written: forget its objects, so each flush costs the same however long the batch.
+                    session.expunge_all()
+        except Exception:  # noqa: BLE001 - the commit failed: store each score on its own
+            log.exception("a batch of %d scores did not commit; storing them one by one", len(batch))
+            alone = [p for p, _ in done] + alone
+            done = []
+        for pending, result in done:
+            pending.future.set_result(result)
+        for pending in alone:
+            self._write_alone(pending)
+
+    def _write_alone(self, pending: _Pending) -> None:
+        for attempt in range(3):
+            try:
+                with self.services.db.unit_of_work() as session:
+                    now = self.services.clock.now()
+                    result = pending.context.run(self._intake, session, pending.data, now)
+                pending.future.set_result(result)
+                return
+            except IntegrityError as exc:
+                # The same score arrived twice at once: the other one is stored; answer as a repeat.
+                if attempt == 2:
+                    pending.future.set_exception(exc)
+            except Exception as exc:  # noqa: BLE001 - reported to the request that sent it
+                pending.future.set_exception(exc)
+                return
+
+    @staticmethod
+    def _intake(session: Session, data: EvaluationInput, now: datetime) -> coaching.IntakeResult:
+        return coaching.intake(session, data, now, f"webhook:{data.source}")

@@ -1,0 +1,193 @@
+"""What one score costs: a constant number of statements, however long the agent's history, and the
+refreshes it queues coalesce (one pending per message and per person's Home) without losing any."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event, func, insert, select
+
+from storage.db import Database
+from storage.models import Case, Evaluation, EvaluationItem, OutboxMessage, Team, TeamAgent
+from tests.conftest import MONDAY_AFTERNOON, Stack
+from tests.payloads import evaluation
+from tests.scenario import ANA, TOM, import_org, person, plan, score
+
+NOW = MONDAY_AFTERNOON
+MOST_STATEMENTS = 18  # what a score may cost at most, new case or joined, on any database
+
+
+@contextmanager
+def statements(db: Database) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+
+
+def give_history(db: Database, email: str, evaluations: int) -> None:
+    """A long past for the agent: closed cases holding many scored evaluations (inserted in bulk)."""
+    with db.unit_of_work() as session:
+        agent = person(session, email)
+        team = session.scalar(select(Team).join(TeamAgent).where(TeamAgent.person_id == agent.id))
+        assert team is not None
+        case_ids = []
+        for n in range(10):
+            opened = NOW - timedelta(days=200 - n * 10)
+            case = Case(
+                agent_id=agent.id, team_id=team.id, leader_id=team.leader_id, kind="performance",
+                state="closed", opened_at=opened, due_at=opened + timedelta(days=7), agreed_at=opened,
+                behaviour_key="acknowledge", closed_at=opened + timedelta(days=9), review_next="close",
+            )
+            session.add(case)
+            session.flush()
+            case_ids.append(case.id)
+        first = (session.scalar(select(func.max(Evaluation.id))) or 0) + 1
+        session.execute(
+            insert(Evaluation),
+            [
+                dict(id=first + i, source="history", external_id=f"h-{email}-{i}", agent_email=email,
+                     agent_id=agent.id, score=70.0, max_score=100.0, received_at=NOW,
+                     landed_at=NOW - timedelta(days=200 - i * 190 / evaluations), raw={}, content_hash="",
+                     revision=1, intake_status="joined_case", case_id=case_ids[i % len(case_ids)])
+                for i in range(evaluations)
+            ],
+        )
+        session.execute(
+            insert(EvaluationItem),
+            [
+                dict(evaluation_id=first + i, position=0, key="acknowledge", name="Acknowledges", score=0,
+                     max_score=5.0, weight=2.0, critical=False)
+                for i in range(evaluations)
+            ],
+        )
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "SELECT setval(pg_get_serial_sequence('evaluations', 'id'), "
+                "(SELECT max(id) FROM evaluations))"
+            )
+
+
+def cost(db: Database, **changes: Any) -> int:
+    with statements(db) as seen:
+        score(db, NOW, **changes)
+    return len(seen)
+
+
+def test_one_score_costs_the_same_statements_whatever_the_history(db: Database) -> None:
+    import_org(db, NOW)
+    with db.unit_of_work() as session:
+        person(session, ANA).slack_id = "U0ANA"  # like Tom, so both have a Home to refresh
+    give_history(db, TOM, 300)
+    # A new case: Ana has no past; Tom has 300 scored evaluations in 10 closed cases.
+    fresh = cost(db, id="a-1")
+    veteran = cost(db, id="t-1", agent={"email": TOM})
+    # A score joining the case each of them now has open.
+    fresh_join = cost(db, id="a-2")
+    veteran_join = cost(db, id="t-2", agent={"email": TOM})
+    assert fresh == veteran <= MOST_STATEMENTS, (fresh, veteran)
+    assert fresh_join == veteran_join <= MOST_STATEMENTS, (fresh_join, veteran_join)
+
+
+def pending(db: Database) -> tuple[dict[int, int], dict[str, int]]:
+    """Pending Home re-publishes per person, pending in-place updates per message."""
+    with db.unit_of_work() as session:
+        rows = session.scalars(select(OutboxMessage).where(OutboxMessage.status == "pending")).all()
+    homes: dict[int, int] = {}
+    updates: dict[str, int] = {}
+    for row in rows:
+        if row.kind == "home" and row.person_id is not None:
+            homes[row.person_id] = homes.get(row.person_id, 0) + 1
+        if row.updates_key:
+            updates[row.updates_key] = updates.get(row.updates_key, 0) + 1
+    return homes, updates
+
+
+def test_a_burst_of_scores_queues_one_refresh_per_message_and_per_home(db: Database) -> None:
+    import_org(db, NOW)
+    for n in range(8):
+        score(db, NOW, id=f"burst-{n}")
+        score(db, NOW, id=f"burst-tom-{n}", agent={"email": TOM})
+        homes, updates = pending(db)
+        assert homes and all(count == 1 for count in homes.values()), homes
+        assert all(count == 1 for count in updates.values()), updates
+    with db.unit_of_work() as session:
+        ana = person(session, ANA)
+        case = session.scalar(select(Case).where(Case.agent_id == ana.id))
+        assert case is not None and len(case.evaluations) == 8
+
+
+def test_coalesced_refreshes_lose_nothing(stack: Stack) -> None:
+    """After a burst, the leader's DM and Home show every score of the burst."""
+    for n in range(6):
+        status, body = stack.post_score(evaluation(id=f"ev-burst-{n}"))
+        assert status == 202
+        if n == 0:
+            stack.sweep()  # the DM goes out; the rest of the burst updates it
+    stack.sweep()
+    dm = stack.message("U0PRIYA", "leader_dm")
+    assert "6 scores for one conversation" in str(dm["blocks"])
+    homes = [c for c in stack.standin.calls_to("views.publish") if c.args.get("user_id") == "U0PRIYA"]
+    assert 1 <= len(homes) <= 2  # one per burst (plus the one the first sweep sent)
+    assert "Ana Ruiz" in str(homes[-1].args["view"])
+    assert "Suggested focus:* Acknowledges the customer" in str(dm["blocks"])
+
+
+def test_a_joined_score_moves_the_suggested_focus(db: Database) -> None:
+    """The focus of a joined case follows the new evidence (ranked again when shown)."""
+    import_org(db, NOW)
+    first = score(db, NOW, id="focus-1").case_id
+    critical = evaluation(id="focus-2")["items"]
+    critical[1]["score"] = 0  # identity not verified: critical, so it outranks everything
+    score(db, NOW, id="focus-2", items=critical)
+    from bot.coaching import ranked_picks, suggested
+
+    with db.read() as session:
+        case = session.get(Case, first)
+        assert case is not None
+        pick = suggested(case, ranked_picks(session, case))
+        assert pick is not None and pick.key == "verify-identity"
+    plan(db, first or 0, "priya.shah@example.com", NOW)
+
+
+def test_scores_sent_at_once_commit_together_and_one_bad_one_spoils_none(any_stack: Stack) -> None:
+    """Concurrent webhooks share transactions; each is answered after its own score is stored, a repeat
+    is answered as one, and a score the domain refuses (landing in the future) changes nothing else."""
+    import threading
+
+    payloads = [evaluation(id=f"together-{n}") for n in range(12)]
+    payloads += [evaluation(id=f"together-tom-{n}", agent={"email": TOM}) for n in range(12)]
+    payloads.append(evaluation(id="together-0"))  # a repeat of the first
+    payloads.append(evaluation(id="from-the-future", landed_at="2026-11-24T14:02:00Z"))
+    answers: list[tuple[str, int, Any]] = []
+    gate = threading.Barrier(len(payloads))
+
+    def send(payload: dict[str, Any]) -> None:
+        gate.wait()
+        status, body = any_stack.post_score(payload)
+        answers.append((payload["id"], status, body))
+
+    threads = [threading.Thread(target=send, args=(p,)) for p in payloads]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    statuses = sorted(status for _, status, _ in answers)
+    assert statuses.count(202) == 24 and statuses.count(422) == 1 and statuses.count(200) == 1
+    firsts = {body["evaluation_id"] for ev_id, _, body in answers if ev_id == "together-0"}
+    assert len(firsts) == 1  # the repeat names the same evaluation
+    with any_stack.db.read() as session:
+        cases = session.scalars(select(Case).where(Case.state == "awaiting_conversation")).all()
+        assert sorted(len(c.evaluations) for c in cases) == [12, 12]
+        stored = session.scalar(select(func.count()).select_from(Evaluation))
+        assert stored == 24

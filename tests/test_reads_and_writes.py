@@ -1,0 +1,92 @@
+"""Reads never wait for writers: on SQLite (WAL) a read transaction does not take the write lock, so a
+listener lookup, Home and /coach answer while another process holds it."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import select
+
+from bot.standin.client import wait_for
+from storage.db import Database, ReadOnlyTransaction
+from storage.models import Person
+from tests.conftest import Stack
+from tests.test_core_loop import land
+
+PRIYA = "U0PRIYA"
+
+
+@contextmanager
+def write_lock_held(db: Database) -> Iterator[None]:
+    """Another process's writing transaction: BEGIN IMMEDIATE on its own connection, held open."""
+    path = db.engine.url.database
+    assert path
+    other = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def finishes(fn: object, timeout: float = 5.0) -> bool:
+    done = threading.Event()
+
+    def run() -> None:
+        fn()  # type: ignore[operator]
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return done.wait(timeout)
+
+
+def test_a_read_does_not_take_the_write_lock(sqlite_db: Database) -> None:
+    with sqlite_db.unit_of_work() as session:
+        session.add(Person(email="someone@example.com", name="Someone"))
+
+    def read() -> None:
+        with sqlite_db.read() as session:
+            assert session.scalar(select(Person.name)) == "Someone"
+
+    with write_lock_held(sqlite_db):
+        assert finishes(read), "a read waited for the writer"
+
+
+def test_a_write_still_waits_for_the_writer(sqlite_db: Database) -> None:
+    """The control: a unit of work does take the write lock (so the test above could fail)."""
+    released = threading.Event()
+
+    def write() -> None:
+        with sqlite_db.unit_of_work() as session:
+            session.add(Person(email="other@example.com"))
+        released.set()
+
+    with write_lock_held(sqlite_db):
+        assert not finishes(write, timeout=1.0)
+    assert released.wait(10)
+
+
+def test_a_read_refuses_to_write(sqlite_db: Database) -> None:
+    with pytest.raises(ReadOnlyTransaction), sqlite_db.read() as session:
+        session.add(Person(email="sneaky@example.com"))
+        session.flush()
+
+
+def test_home_and_coach_answer_while_a_writer_holds_the_lock(stack: Stack) -> None:
+    land(stack)
+    stack.sweep()
+    with write_lock_held(stack.db):
+        status, _ = stack.people.command(PRIYA, "/coach", "")
+        assert status == 200
+        wait_for(lambda: stack.standin.calls_to("response_url"), what="the /coach answer", timeout=5)
+        stack.people.event({"type": "app_home_opened", "user": PRIYA, "channel": "D0", "tab": "home"})
+        wait_for(
+            lambda: [c for c in stack.standin.calls_to("views.publish") if c.args.get("user_id") == PRIYA],
+            what="Priya's Home",
+            timeout=5,
+        )
