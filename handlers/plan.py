@@ -74,10 +74,11 @@ def register(app: App, services: Services) -> None:
                 now = services.clock.now()
                 picks = coaching.ranked_picks(session, case)
                 key = behaviour_key(chosen, picks)
-                if key == coaching.DEVELOPMENT_GOAL:
-                    development.ask_prep(session, case, now)  # the agent leads: ask them to prepare
                 draft = coaching.draft_plan(session, case, now, behaviour_key=key)
             draft = draft.keeping(read_plan_form(values, draft.picks))
+            if key == coaching.DEVELOPMENT_GOAL:  # the agent leads: ask them to prepare
+                with services.db.unit_of_work() as session:
+                    development.ask_prep(session, coaching.load_case(session, case.id), now)
         except CoachingError as exc:
             if isinstance(view.get("id"), str):
                 client.views_update(view_id=view["id"], view=notice_modal("Coaching plan", str(exc)))

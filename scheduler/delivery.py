@@ -108,6 +108,23 @@ class _Outcome:
     recovered: bool = False
 
 
+def _file_job(row: OutboxMessage, person: Person, title: str, **file: Any) -> _Job:
+    """A file for a person's DM: a chart to draw (`chart`) or bytes ready to upload (`upload`)."""
+    return _Job(
+        row_id=row.id,
+        key=row.dedupe_key,
+        person_slack_id=person.slack_id,
+        channel=person.dm_channel,
+        check_history=False,
+        update_ts=None,
+        text=title,
+        blocks=[],
+        metadata={},
+        created_at=row.created_at,
+        **file,
+    )
+
+
 def backoff(attempts: int) -> timedelta:
     base = min(30 * 2 ** max(0, attempts - 1), 3600)
     return timedelta(seconds=base * random.uniform(0.8, 1.2))
@@ -264,19 +281,7 @@ class OutboxSweep:
         if series.empty:  # the digest's text says there is nothing to chart yet
             row.status, row.lease_until = "skipped", None
             return "no data yet"
-        return _Job(
-            row_id=row.id,
-            key=row.dedupe_key,
-            person_slack_id=person.slack_id,
-            channel=person.dm_channel,
-            check_history=False,
-            update_ts=None,
-            text="Hit rate per team, last 8 weeks",
-            blocks=[],
-            metadata={},
-            created_at=row.created_at,
-            chart=series,
-        )
+        return _file_job(row, person, "Hit rate per team, last 8 weeks", chart=series)
 
     @staticmethod
     def _prepare_calendar(row: OutboxMessage, session: Session, now: datetime) -> _Job | str:
@@ -287,17 +292,10 @@ class OutboxSweep:
         if person is None or team is None or not specs:
             row.status, row.lease_until = "skipped", None
             return "no coaching blocks to put in a calendar"
-        return _Job(
-            row_id=row.id,
-            key=row.dedupe_key,
-            person_slack_id=person.slack_id,
-            channel=person.dm_channel,
-            check_history=False,
-            update_ts=None,
-            text="Your coaching blocks: open the file to add them to your calendar, weekly",
-            blocks=[],
-            metadata={},
-            created_at=row.created_at,
+        return _file_job(
+            row,
+            person,
+            "Your coaching blocks: open the file to add them to your calendar, weekly",
             upload=coaching_blocks.calendar_file(specs, calendar_for(team), person, now),
             filename="coaching-blocks.ics",
         )

@@ -88,8 +88,8 @@ def test_a_score_nobody_acts_on(stack: Stack) -> None:
     body_text = json.dumps(escalation["blocks"], ensure_ascii=False)
     assert escalation["text"] == "1 coaching conversation past the deadline: Ana Ruiz"
     assert "leader Priya Shah" in body_text
-    assert "score landed Mon 23 Nov · deadline Mon 30 Nov · passed today" in body_text
-    assert "deadline Mon 30 Nov · 3 working days late" in json.dumps(
+    assert "score landed Mon 23 Nov · deadline Mon 30 Nov, 17:30 · passed today" in body_text
+    assert "deadline Mon 30 Nov, 17:30 · 3 working days late" in json.dumps(
         escalations(stack)[1]["blocks"], ensure_ascii=False
     )
     leader_dm = stack.message(PRIYA, "leader_dm")

@@ -127,3 +127,20 @@ def test_the_deadline_is_shown_in_the_readers_zone(stack: Stack) -> None:
     assert "Tue 1 Dec, 02:30" in shown and "Mon 30 Nov, 02:30" not in shown
     assert "Mon 30 Nov, 17:30 Europe/London" in shown
 
+
+
+def test_an_escalation_shows_each_deadline_in_its_readers_zone(stack: Stack) -> None:
+    marcus = "{email: marcus.bell@example.com}"
+    dana = "{email: dana.okafor@example.com, name: Dana Okafor}"
+    reimport(stack, sample_org().replace(f"escalate_to: [{dana}]", f"escalate_to: [{dana}, {marcus}]"))
+    stack.clock.set(at("2026-11-20T10:00:00+00:00"))  # the window ends Friday 27 Nov, 17:30 London
+    assert stack.post_score(evaluation(landed_at="2026-11-20T10:00:00Z"))[0] == 202
+    stack.sweep()
+    stack.clock.set(at("2026-11-30T15:00:00+00:00"))  # inside both readers' working hours
+    stack.sweep()
+    (to_marcus,) = escalations_to(stack, MARCUS)
+    (to_dana,) = escalations_to(stack, DANA)
+    shown_to_marcus = json.dumps(to_marcus["blocks"], ensure_ascii=False)
+    assert "Fri 27 Nov, 12:30 pm (Fri 27 Nov, 17:30 Europe/London)" in shown_to_marcus  # New York
+    shown_to_dana = json.dumps(to_dana["blocks"], ensure_ascii=False)
+    assert "Fri 27 Nov, 17:30" in shown_to_dana and "Europe/London)" not in shown_to_dana

@@ -258,7 +258,10 @@ def _lateness(late: int) -> str:
     return "passed today" if late == 0 else f"{wording.plural(late, 'working day')} late"
 
 
-def escalation(session: Session, payload: dict[str, Any], now: datetime) -> Message:
+def escalation(
+    session: Session, payload: dict[str, Any], now: datetime, reader: Person | None = None
+) -> Message:
+    """Cases past their deadline (or review date), each with the deadline in the reader's zone."""
     cases = [c for c in (session.get(Case, i) for i in payload.get("case_ids", [])) if c is not None]
     review = payload.get("reason") == "review"
     if review:
@@ -274,10 +277,10 @@ def escalation(session: Session, payload: dict[str, Any], now: datetime) -> Mess
             detail = f"review was due {wording.short_date(case.action_date)} · {_lateness(late)}"
         else:
             landed = min((ev.landed_at for ev in case.evaluations), default=case.opened_at)
-            due = wording.short_date(cal.local(case.due_at).date())
+            tz = timezone_of(reader, case.team) if reader is not None else cal.timezone
             late = cal.working_days_late(now, case.due_at) if now > case.due_at else 0
             landed_on = wording.short_date(cal.local(landed).date())
-            detail = f"score landed {landed_on} · deadline {due} · {_lateness(late)}"
+            detail = f"score landed {landed_on} · deadline {deadline_text(case, tz)} · {_lateness(late)}"
         out.append(
             bk.section(
                 f"*{_e(case.agent.display)}* (team {_e(case.team.name)}, "
@@ -404,7 +407,7 @@ def _render(
     if kind == "digest" and person is not None:
         return Message(*digest_message(session, person, payload, now))
     if kind == "escalation":
-        return escalation(session, payload, now)
+        return escalation(session, payload, now, person)
     if kind == "admin_alert":
         return admin_alert(payload, case)
     if kind == "connector_alert":
