@@ -196,7 +196,12 @@ def test_fuzzed_signed_bodies_never_get_a_5xx(any_stack: Stack, changes: list[tu
         assert snapshot(any_stack) == before
 
 
-HEADER_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=60)
+# Anything HTTP lets a header carry, non-ASCII (obs-text) included. Control characters are left out:
+# the HTTP server refuses those before the app sees the request, and may close the connection unread.
+HEADER_TEXT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"), include_characters="\t"),
+    max_size=60,
+)
 
 
 @FUZZ
