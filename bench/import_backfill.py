@@ -25,7 +25,7 @@ from rich.console import Console
 from sqlalchemy import func, select
 
 from bot.app.import_cmd import run_import
-from bot.org import apply_org, lookup_people, parse_org
+from bot.org import import_org, parse_org
 from storage.db import Database
 from storage.models import Case, Evaluation, EvaluationItem
 
@@ -105,11 +105,7 @@ def main() -> int:
         root = Path(tmp)
         db = Database(f"sqlite:///{root / 'bench.db'}")
         db.create_schema()
-        spec = parse_org(org_yaml())
-        with db.unit_of_work() as s:
-            found = lookup_people(spec, s, None)
-        with db.unit_of_work() as s:
-            apply_org(s, spec, found, now)
+        import_org(db, parse_org(org_yaml()), None, now)
         mapping: Path | None = None
         if args.jsonl:
             data = root / "scores.jsonl"

@@ -139,17 +139,45 @@ class _Reader:
         return value
 
     def storable(self, data: Any, path: str) -> None:
-        """Every string (keys too) anywhere in the payload must be storable text on every database."""
+        """Every string (keys too) anywhere in the payload must be storable text on every database.
+        One pass over the payload's JSON text clears almost every payload; a suspect one is walked to
+        name the field."""
+        if not _all_storable(data):
+            self._find_unstorable(data, path)
+
+    def _find_unstorable(self, data: Any, path: str) -> None:
         if isinstance(data, str):
-            if "\x00" in data or any("\ud800" <= ch <= "\udfff" for ch in data):
+            if not _storable_text(data):
                 self.fail(path, UNSTORABLE)
         elif isinstance(data, dict):
             for key, value in data.items():
-                self.storable(key, path)
-                self.storable(value, f"{path}.{key}" if path else str(key))
+                self._find_unstorable(key, path)
+                self._find_unstorable(value, f"{path}.{key}" if path else str(key))
         elif isinstance(data, list):
             for i, value in enumerate(data):
-                self.storable(value, f"{path}[{i}]")
+                self._find_unstorable(value, f"{path}[{i}]")
+
+
+def _all_storable(data: Any) -> bool:
+    """True when no string in `data` holds a NUL or a lone surrogate (may say False for a clean one)."""
+    try:
+        text = json.dumps(data, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return "\\u0000" not in text and _storable_text(text)
+
+
+def _storable_text(text: str) -> bool:
+    """No NUL (PostgreSQL refuses it) and no lone surrogate (no database can encode it)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_evaluation(data: Any) -> EvaluationInput:
