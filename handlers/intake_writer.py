@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from bot import coaching
@@ -80,7 +80,9 @@ class IntakeWriter:
                         with session.begin_nested():
                             result = pending.context.run(self._intake, session, pending.data, now)
                             done.append((pending, result))
-                    except IntegrityError:
+                    except (IntegrityError, OperationalError):
+                        # Refused by the database (a twin stored elsewhere, a deadlock with another
+                        # replica's batch): its savepoint is undone; it is stored again on its own.
                         alone.append(pending)
                     except Exception as exc:  # noqa: BLE001 - this score's answer; the others go on
                         pending.future.set_exception(exc)
@@ -103,8 +105,9 @@ class IntakeWriter:
                     result = pending.context.run(self._intake, session, pending.data, now)
                 pending.future.set_result(result)
                 return
-            except IntegrityError as exc:
-                # The same score arrived twice at once: the other one is stored; answer as a repeat.
+            except (IntegrityError, OperationalError) as exc:
+                # The same score arrived twice at once (the other one is stored: answer as a repeat),
+                # or another replica's transaction deadlocked with this one: try again.
                 if attempt == 2:
                     pending.future.set_exception(exc)
             except Exception as exc:  # noqa: BLE001 - reported to the request that sent it

@@ -92,7 +92,8 @@ def test_blocks_are_named_opened_and_squeezed_out_through_the_sweeps(blocks_stac
     stack.people.click(PRIYA, stack.standin.dm_of(PRIYA), dm, "block_ics")
     stack.people.click(PRIYA, stack.standin.dm_of(PRIYA), dm, "block_ics")
     wait_for(lambda: len(ephemeral_to(stack, PRIYA)) == 2, what="the answers to the clicks")
-    assert "already" in ephemeral_to(stack, PRIYA)[1]
+    answers = ephemeral_to(stack, PRIYA)  # the two clicks run at once: either may answer first
+    assert sum("on its way" in a for a in answers) == 1 and sum("already" in a for a in answers) == 1
     stack.sweep()
     files = [f for f in stack.standin.files.values() if f.get("name") == "coaching-blocks.ics"]
     assert len(files) == 1 and files[0]["channel"] == stack.standin.dm_of(PRIYA)

@@ -89,12 +89,15 @@ class Replica:
 
 
 def post_via(replicas: list[Replica], first: int, secret: str, payload: dict[str, Any]) -> tuple[int, Any]:
-    """What a load balancer does: a replica that does not answer is skipped for the next one."""
+    """What a load balancer and a Standard Webhooks sender do together: a replica that does not answer
+    is skipped for the next one, and a 5xx (nothing stored) is sent again."""
     for i in range(first, first + 2 * len(replicas)):
         try:
-            return post_score(replicas[i % len(replicas)].url, secret, payload)
+            status, answer = post_score(replicas[i % len(replicas)].url, secret, payload)
         except OSError:  # refused while it restarts, or cut off mid-answer (a retry then gets the repeat)
             continue
+        if status < 500:
+            return status, answer
     raise RuntimeError("no replica answered")
 
 
