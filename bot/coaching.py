@@ -375,8 +375,12 @@ def attach_to_case(
 
 def leader_dm_key(case: Case) -> str:
     """The DM of the case's current holder (each hand-over starts a new one)."""
-    base = f"case:{case.id}:leader_dm"
-    return base if not case.leader_dm_version else f"{base}:{case.leader_dm_version}"
+    return leader_dm_key_of(case.id, case.leader_dm_version)
+
+
+def leader_dm_key_of(case_id: int, version: int | None) -> str:
+    base = f"case:{case_id}:leader_dm"
+    return base if not version else f"{base}:{version}"
 
 
 def agent_dm_key(case_id: int) -> str:

@@ -55,20 +55,31 @@ def window_opens(case: Case) -> datetime:
     return min(starts, default=case.opened_at)
 
 
-def schedule_conversation(session: Session, case: Case, cal: WorkCalendar) -> None:
-    due_day = cal.local(case.due_at).date()
-    day3 = cal.add_working_days(cal.effective_landing_day(window_opens(case)), 3)
-    wanted = []
+def conversation_timers(
+    case_id: int, due_at: datetime, window_opened: datetime, cal: WorkCalendar
+) -> tuple[list[tuple[str, str, datetime]], list[str]]:
+    """The timers (key, kind, due) a case awaiting its conversation needs, and the keys it must not
+    have: the day-3 reminder only when day 3 comes before the last day."""
+    due_day = cal.local(due_at).date()
+    day3 = cal.add_working_days(cal.effective_landing_day(window_opened), 3)
+    wanted, unwanted = [], []
     if day3 < due_day:
-        wanted.append((f"case:{case.id}:remind:day3", "remind_day3", cal.start_of_business(day3)))
+        wanted.append((f"case:{case_id}:remind:day3", "remind_day3", cal.start_of_business(day3)))
     else:
-        cancel_keys(session, [f"case:{case.id}:remind:day3"])
+        unwanted.append(f"case:{case_id}:remind:day3")
     second = cal.end_of_business(cal.add_working_days(due_day, SECOND_ESCALATION_AFTER))
     wanted += [
-        (f"case:{case.id}:remind:last_day", "remind_last_day", cal.start_of_business(due_day)),
-        (f"case:{case.id}:escalate:1", "escalate", case.due_at),
-        (f"case:{case.id}:escalate:2", "escalate", second),
+        (f"case:{case_id}:remind:last_day", "remind_last_day", cal.start_of_business(due_day)),
+        (f"case:{case_id}:escalate:1", "escalate", due_at),
+        (f"case:{case_id}:escalate:2", "escalate", second),
     ]
+    return wanted, unwanted
+
+
+def schedule_conversation(session: Session, case: Case, cal: WorkCalendar) -> None:
+    wanted, unwanted = conversation_timers(case.id, case.due_at, window_opens(case), cal)
+    if unwanted:
+        cancel_keys(session, unwanted)
     _set_all(session, case, wanted)
 
 

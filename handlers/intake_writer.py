@@ -1,9 +1,11 @@
 """Group commit for the QA webhook: one writer thread stores scores; those that arrive while a
-transaction commits go together in the next one, each in a savepoint of its own.
+transaction commits go together in the next one. The common ones are written in bulk
+(`bot.intake_batch`); the rest one by one, each in a savepoint of its own.
 
 Every request still gets its answer only after its score is committed, and one bad score never undoes
 another: a failing one rolls back its savepoint (and is retried alone when the database refused it, e.g.
-another process stored the same score at the same moment)."""
+another process stored the same score at the same moment). When the database refuses the bulk part, its
+scores go one by one too."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from sqlalchemy.orm import Session
 from bot import coaching
 from bot.app.services import Services
 from bot.evaluation_input import EvaluationInput
+from bot.intake_batch import Incoming, intake_many
+from storage.logcontext import REQUEST_ID
 
 log = logging.getLogger("coachloop.ingest")
 MAX_BATCH = 200
@@ -75,7 +79,12 @@ class IntakeWriter:
         try:
             with self.services.db.unit_of_work() as session:
                 now = self.services.clock.now()
-                for pending in batch:
+                stored = self._bulk(session, batch, now)
+                session.expunge_all()
+                for pending, result in zip(batch, stored, strict=True):
+                    if result is not None:
+                        done.append((pending, result))
+                        continue
                     try:
                         with session.begin_nested():
                             result = pending.context.run(self._intake, session, pending.data, now)
@@ -115,5 +124,18 @@ class IntakeWriter:
                 return
 
     @staticmethod
+    def _bulk(session: Session, batch: list[_Pending], now: datetime) -> list[coaching.IntakeResult | None]:
+        scores = [Incoming(p.data, _actor(p.data), p.context.run(REQUEST_ID.get)) for p in batch]
+        try:
+            with session.begin_nested():
+                return intake_many(session, scores, now)
+        except (IntegrityError, OperationalError):  # e.g. another replica stored one of them just now
+            return [None] * len(batch)
+
+    @staticmethod
     def _intake(session: Session, data: EvaluationInput, now: datetime) -> coaching.IntakeResult:
-        return coaching.intake(session, data, now, f"webhook:{data.source}")
+        return coaching.intake(session, data, now, _actor(data))
+
+
+def _actor(data: EvaluationInput) -> str:
+    return f"webhook:{data.source}"

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import case, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -51,6 +51,36 @@ def _insert_all_once(session: Session, model: type[Base], rows: list[dict[str, A
     session.execute(statement, rows)  # executemany: one compiled statement, whatever the count
 
 
+def outbox_row(
+    key: str,
+    kind: str,
+    *,
+    now: datetime,
+    due_at: datetime | None = None,
+    case_id: int | None = None,
+    person_id: int | None = None,
+    channel: str | None = None,
+    updates_key: str | None = None,
+    payload: dict[str, Any] | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """The values of a new pending outbox row (`request_id` defaults to the current request's)."""
+    return {
+        "dedupe_key": key,
+        "kind": kind,
+        "case_id": case_id,
+        "person_id": person_id,
+        "channel": channel,
+        "updates_key": updates_key,
+        "payload": payload or {},
+        "due_at": due_at or now,
+        "status": "pending",
+        "attempts": 0,
+        "created_at": now,
+        "request_id": request_id or REQUEST_ID.get(),
+    }
+
+
 def enqueue(
     session: Session,
     key: str,
@@ -67,28 +97,26 @@ def enqueue(
     """Queue a message once per dedupe key; a repeat of the key is a no-op (returns None)."""
     if session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == key)) is not None:
         return None
-    row_id = _insert_once(
-        session,
-        OutboxMessage,
-        {
-            "dedupe_key": key,
-            "kind": kind,
-            "case_id": case_id,
-            "person_id": person_id,
-            "channel": channel,
-            "updates_key": updates_key,
-            "payload": payload or {},
-            "due_at": due_at or now,
-            "status": "pending",
-            "attempts": 0,
-            "created_at": now,
-            "request_id": REQUEST_ID.get(),
-        },
-    )
+    values = outbox_row(
+        key, kind, now=now, due_at=due_at, case_id=case_id, person_id=person_id, channel=channel,
+        updates_key=updates_key, payload=payload,
+    )  # fmt: skip
+    row_id = _insert_once(session, OutboxMessage, values)
     if row_id is None:
         return None
     session.info["wake"] = True
     return session.get(OutboxMessage, row_id)
+
+
+def enqueue_all(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Queue many messages (rows from `outbox_row`) in one statement; a key already queued is skipped."""
+    if rows:
+        _insert_all_once(session, OutboxMessage, rows)
+        session.info["wake"] = True
+
+
+def _refresh_key(updates_key: str, what: str) -> str:
+    return f"{updates_key}:refresh:{what}:{uuid.uuid4().hex[:12]}"
 
 
 def enqueue_refresh(session: Session, updates_key: str, *, case_id: int, what: str, now: datetime) -> None:
@@ -98,8 +126,32 @@ def enqueue_refresh(session: Session, updates_key: str, *, case_id: int, what: s
         OutboxMessage.updates_key == updates_key, OutboxMessage.status == "pending"
     )
     if session.scalar(pending.limit(1)) is None:
-        key = f"{updates_key}:refresh:{what}:{uuid.uuid4().hex[:12]}"
-        enqueue(session, key, "refresh", now=now, case_id=case_id, updates_key=updates_key)
+        enqueue(session, _refresh_key(updates_key, what), "refresh", now=now, case_id=case_id,
+                updates_key=updates_key)  # fmt: skip
+
+
+def enqueue_refreshes(
+    session: Session, wanted: dict[str, tuple[int, str, str | None]], now: datetime
+) -> None:
+    """`enqueue_refresh` for many messages at once: updates key -> (case id, what, request id)."""
+    if not wanted:
+        return
+    pending = set(
+        session.scalars(
+            select(OutboxMessage.updates_key).where(
+                OutboxMessage.updates_key.in_(list(wanted)), OutboxMessage.status == "pending"
+            )
+        )
+    )
+    enqueue_all(
+        session,
+        [
+            outbox_row(_refresh_key(key, what), "refresh", now=now, case_id=case_id, updates_key=key,
+                       request_id=request_id)  # fmt: skip
+            for key, (case_id, what, request_id) in wanted.items()
+            if key not in pending
+        ],
+    )
 
 
 def enqueue_home(session: Session, person_id: int, now: datetime) -> None:
@@ -112,15 +164,23 @@ def enqueue_home(session: Session, person_id: int, now: datetime) -> None:
 
 
 def enqueue_homes(
-    session: Session, person_ids: Iterable[int], now: datetime, *, team_id: int | None
+    session: Session,
+    person_ids: Iterable[int],
+    now: datetime,
+    *,
+    team_id: int | None = None,
+    team_ids: Iterable[int] = (),
+    request_id: str | None = None,
 ) -> None:
-    """`enqueue_home` for these people and the escalation contacts and QA leads of `team_id`, in two
-    statements however many people: those with no Slack id, or with a re-publish already pending, are
-    left out (coalesced: one pending Home per person covers every change until it goes out)."""
+    """`enqueue_home` for these people and the escalation contacts and QA leads of `team_id` (or of each
+    of `team_ids`), in two statements however many people: those with no Slack id, or with a re-publish
+    already pending, are left out (coalesced: one pending Home per person covers every change until it
+    goes out)."""
+    teams = sorted({*team_ids, *((team_id,) if team_id is not None else ())})
     wanted: ColumnElement[bool] = Person.id.in_(list(person_ids))
-    if team_id is not None:
-        contacts = select(TeamEscalation.person_id).where(TeamEscalation.team_id == team_id)
-        qa_leads = select(TeamQALead.person_id).where(TeamQALead.team_id == team_id)
+    if teams:
+        contacts = select(TeamEscalation.person_id).where(TeamEscalation.team_id.in_(teams))
+        qa_leads = select(TeamQALead.person_id).where(TeamQALead.team_id.in_(teams))
         wanted = or_(wanted, Person.id.in_(contacts), Person.id.in_(qa_leads))
     pending = select(OutboxMessage.person_id).where(
         OutboxMessage.kind == "home", OutboxMessage.status == "pending", OutboxMessage.person_id.is_not(None)
@@ -128,23 +188,12 @@ def enqueue_homes(
     due = session.scalars(
         select(Person.id).where(wanted, Person.slack_id.is_not(None), Person.id.not_in(pending))
     )
-    rows: list[dict[str, Any]] = [
-        {
-            "dedupe_key": f"home:{person_id}:{uuid.uuid4().hex[:12]}",
-            "kind": "home",
-            "person_id": person_id,
-            "payload": {},
-            "due_at": now,
-            "status": "pending",
-            "attempts": 0,
-            "created_at": now,
-            "request_id": REQUEST_ID.get(),
-        }
+    rows = [
+        outbox_row(f"home:{person_id}:{uuid.uuid4().hex[:12]}", "home", now=now, person_id=person_id,
+                   request_id=request_id)  # fmt: skip
         for person_id in sorted(set(due))
     ]
-    if rows:
-        _insert_all_once(session, OutboxMessage, rows)
-        session.info["wake"] = True
+    enqueue_all(session, rows)
 
 
 # New messages first, then in-place updates of messages already shown, then Home re-publishes: under a
@@ -273,3 +322,9 @@ def audit(
     session: Session, now: datetime, actor: str, action: str, *, case_id: int | None = None, **detail: Any
 ) -> None:
     session.add(AuditEntry(at=now, actor=actor, case_id=case_id, action=action, detail=detail))
+
+
+def audit_all(session: Session, entries: list[dict[str, Any]]) -> None:
+    """Many audit entries (at, actor, case_id, action, detail) in one statement."""
+    if entries:
+        session.execute(insert(AuditEntry), entries)
