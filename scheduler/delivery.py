@@ -27,7 +27,7 @@ from bot.metrics import OUTBOX, OUTBOX_FAILURES, error_code
 from bot.roles import roles_of
 from bot.slack import practice
 from bot.slack.home import home_view
-from bot.slack.messages import render, with_metadata
+from bot.slack.messages import message_metadata, render
 from bot.team_calendar import calendar_for
 from storage import logcontext
 from storage.db import Database
@@ -95,9 +95,20 @@ class _Job:
     created_at: datetime
     home_view: dict[str, Any] | None = None
     home_for: int | None = None  # the person whose Home to render (after the claim's transaction)
+    message: _Rendering | None = None  # the message to render (after the claim's transaction)
     chart: WeeklySeries | None = None  # drawn after the transaction closes
     upload: bytes | None = None  # a file ready to upload (the coaching blocks' calendar)
     filename: str = "coaching-hit-rate.png"
+
+
+@dataclass(frozen=True)
+class _Rendering:
+    """What a message is rendered from, read again in a read transaction once the row is prepared."""
+
+    kind: str
+    case_id: int | None
+    payload: dict[str, Any]
+    person_id: int | None
 
 
 @dataclass
@@ -206,18 +217,26 @@ class OutboxSweep:
             # A Home reads many figures: it renders in a read transaction, holding no write lock.
             with self.db.read() as session:
                 job.home_view = home_view(session, session.get(Person, job.home_for), now)
+        if isinstance(job, _Job) and job.message is not None:
+            # So does a message: scores and clicks are not kept waiting while it renders.
+            what = job.message
+            with self.db.read() as session:
+                case = session.get(Case, what.case_id) if what.case_id else None
+                person = session.get(Person, what.person_id) if what.person_id else None
+                renderer = practice.render if what.kind in practice.KINDS else render
+                message = renderer(session, what.kind, case, what.payload, now, person)
+            job.text, job.blocks = message.text, message.blocks
         return job
 
     def _recheck_and_render(self, row: OutboxMessage, session: Session, now: datetime) -> _Job | str:
         """The one place a queued message meets the current state at send time: re-check that it is
-        still due, and render it from the case as it is now (or say why nothing goes out)."""
+        still due, and say what to render from the case as it is now (or why nothing goes out)."""
         if row.kind == "block_start" and not coaching_blocks.waiting_cases(session, row.person_id or 0):
             row.status, row.lease_until = "skipped", None
             return "nothing is waiting for the block any more"
         moot = followup.skip_if_moot(session, row, now)
         if moot is not None:
             return moot
-        case = session.get(Case, row.case_id) if row.case_id else None
         kind, update_ts, channel = row.kind, None, row.channel
         person = row.person
         if row.updates_key:
@@ -232,8 +251,6 @@ class OutboxSweep:
                 return "the message it updates is not sent; when it goes out it shows the current state"
             kind, update_ts, channel = target.kind, target.slack_ts, target.slack_channel
             person = target.person  # rendered for the reader of the message being updated
-        renderer = practice.render if kind in practice.KINDS else render
-        message = with_metadata(renderer(session, kind, case, row.payload, now, person), row)
         if channel is None and person is not None:
             channel = person.dm_channel
         return _Job(
@@ -243,10 +260,11 @@ class OutboxSweep:
             channel=channel,
             check_history=False,
             update_ts=update_ts,
-            text=message.text,
-            blocks=message.blocks,
-            metadata=message.metadata,
+            text="",
+            blocks=[],
+            metadata=message_metadata(row),
             created_at=row.created_at,
+            message=_Rendering(kind, row.case_id, dict(row.payload), person.id if person else None),
         )
 
     @staticmethod

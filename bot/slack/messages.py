@@ -216,12 +216,13 @@ def leader_discussion(case: Case, now: datetime) -> Message:
     return Message(text, out)
 
 
-def with_metadata(message: Message, row: OutboxMessage) -> Message:
-    meta = {
+def message_metadata(row: OutboxMessage) -> dict[str, Any]:
+    """The metadata a sent message carries: the dedupe key it was sent (or updated) under, so that a
+    resend after a crash finds it in the conversation's history instead of posting it twice."""
+    return {
         "event_type": "coachloop_message",
         "event_payload": {"dedupe_key": row.updates_key or row.dedupe_key, "case_id": row.case_id or 0},
     }
-    return Message(message.text, message.blocks, meta)
 
 
 def leader_reminder(case: Case, now: datetime, which: str, payload_by: str = "") -> Message:
