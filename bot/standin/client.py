@@ -118,15 +118,7 @@ class SlackUserAgent:
     ) -> str:
         """Click a button in a message (the one with `value`, when several share the action id);
         returns the trigger id Slack issued."""
-        button, block_id = find_button(message.get("blocks", []), action_id, value)
-        trigger = self.standin.issue_trigger()
-        payload = {
-            "type": "block_actions",
-            "user": self._user(user_id),
-            "api_app_id": "A0COACH",
-            "token": "legacy",
-            "trigger_id": trigger,
-            "team": {"id": "T0STANDIN", "domain": "standin"},
+        where = {
             "container": {
                 "type": "message",
                 "message_ts": message["ts"],
@@ -136,6 +128,29 @@ class SlackUserAgent:
             "channel": {"id": channel, "name": "directmessage"},
             "message": message,
             "response_url": f"{self.standin.base}/_standin/respond/{secrets.token_hex(4)}",
+        }
+        return self._block_action(user_id, message.get("blocks", []), action_id, value, where)
+
+    def _block_action(
+        self,
+        user_id: str,
+        blocks: list[dict[str, Any]],
+        action_id: str,
+        value: str | None,
+        where: dict[str, Any],
+    ) -> str:
+        """Send the `block_actions` payload of a click on the button in `blocks` (`where`: the container
+        and what comes with it); returns the trigger id Slack issued."""
+        button, block_id = find_button(blocks, action_id, value)
+        trigger = self.standin.issue_trigger()
+        payload = {
+            "type": "block_actions",
+            "user": self._user(user_id),
+            "api_app_id": "A0COACH",
+            "token": "legacy",
+            "trigger_id": trigger,
+            "team": {"id": "T0STANDIN", "domain": "standin"},
+            **where,
             "actions": [
                 {
                     "type": "button",
@@ -177,32 +192,8 @@ class SlackUserAgent:
     def click_home(self, user_id: str, action_id: str, *, value: str | None = None) -> str:
         """Click a button on the person's published App Home; returns the trigger id."""
         home = self.standin.view(f"VHOME{user_id}")
-        button, block_id = find_button(home.get("blocks", []), action_id, value)
-        trigger = self.standin.issue_trigger()
-        payload = {
-            "type": "block_actions",
-            "user": self._user(user_id),
-            "api_app_id": "A0COACH",
-            "token": "legacy",
-            "trigger_id": trigger,
-            "team": {"id": "T0STANDIN", "domain": "standin"},
-            "container": {"type": "view", "view_id": home["id"]},
-            "view": home,
-            "actions": [
-                {
-                    "type": "button",
-                    "action_id": action_id,
-                    "block_id": block_id,
-                    "value": button.get("value"),
-                    "text": button["text"],
-                    "action_ts": f"{time.time():.6f}",
-                }
-            ],
-        }
-        status, _ = self.interact(payload)
-        if status != 200:
-            raise RuntimeError(f"the app answered {status} to a click")
-        return trigger
+        where = {"container": {"type": "view", "view_id": home["id"]}, "view": home}
+        return self._block_action(user_id, home.get("blocks", []), action_id, value, where)
 
     def message_shortcut(self, user_id: str, channel: str, message: dict[str, Any], callback_id: str) -> str:
         """Use a message shortcut on `message` (Slack's `message_action` payload); returns the trigger id."""
