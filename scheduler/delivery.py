@@ -25,9 +25,9 @@ from bot.clock import Clock
 from bot.measures_weekly import weekly_figures
 from bot.metrics import OUTBOX, OUTBOX_FAILURES, error_code
 from bot.roles import roles_of
-from bot.slack import practice
 from bot.slack.home import home_view
-from bot.slack.messages import message_metadata, render
+from bot.slack.messages import message_metadata
+from bot.slack.outbox import render
 from bot.team_calendar import calendar_for
 from storage import logcontext
 from storage.db import Database
@@ -223,8 +223,7 @@ class OutboxSweep:
             with self.db.read() as session:
                 case = session.get(Case, what.case_id) if what.case_id else None
                 person = session.get(Person, what.person_id) if what.person_id else None
-                renderer = practice.render if what.kind in practice.KINDS else render
-                message = renderer(session, what.kind, case, what.payload, now, person)
+                message = render(session, what.kind, case, what.payload, now, person)
             job.text, job.blocks = message.text, message.blocks
         return job
 

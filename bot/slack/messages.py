@@ -14,7 +14,6 @@ from bot.coaching import REVIEW_METHODS, ranked_picks, suggested
 from bot.coaching_blocks import Occurrence, next_block
 from bot.review import HAPPENED, NEXT
 from bot.slack import blocks as bk
-from bot.slack.digest import digest_message
 from bot.team_calendar import calendar_for, timezone_of
 from storage.models import Case, Evaluation, OutboxMessage, Person
 
@@ -382,53 +381,3 @@ def connector_alert(payload: dict[str, Any]) -> Message:
             bk.context("coachloop keeps trying; nothing is skipped once it gets through."),
         ],
     )
-
-
-def render(
-    session: Session,
-    kind: str,
-    case: Case | None,
-    payload: dict[str, Any],
-    now: datetime,
-    person: Person | None = None,
-) -> Message:
-    """The message of `kind` as things are now, inside Slack's 50 blocks."""
-    message = _render(session, kind, case, payload, now, person)
-    return Message(message.text, bk.capped(message.blocks), message.metadata)
-
-
-def _render(
-    session: Session,
-    kind: str,
-    case: Case | None,
-    payload: dict[str, Any],
-    now: datetime,
-    person: Person | None = None,
-) -> Message:
-    if kind == "digest" and person is not None:
-        return Message(*digest_message(session, person, payload, now))
-    if kind == "escalation":
-        return escalation(session, payload, now, person)
-    if kind == "admin_alert":
-        return admin_alert(payload, case)
-    if kind == "connector_alert":
-        return connector_alert(payload)
-    if case is None:
-        raise ValueError(f"message kind {kind} needs a case")
-    if kind == "leader_case":
-        return leader_case(session, case, now, person)
-    if kind == "leader_evidence_moved":
-        return leader_evidence_moved(case, payload)
-    if kind == "agent_agreement":
-        return agent_agreement(case, now)
-    if kind == "leader_discussion":
-        return leader_discussion(case, now)
-    if kind == "leader_reminder":
-        return leader_reminder(case, now, str(payload.get("which")), str(payload.get("by", "")))
-    if kind == "agent_ack_reminder":
-        return agent_ack_reminder(case)
-    if kind == "leader_ack_overdue":
-        return leader_ack_overdue(case)
-    if kind in ("review_due", "review_chase"):
-        return review_due(case, now, chase=kind == "review_chase")
-    raise ValueError(f"unknown message kind {kind}")

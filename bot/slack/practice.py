@@ -29,14 +29,6 @@ from storage.models import (
 )
 
 Block = dict[str, Any]
-KINDS = (
-    "block_start",
-    "leader_advice",
-    "calibration_request",
-    "calibration_suggestion",
-    "agent_prep",
-    "leader_prep_answered",
-)
 BLOCKS_CALLBACK, ADVICE_CALLBACK, RATING_CALLBACK, PREP_CALLBACK = (
     "coaching_blocks",
     "case_advice",
@@ -401,47 +393,6 @@ def leader_prep_answered(case: Case) -> Message:
             )
         )
     return Message(text, out)
-
-
-# --- dispatch -------------------------------------------------------------------------------
-
-
-def render(
-    session: Session,
-    kind: str,
-    case: Case | None,
-    payload: dict[str, Any],
-    now: datetime,
-    person: Person | None,
-) -> Message:
-    """The message of `kind` as things are now, inside Slack's 50 blocks."""
-    message = _render(session, kind, case, payload, now, person)
-    return Message(message.text, bk.capped(message.blocks), message.metadata)
-
-
-def _render(
-    session: Session,
-    kind: str,
-    case: Case | None,
-    payload: dict[str, Any],
-    now: datetime,
-    person: Person | None,
-) -> Message:
-    if kind == "block_start" and person is not None:
-        return block_start(session, person, payload, now)
-    if kind == "calibration_request" and person is not None:
-        return calibration_request(session, person, payload)
-    if case is None:
-        raise ValueError(f"message kind {kind} needs a case")
-    if kind == "leader_advice":
-        return leader_advice(session, case, payload)
-    if kind == "calibration_suggestion":
-        return calibration_suggestion(session, case, payload)
-    if kind == "agent_prep":
-        return agent_prep(case)
-    if kind == "leader_prep_answered":
-        return leader_prep_answered(case)
-    raise ValueError(f"unknown message kind {kind}")
 
 
 # --- App Home parts -------------------------------------------------------------------------------
