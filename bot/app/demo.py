@@ -14,6 +14,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -29,8 +32,8 @@ from bot.app.factory import build_services, create_bolt_app
 from bot.app.server import BackgroundServer
 from bot.app.services import Services
 from bot.channels import resolve_channels
-from bot.clock import SystemClock
-from bot.org import import_org, parse_org
+from bot.clock import Clock, SystemClock
+from bot.org import ImportReport, import_org, parse_org
 from bot.standin.client import SlackUserAgent, wait_for
 from bot.standin.render import render_blocks, render_view
 from bot.standin.server import SlackStandIn
@@ -76,117 +79,146 @@ def post_score(url: str, secret: str, payload: dict[str, Any], at: datetime | No
         return exc.code, json.loads(exc.read() or b"null")
 
 
+# Ana's two sample scores share the scorecard and two of its items.
+_BILLING_CALLS = ("billing-v3", "Billing calls v3")
+_ACKNOWLEDGE = "Acknowledges the customer's concern"
+_VERIFY_IDENTITY = "Verifies identity before account changes"
+_NAME_THE_FRUSTRATION = "Name the frustration before explaining the policy."
+
+
+def _named(email: str) -> dict[str, str]:
+    return {"email": email, "name": next(name for _, e, name, _ in PEOPLE if e == email)}
+
+
+def _item(key: str, name: str, *, score: int, weight: int, category: str = "", **more: Any) -> dict[str, Any]:
+    """A scorecard item scored out of 5 (`more`: critical, at_seconds, comment, good_looks_like)."""
+    return {
+        "key": key,
+        "name": name,
+        **({"category": category} if category else {}),
+        "score": score,
+        "max_score": 5,
+        "weight": weight,
+        **more,
+    }
+
+
+def _sample_score(
+    ev_id: str,
+    agent: str,
+    scorecard: tuple[str, str],
+    *,
+    score: float,
+    landed_at: datetime,
+    contact: dict[str, str],
+    items: list[dict[str, Any]],
+    evaluator: str = "",
+) -> dict[str, Any]:
+    """A score as the QA platform sends it; `agent` and `evaluator` are emails of the demo's people."""
+    card_id, card_name = scorecard
+    return {
+        "id": ev_id,
+        "source": "zendesk-qa",
+        "agent": _named(agent),
+        **({"evaluator": _named(evaluator)} if evaluator else {}),
+        "scorecard": {"id": card_id, "name": card_name},
+        "score": score,
+        "max_score": 100.0,
+        "landed_at": landed_at.isoformat(),
+        "contact": contact,
+        "items": items,
+    }
+
+
 def sample_scores(now: datetime) -> list[dict[str, Any]]:
+    """Ana's billing call of yesterday and her chat of today, and Lena's perfect retention call."""
     yesterday = now - timedelta(days=1)
     contact = yesterday.replace(hour=11, minute=23, second=0, microsecond=0)
     return [
-        {
-            "id": "ev-demo-0042",
-            "source": "zendesk-qa",
-            "agent": {"email": "ana.ruiz@example.com", "name": "Ana Ruiz"},
-            "evaluator": {"email": "lee.park@example.com", "name": "Lee Park"},
-            "scorecard": {"id": "billing-v3", "name": "Billing calls v3"},
-            "score": 68.0,
-            "max_score": 100.0,
-            "landed_at": (now - timedelta(minutes=20)).isoformat(),
-            "contact": {
+        _sample_score(
+            "ev-demo-0042",
+            "ana.ruiz@example.com",
+            _BILLING_CALLS,
+            score=68.0,
+            landed_at=now - timedelta(minutes=20),
+            contact={
                 "id": "C-88912",
                 "channel": "call",
                 "started_at": contact.isoformat(),
                 "url": "https://qa.example.com/c/88912",
             },
-            "items": [
-                {
-                    "key": "acknowledge",
-                    "name": "Acknowledges the customer's concern",
-                    "category": "Empathy",
-                    "score": 0,
-                    "max_score": 5,
-                    "weight": 2,
-                    "critical": False,
-                    "at_seconds": 252,
-                    "comment": "Customer asked why the refund was late; agent read the policy without "
+            items=[
+                _item(
+                    "acknowledge",
+                    _ACKNOWLEDGE,
+                    score=0,
+                    weight=2,
+                    category="Empathy",
+                    critical=False,
+                    at_seconds=252,
+                    comment="Customer asked why the refund was late; agent read the policy without "
                     "acknowledging the frustration.",
-                    "good_looks_like": "Name the frustration before explaining the policy.",
-                },
-                {
-                    "key": "verify-identity",
-                    "name": "Verifies identity before account changes",
-                    "category": "Compliance",
-                    "score": 5,
-                    "max_score": 5,
-                    "weight": 3,
-                    "critical": True,
-                },
-                {
-                    "key": "next-steps",
-                    "name": "Confirms next steps and timescales",
-                    "category": "Resolution",
-                    "score": 3,
-                    "max_score": 5,
-                    "weight": 1,
-                    "comment": "Said the refund would come 'soon' without a date.",
-                    "good_looks_like": "Give the date the refund will land, and what to do if it doesn't.",
-                },
+                    good_looks_like=_NAME_THE_FRUSTRATION,
+                ),
+                _item(
+                    "verify-identity",
+                    _VERIFY_IDENTITY,
+                    score=5,
+                    weight=3,
+                    category="Compliance",
+                    critical=True,
+                ),
+                _item(
+                    "next-steps",
+                    "Confirms next steps and timescales",
+                    score=3,
+                    weight=1,
+                    category="Resolution",
+                    comment="Said the refund would come 'soon' without a date.",
+                    good_looks_like="Give the date the refund will land, and what to do if it doesn't.",
+                ),
             ],
-        },
-        {
-            "id": "ev-demo-0057",
-            "source": "zendesk-qa",
-            "agent": {"email": "ana.ruiz@example.com", "name": "Ana Ruiz"},
-            "scorecard": {"id": "billing-v3", "name": "Billing calls v3"},
-            "score": 74.0,
-            "max_score": 100.0,
-            "landed_at": (now - timedelta(minutes=5)).isoformat(),
-            "contact": {
+            evaluator="lee.park@example.com",
+        ),
+        _sample_score(
+            "ev-demo-0057",
+            "ana.ruiz@example.com",
+            _BILLING_CALLS,
+            score=74.0,
+            landed_at=now - timedelta(minutes=5),
+            contact={
                 "id": "C-89001",
                 "channel": "chat",
                 "started_at": (now - timedelta(hours=3)).isoformat(),
             },
-            "items": [
-                {
-                    "key": "acknowledge",
-                    "name": "Acknowledges the customer's concern",
-                    "score": 2,
-                    "max_score": 5,
-                    "weight": 2,
-                    "comment": "Acknowledged late, after the customer repeated the complaint.",
-                    "good_looks_like": "Name the frustration before explaining the policy.",
-                },
-                {
-                    "key": "verify-identity",
-                    "name": "Verifies identity before account changes",
-                    "score": 5,
-                    "max_score": 5,
-                    "weight": 3,
-                    "critical": True,
-                },
+            items=[
+                _item(
+                    "acknowledge",
+                    _ACKNOWLEDGE,
+                    score=2,
+                    weight=2,
+                    comment="Acknowledged late, after the customer repeated the complaint.",
+                    good_looks_like=_NAME_THE_FRUSTRATION,
+                ),
+                _item("verify-identity", _VERIFY_IDENTITY, score=5, weight=3, critical=True),
             ],
-        },
-        {
-            "id": "ev-demo-0101",
-            "source": "zendesk-qa",
-            "agent": {"email": "lena.ito@example.com", "name": "Lena Ito"},
-            "scorecard": {"id": "ret-v1", "name": "Retention calls v1"},
-            "score": 100.0,
-            "max_score": 100.0,
-            "landed_at": (now - timedelta(minutes=2)).isoformat(),
-            "contact": {
+        ),
+        _sample_score(
+            "ev-demo-0101",
+            "lena.ito@example.com",
+            ("ret-v1", "Retention calls v1"),
+            score=100.0,
+            landed_at=now - timedelta(minutes=2),
+            contact={
                 "id": "C-70110",
                 "channel": "call",
                 "started_at": (now - timedelta(hours=5)).isoformat(),
             },
-            "items": [
-                {
-                    "key": "save-offer",
-                    "name": "Presents the right save offer",
-                    "score": 5,
-                    "max_score": 5,
-                    "weight": 3,
-                },
-                {"key": "rapport", "name": "Builds rapport", "score": 5, "max_score": 5, "weight": 1},
+            items=[
+                _item("save-offer", "Presents the right save offer", score=5, weight=3),
+                _item("rapport", "Builds rapport", score=5, weight=1),
             ],
-        },
+        ),
     ]
 
 
@@ -305,41 +337,71 @@ def _calibration_rating(services: Services, standin: SlackStandIn, people: Slack
         print("  The suggestion waits for Priya's working hours (Europe/London) before it is sent.")
 
 
-def run_demo(keep: str | None = None) -> int:
-    """Run the loop; with `keep`, the database is written to that path and left for `coachloop report`."""
-    started = time.monotonic()
-    token, signing, webhook_secret = (
-        "xoxb-demo-" + secrets.token_hex(8),
-        secrets.token_hex(16),
-        ("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()),
-    )
+def db_taken(keep: str | None) -> bool:
+    """Whether `keep` names a file that exists already (said on stderr): a demo does not write over it."""
+    if keep and Path(keep).exists():
+        print(f"{Path(keep)} exists already; choose a new file for --db", file=sys.stderr)
+        return True
+    return False
+
+
+@dataclass(frozen=True)
+class DemoWorkspace:
+    """A demo's running app: the Slack stand-in, the services, the web server and the people's clicks."""
+
+    standin: SlackStandIn
+    services: Services
+    server: BackgroundServer
+    people: SlackUserAgent
+    db_path: Path
+    org: ImportReport
+
+
+@contextmanager
+def demo_workspace(
+    people: Iterable[tuple[str, str, str, str]], org_file: str, clock: Clock, keep: str | None = None
+) -> Iterator[DemoWorkspace]:
+    """The app on a new SQLite database (at `keep`, or a temporary file) with `org_file` (in bot.app)
+    imported, `people` (Slack id, email, name, time zone) and #cx-leadership in the Slack stand-in."""
+    token = "xoxb-demo-" + secrets.token_hex(8)
     with tempfile.TemporaryDirectory() as tmp, SlackStandIn(token) as standin:
-        for user in PEOPLE:
+        for user in people:
             standin.add_user(*user)
         standin.add_channel("C0LEADERS", "cx-leadership", bot_member=True)
         db_path = Path(keep) if keep else Path(tmp) / "coachloop.db"
-        if db_path.exists():
-            print(f"{db_path} exists already; choose a new file for --db", file=sys.stderr)
-            return 2
         settings = Settings(
             database_url=f"sqlite:///{db_path}",
             slack_bot_token=token,
-            slack_signing_secret=signing,
-            qa_webhook_secret=webhook_secret,
+            slack_signing_secret=secrets.token_hex(16),
+            qa_webhook_secret="whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
             slack_api_url=standin.url,
         )
-        services = build_services(settings, SystemClock(), migrate=True)
-        print(f"coachloop demo — database {settings.database_url}, Slack stand-in at {standin.url}")
+        services = build_services(settings, clock, migrate=True)
+        try:
+            spec = parse_org(resources.files("bot.app").joinpath(org_file).read_text(), org_file)
+            spec, _ = resolve_channels(spec, SlackChannels(services.slack))
+            org = import_org(services.db, spec, SlackDirectory(services.slack), clock.now())
+            server = BackgroundServer(create_web_app(services, create_bolt_app(services))).start()
+            try:
+                clicks = SlackUserAgent(server.url, settings.slack_signing_secret, standin)
+                yield DemoWorkspace(standin, services, server, clicks, db_path, org)
+            finally:
+                server.stop()
+        finally:
+            services.db.dispose()
 
-        spec = parse_org(resources.files("bot.app").joinpath("demo_org.yml").read_text(), "demo_org.yml")
-        spec, _ = resolve_channels(spec, SlackChannels(services.slack))
-        report = import_org(services.db, spec, SlackDirectory(services.slack), services.clock.now())
-        _say("Org file imported", "\n".join(f"  {line}" for line in report.lines()))
 
-        bolt = create_bolt_app(services)
-        server = BackgroundServer(create_web_app(services, bolt)).start()
+def run_demo(keep: str | None = None) -> int:
+    """Run the loop; with `keep`, the database is written to that path and left for `coachloop report`."""
+    started = time.monotonic()
+    if db_taken(keep):
+        return 2
+    with demo_workspace(PEOPLE, "demo_org.yml", SystemClock(), keep) as ws:
+        services, standin, server, people, db_path = ws.services, ws.standin, ws.server, ws.people, ws.db_path
+        webhook_secret = services.settings.qa_webhook_secret
+        print(f"coachloop demo — database {services.settings.database_url}, Slack stand-in at {standin.url}")
+        _say("Org file imported", "\n".join(f"  {line}" for line in ws.org.lines()))
         scheduler = start_scheduler(services, interval=2, jitter=0.5)
-        people = SlackUserAgent(server.url, signing, standin)
         try:
             _say("QA scores arrive at POST /webhooks/qa (signed, Standard Webhooks)")
             scores = sample_scores(services.clock.now())
@@ -408,6 +470,4 @@ def run_demo(keep: str | None = None) -> int:
                 print(f"The database is kept at {db_path}: DATABASE_URL=sqlite:///{db_path} coachloop report")
         finally:
             scheduler.shutdown(wait=False)
-            server.stop()
-            services.db.dispose()
     return 0

@@ -9,35 +9,22 @@ developmental conversation; coached criteria improve. Afterwards Home, /coach, t
 
 from __future__ import annotations
 
-import base64
 import json
 import random
-import secrets
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from bot.app.config import Settings
-from bot.app.demo import post_score
-from bot.app.factory import build_services, create_bolt_app
-from bot.app.server import BackgroundServer
+from bot.app.demo import db_taken, demo_workspace, post_score
 from bot.app.services import Services
-from bot.channels import resolve_channels
 from bot.clock import FixedClock, SystemClock
-from bot.org import import_org, parse_org
 from bot.standin.client import SlackUserAgent, wait_for
 from bot.standin.render import render_blocks
 from bot.standin.server import SlackStandIn
-from handlers.directory import SlackChannels, SlackDirectory
-from handlers.http import create_web_app
 from scheduler.sweeps import Sweeps
 from storage.models import Case, Person
 
@@ -350,57 +337,33 @@ def run_history(
     started = time.monotonic()
     end = end or SystemClock().now()
     first = _start(end, weeks)
-    token, signing = "xoxb-demo-" + secrets.token_hex(8), secrets.token_hex(16)
-    webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    with tempfile.TemporaryDirectory() as tmp, SlackStandIn(token) as standin:
-        for user in PEOPLE:
-            standin.add_user(*user)
-        standin.add_channel("C0LEADERS", "cx-leadership", bot_member=True)
-        db_path = Path(keep) if keep else Path(tmp) / "coachloop.db"
-        if db_path.exists():
-            print(f"{db_path} exists already; choose a new file for --db", file=sys.stderr)
-            return 2
-        settings = Settings(
-            database_url=f"sqlite:///{db_path}",
-            slack_bot_token=token,
-            slack_signing_secret=signing,
-            qa_webhook_secret=webhook_secret,
-            slack_api_url=standin.url,
+    if db_taken(keep):
+        return 2
+    clock = FixedClock(datetime(first.year, first.month, first.day, 8, 0, tzinfo=UTC))
+    with demo_workspace(PEOPLE, "demo_history_org.yml", clock, keep) as ws:
+        standin, people = ws.standin, ws.people
+        history = History(ws.services, people, standin, ws.server.url)
+        say(f"coachloop demo — {weeks} weeks from {first:%a %d %b %Y} to now; database {ws.db_path}")
+        day = first
+        while day <= end.date():
+            if day.weekday() == 0:
+                say(f"  week of {day:%d %b}…")
+            history.week = (day - first).days // 7
+            history.day(day, end)
+            day += timedelta(days=1)
+        clock.set(end)
+        history.sweep()
+        _show(standin, people, say)
+        sent = len(standin.calls_to("chat.postMessage")) + len(standin.calls_to("chat.update"))
+        say(
+            f"\n{history.scores} scores, {sent} Slack messages sent or updated; "
+            f"finished in {time.monotonic() - started:.1f}s."
         )
-        clock = FixedClock(datetime(first.year, first.month, first.day, 8, 0, tzinfo=UTC))
-        services = build_services(settings, clock, migrate=True)
-        text = resources.files("bot.app").joinpath("demo_history_org.yml").read_text()
-        spec = parse_org(text, "demo_history_org.yml")
-        spec, _ = resolve_channels(spec, SlackChannels(services.slack))
-        import_org(services.db, spec, SlackDirectory(services.slack), clock.now())
-        server = BackgroundServer(create_web_app(services, create_bolt_app(services))).start()
-        people = SlackUserAgent(server.url, signing, standin)
-        history = History(services, people, standin, server.url)
-        say(f"coachloop demo — {weeks} weeks from {first:%a %d %b %Y} to now; database {db_path}")
-        try:
-            day = first
-            while day <= end.date():
-                if day.weekday() == 0:
-                    say(f"  week of {day:%d %b}…")
-                history.week = (day - first).days // 7
-                history.day(day, end)
-                day += timedelta(days=1)
-            clock.set(end)
-            history.sweep()
-            _show(standin, people, say)
-            sent = len(standin.calls_to("chat.postMessage")) + len(standin.calls_to("chat.update"))
+        if keep:
             say(
-                f"\n{history.scores} scores, {sent} Slack messages sent or updated; "
-                f"finished in {time.monotonic() - started:.1f}s."
+                f"The database is kept at {ws.db_path}: "
+                f"DATABASE_URL=sqlite:///{ws.db_path} coachloop report --format html --out report.html"
             )
-            if keep:
-                say(
-                    f"The database is kept at {db_path}: "
-                    f"DATABASE_URL=sqlite:///{db_path} coachloop report --format html --out report.html"
-                )
-        finally:
-            server.stop()
-            services.db.dispose()
     return 0
 
 
