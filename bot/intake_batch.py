@@ -23,11 +23,12 @@ from bot.coaching import DEVELOPMENTAL, FUTURE_TOLERANCE, PERFORMANCE, IntakeRes
 from bot.evaluation_input import EvaluationInput
 from bot.team_calendar import calendar_for
 from storage import queries
+from storage.bulk import insert_items, item_rows
 from storage.models import (
+    Base,
     Case,
     DevelopmentPrep,
     Evaluation,
-    EvaluationItem,
     LeaderCover,
     Person,
     Team,
@@ -41,6 +42,9 @@ from storage.outbox import (
     outbox_row,
     schedule_timers,
 )
+
+CASES = Base.metadata.tables[Case.__tablename__]
+EVALUATIONS = Base.metadata.tables[Evaluation.__tablename__]
 
 
 @dataclass(frozen=True)
@@ -208,8 +212,8 @@ def _store(
             kept.append((i, join))
 
     if opened:
-        ids = session.scalars(
-            insert(Case).returning(Case.id, sort_by_parameter_order=True),
+        ids = session.connection().scalars(
+            insert(CASES).returning(CASES.c.id, sort_by_parameter_order=True),
             [
                 dict(agent_id=c.agent_id, team_id=c.team.id, leader_id=c.leader_id, kind=c.final_kind,
                      state=queries.AWAITING, opened_at=now, due_at=c.due_at, leader_dm_version=0)  # fmt: skip
@@ -225,19 +229,14 @@ def _store(
     statuses = {i: "case_opened" if join.new and join.new.first == i else "joined_case" for i, join in kept}
     case_of = {i: join.case_id for i, join in kept}
     order = [i for i, _ in kept]
-    evaluation_ids = session.scalars(
-        insert(Evaluation).returning(Evaluation.id, sort_by_parameter_order=True),
+    conn = session.connection()  # Core statements: the rows are plain values, no ORM objects
+    evaluation_ids = conn.scalars(
+        insert(EVALUATIONS).returning(EVALUATIONS.c.id, sort_by_parameter_order=True),
         [_evaluation_row(scores[i].data, agents[scores[i].data.agent_email][0], case_of[i], statuses[i], now)
          for i in order],
     ).all()  # fmt: skip
     ev_of = dict(zip(order, evaluation_ids, strict=True))
-    items = [
-        _item_row(ev_of[i], position, item)
-        for i in order
-        for position, item in enumerate(scores[i].data.items)
-    ]
-    if items:
-        session.execute(insert(EvaluationItem), items)
+    insert_items(conn, [row for i in order for row in item_rows(ev_of[i], scores[i].data.items)])
     for i in order:
         results[i] = IntakeResult(ev_of[i], case_of[i], statuses[i], created=True)
 
@@ -317,12 +316,4 @@ def _evaluation_row(
         contact_id=d.contact_id, contact_channel=d.contact_channel, contact_started_at=d.contact_started_at,
         contact_url=d.contact_url, raw=d.raw, content_hash=d.content_hash, revision=1,
         source_updated_at=d.updated_at, intake_status=status, received_at=now, case_id=case_id,
-    )  # fmt: skip
-
-
-def _item_row(evaluation_id: int, position: int, item: Any) -> dict[str, Any]:
-    return dict(
-        evaluation_id=evaluation_id, position=position, key=item.key, name=item.name, category=item.category,
-        score=item.score, max_score=item.max_score, weight=item.weight, critical=item.critical,
-        comment=item.comment, at_seconds=item.at_seconds, good_looks_like=item.good_looks_like,
     )  # fmt: skip

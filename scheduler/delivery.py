@@ -154,7 +154,7 @@ class OutboxSweep:
     """One sweeper: claims rows under its own owner token, renews a row's lease before each Slack
     call, and records an outcome only for rows it still holds."""
 
-    def __init__(self, db: Database, slack: WebClient, clock: Clock, *, batch: int = 50) -> None:
+    def __init__(self, db: Database, slack: WebClient, clock: Clock, *, batch: int = 10) -> None:
         self.db, self.slack, self.clock, self.batch = db, slack, clock, batch
         self.postgres = not db.is_sqlite
         self.owner = new_owner()

@@ -6,7 +6,7 @@ import fcntl
 import hashlib
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import create_engine, event, func, select, text
@@ -74,6 +74,9 @@ class Database:
             self._configure_sqlite(self.read_engine, "BEGIN")
             _track_connections(self.read_engine)
         _track_connections(self.engine)
+        # SQLite has one writer at a time. Writers of this process queue here, in turn, rather than in
+        # SQLite's busy handler, whose growing sleeps let a busy writer (the score intake) starve a click.
+        self._writing = threading.RLock() if self.is_sqlite else None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._readers = sessionmaker(self.read_engine, expire_on_commit=False, autoflush=False)
         self._after_commit: list[Callable[[], None]] = []
@@ -144,16 +147,17 @@ class Database:
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
         """A session that commits when the block ends and rolls back on any error."""
-        session = self._sessions()
-        try:
-            yield session
-            session.commit()
-            wake = bool(session.info.get("wake"))
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        with self._writing or nullcontext():
+            session = self._sessions()
+            try:
+                yield session
+                session.commit()
+                wake = bool(session.info.get("wake"))
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
         if wake:
             for callback in self._after_commit:
                 callback()

@@ -327,4 +327,4 @@ def audit(
 def audit_all(session: Session, entries: list[dict[str, Any]]) -> None:
     """Many audit entries (at, actor, case_id, action, detail) in one statement."""
     if entries:
-        session.execute(insert(AuditEntry), entries)
+        session.connection().execute(insert(Base.metadata.tables[AuditEntry.__tablename__]), entries)
