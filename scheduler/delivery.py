@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import logging
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +33,7 @@ from bot.team_calendar import calendar_for
 from storage import logcontext
 from storage.db import Database
 from storage.models import Case, OutboxMessage, Person
-from storage.outbox import claim_outbox, enqueue, held_row, new_owner, renew_lease
+from storage.outbox import LEASE, claim_outbox, enqueue, held_row, new_owner, renew_lease
 
 log = logging.getLogger("coachloop.delivery")
 
@@ -55,6 +56,7 @@ PERMANENT = {
 }
 MAX_ATTEMPTS = 8  # with the backoff below, about an hour of Slack failing before an admin hears
 HISTORY_LOOKBACK = 100
+FRESH_LEASE = LEASE.total_seconds() / 3  # a lease younger than this outlasts the Slack call ahead
 
 
 class PermanentFailure(Exception):
@@ -96,6 +98,7 @@ class _Job:
     home_view: dict[str, Any] | None = None
     home_for: int | None = None  # the person whose Home to render (after the claim's transaction)
     message: _Rendering | None = None  # the message to render (after the claim's transaction)
+    leased_at: float | None = None  # when preparing it renewed the lease (monotonic seconds)
     chart: WeeklySeries | None = None  # drawn after the transaction closes
     upload: bytes | None = None  # a file ready to upload (the coaching blocks' calendar)
     filename: str = "coaching-hit-rate.png"
@@ -213,6 +216,8 @@ class OutboxSweep:
                 only_posts = only_posts and job.chart is None and job.upload is None
                 job.check_history = row.attempts > 0 and only_posts
                 row.attempts += 1
+                row.lease_until = now + LEASE  # the first Slack call needs no renewal of its own
+                job.leased_at = time.monotonic()
         if isinstance(job, _Job) and job.home_for is not None:
             # A Home reads many figures: it renders in a read transaction, holding no write lock.
             with self.db.read() as session:
@@ -361,18 +366,23 @@ class OutboxSweep:
             result.sent += 1
             OUTBOX.labels("home" if job.home_view is not None else "sent").inc()
 
-    def _renew(self, row_id: int) -> None:
-        """Right before a Slack call: extend this sweeper's lease, or stop if the row is not ours now."""
+    def _renew(self, job: _Job) -> None:
+        """Right before a Slack call: extend this sweeper's lease, or stop if the row is not ours now.
+        The first call after `_prepare` goes on its lease, unless rendering took a good part of it."""
+        if job.leased_at is not None and time.monotonic() - job.leased_at < FRESH_LEASE:
+            job.leased_at = None
+            return
+        job.leased_at = None
         with self.db.unit_of_work() as session:
-            if not renew_lease(session, row_id, self.owner, self.clock.now()):
-                raise LeaseLost(row_id)
+            if not renew_lease(session, job.row_id, self.owner, self.clock.now()):
+                raise LeaseLost(job.row_id)
 
     def _send(self, job: _Job) -> _Outcome:
         """The Slack calls for one row, each preceded by a lease renewal; no transaction is open."""
         if job.home_view is not None:
             if not job.person_slack_id:
                 raise PermanentFailure("no_slack_id")
-            self._renew(job.row_id)
+            self._renew(job)
             self.slack.views_publish(user_id=job.person_slack_id, view=job.home_view)
             return _Outcome("home", "", None)
         upload = hit_rate_chart(job.chart) if job.chart is not None else job.upload
@@ -380,15 +390,15 @@ class OutboxSweep:
         if job.channel is None:
             if not job.person_slack_id:
                 raise PermanentFailure("no_slack_id")
-            self._renew(job.row_id)
+            self._renew(job)
             answer = self.slack.conversations_open(users=job.person_slack_id)
             job.channel = opened = _answer_text(answer, "channel", "id")
         if job.check_history:
-            self._renew(job.row_id)
+            self._renew(job)
             found = self._already_sent(job.channel, job.key, job.created_at)
             if found:
                 return _Outcome(found["channel"], found["ts"], opened, recovered=True)
-        self._renew(job.row_id)
+        self._renew(job)
         if upload is not None:
             uploaded = self.slack.files_upload_v2(
                 channel=job.channel, file=upload, filename=job.filename, title=job.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -39,6 +40,40 @@ def _track_connections(engine: Engine) -> None:
 def lock_key(name: str) -> int:
     """A stable signed 64-bit key for `pg_advisory_lock`, from a lock's name."""
     return int.from_bytes(hashlib.sha256(f"coachloop:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+class TurnLock:
+    """A re-entrant lock handed over in the order it was asked for. (`threading.RLock` is not fair: a
+    thread writing in a loop, like the score intake, could take it again and again before a click.)"""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._owner: int | None = None
+        self._depth = 0
+        self._waiting: deque[tuple[int, threading.Lock]] = deque()
+
+    def __enter__(self) -> None:
+        me = threading.get_ident()
+        with self._mutex:
+            if self._owner == me or (self._owner is None and not self._waiting):
+                self._owner, self._depth = me, self._depth + 1
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiting.append((me, turn))
+        turn.acquire()  # released by the holder before us, who made this thread the owner
+
+    def __exit__(self, *_: object) -> None:
+        with self._mutex:
+            self._depth -= 1
+            if self._depth:
+                return
+            if not self._waiting:
+                self._owner = None
+                return
+            self._owner, turn = self._waiting.popleft()
+            self._depth = 1
+            turn.release()
 
 
 class ReadOnlyTransaction(RuntimeError):
@@ -76,7 +111,7 @@ class Database:
         _track_connections(self.engine)
         # SQLite has one writer at a time. Writers of this process queue here, in turn, rather than in
         # SQLite's busy handler, whose growing sleeps let a busy writer (the score intake) starve a click.
-        self._writing = threading.RLock() if self.is_sqlite else None
+        self._writing = TurnLock() if self.is_sqlite else None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._readers = sessionmaker(self.read_engine, expire_on_commit=False, autoflush=False)
         self._after_commit: list[Callable[[], None]] = []
