@@ -211,17 +211,24 @@ def _store(
                 join.new.later_shortfall = True
             kept.append((i, join))
 
+    if not kept:
+        return
     if opened:
-        ids = session.connection().scalars(
-            insert(CASES).returning(CASES.c.id, sort_by_parameter_order=True),
-            [
-                dict(agent_id=c.agent_id, team_id=c.team.id, leader_id=c.leader_id, kind=c.final_kind,
-                     state=queries.AWAITING, opened_at=now, due_at=c.due_at, leader_dm_version=0)  # fmt: skip
-                for c in opened
-            ],
-        ).all()
-        for case, case_id in zip(opened, ids, strict=True):
-            case.id = case_id
+        # RETURNING names each new row by its key (an agent has one awaiting case), so that the rows can
+        # go in one statement: ordered RETURNING would cost a statement per row on SQLite.
+        new_ids: dict[int, int] = {
+            agent_id: case_id
+            for agent_id, case_id in session.connection().execute(
+                insert(CASES).returning(CASES.c.agent_id, CASES.c.id),
+                [
+                    dict(agent_id=c.agent_id, team_id=c.team.id, leader_id=c.leader_id, kind=c.final_kind,
+                         state=queries.AWAITING, opened_at=now, due_at=c.due_at, leader_dm_version=0)
+                    for c in opened
+                ],  # fmt: skip
+            )
+        }
+        for case in opened:
+            case.id = new_ids[case.agent_id]
         for join in joins.values():
             if join.new is not None:
                 join.case_id = join.new.id
@@ -230,12 +237,15 @@ def _store(
     case_of = {i: join.case_id for i, join in kept}
     order = [i for i, _ in kept]
     conn = session.connection()  # Core statements: the rows are plain values, no ORM objects
-    evaluation_ids = conn.scalars(
-        insert(EVALUATIONS).returning(EVALUATIONS.c.id, sort_by_parameter_order=True),
-        [_evaluation_row(scores[i].data, agents[scores[i].data.agent_email][0], case_of[i], statuses[i], now)
-         for i in order],
-    ).all()  # fmt: skip
-    ev_of = dict(zip(order, evaluation_ids, strict=True))
+    stored_ids = {
+        (source, ext): ev_id
+        for source, ext, ev_id in conn.execute(
+            insert(EVALUATIONS).returning(EVALUATIONS.c.source, EVALUATIONS.c.external_id, EVALUATIONS.c.id),
+            [_evaluation_row(scores[i].data, agents[scores[i].data.agent_email][0], case_of[i], statuses[i],
+                             now) for i in order],
+        )
+    }  # fmt: skip
+    ev_of = {i: stored_ids[(scores[i].data.source, scores[i].data.external_id)] for i in order}
     insert_items(conn, [row for i in order for row in item_rows(ev_of[i], scores[i].data.items)])
     for i in order:
         results[i] = IntakeResult(ev_of[i], case_of[i], statuses[i], created=True)

@@ -121,8 +121,9 @@ class Picture:
                     for t in session.scalars(select(Timer)) if t.case_id in self.cases
                 ),  # fmt: skip
                 "outbox": Counter(
-                    (o.kind, self.key(o.dedupe_key), self.key(o.updates_key or ""), self.cases.get(o.case_id or 0),
-                     self.emails.get(o.person_id or 0), o.status, str(o.payload), o.due_at)
+                    (o.kind, self.key(o.dedupe_key), self.key(o.updates_key or ""),
+                     self.cases.get(o.case_id or 0), self.emails.get(o.person_id or 0), o.status,
+                     str(o.payload), o.due_at)
                     for o in session.scalars(select(OutboxMessage))
                     if o.case_id in self.cases or o.person_id in self.emails
                 ),  # fmt: skip
@@ -144,9 +145,10 @@ class Picture:
 
     def evaluation_row(self, e: Evaluation) -> tuple[Any, ...]:
         items = tuple((i.position, i.key, i.score, i.max_score, i.weight, i.critical) for i in e.items)
-        return (e.external_id, e.agent_email, self.emails.get(e.agent_id or 0), self.cases.get(e.case_id or 0),
-                e.intake_status, e.revision, e.score, e.landed_at, e.window_from, e.content_hash,
-                e.source_updated_at, e.received_at, items, str(sorted(e.raw.items())))  # fmt: skip
+        return (e.external_id, e.agent_email, self.emails.get(e.agent_id or 0),
+                self.cases.get(e.case_id or 0), e.intake_status, e.revision, e.score, e.landed_at,
+                e.window_from, e.content_hash, e.source_updated_at, e.received_at, items,
+                str(sorted(e.raw.items())))  # fmt: skip
 
     def label(self, ev_id: int) -> str:
         return self.evs[ev_id].external_id if ev_id in self.evs else "?"

@@ -8,13 +8,15 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import event, func, insert, select, update
 
+from bot.evaluation_input import parse_evaluation
+from bot.intake_batch import Incoming, intake_many
 from storage.db import Database
 from storage.models import Case, Evaluation, EvaluationItem, OutboxMessage, Team, TeamAgent
 from tests.conftest import MONDAY_AFTERNOON, Stack
 from tests.payloads import evaluation
-from tests.scenario import ANA, TOM, import_org, person, plan, score
+from tests.scenario import ANA, LENA, TOM, import_org, person, plan, score
 
 NOW = MONDAY_AFTERNOON
 MOST_STATEMENTS = 18  # what a score may cost at most, new case or joined, on any database
@@ -97,6 +99,40 @@ def test_one_score_costs_the_same_statements_whatever_the_history(db: Database) 
     veteran_join = cost(db, id="t-2", agent={"email": TOM})
     assert fresh == veteran <= MOST_STATEMENTS, (fresh, veteran)
     assert fresh_join == veteran_join <= MOST_STATEMENTS, (fresh_join, veteran_join)
+
+
+def batch_cost(db: Database, payloads: list[dict[str, Any]]) -> tuple[int, list[Any]]:
+    """The statements one bulk intake of these scores costs (inside the writer's transaction)."""
+    scores = [Incoming(parse_evaluation(p), "test") for p in payloads]
+    with db.unit_of_work() as session:  # as after a sweep: no refresh is pending, each batch queues its own
+        session.execute(update(OutboxMessage).values(status="sent"))
+    with db.unit_of_work() as session, statements(db) as seen:
+        results = intake_many(session, scores, NOW)
+    return len([s for s in seen if not s.startswith("BEGIN")]), results
+
+
+def test_a_batch_of_scores_costs_the_same_statements_whatever_its_size(db: Database) -> None:
+    """Opening cases, joining them and answering repeats in bulk: 1 score or 40, the same round trips."""
+    import_org(db, NOW)
+    with db.unit_of_work() as session:
+        person(session, ANA).slack_id = "U0ANA"  # like Tom, so each batch has a Home to refresh
+    give_history(db, TOM, 300)
+    agents = [ANA, TOM]
+    opens_one, _ = batch_cost(db, [evaluation(id="o-1")])
+    two = [evaluation(id="o-2", agent={"email": TOM}), evaluation(id="o-3", agent={"email": LENA})]
+    opens_two, results = batch_cost(db, two)
+    assert [r.status if r else None for r in results] == ["case_opened", "case_opened"]
+    joins_one, _ = batch_cost(db, [evaluation(id="j-1")])
+    joins_many, results = batch_cost(
+        db, [evaluation(id=f"j-{n}", agent={"email": agents[n % 2]}) for n in range(2, 42)]
+    )
+    assert all(r is not None and r.status == "joined_case" for r in results)
+    again = [evaluation(id=f"j-{n}", agent={"email": agents[n % 2]}) for n in range(2, 42)]
+    repeats, results = batch_cost(db, again)
+    assert all(r is not None and not r.created for r in results)
+    assert opens_one == opens_two <= MOST_STATEMENTS, (opens_one, opens_two)
+    assert joins_one == joins_many <= MOST_STATEMENTS, (joins_one, joins_many)
+    assert repeats == 1  # one lookup answers every repeat
 
 
 def pending(db: Database) -> tuple[dict[int, int], dict[str, int]]:
