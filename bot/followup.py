@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import digest, handover
@@ -144,11 +145,13 @@ TO_THE_HOLDER = {
 def _reason_gone(session: Session, row: OutboxMessage, now: datetime) -> str | None:
     if row.kind == "escalation":
         return _escalation_gone(session, row, now)
-    case = session.get(Case, row.case_id) if row.case_id else None
-    if case is None:
+    # Only the case's state and holder: its evidence is read when the message renders, outside this
+    # (writing) transaction.
+    found = session.execute(select(Case.state, Case.leader_id).where(Case.id == row.case_id)).first()
+    if found is None:
         return None
-    state = CaseState(case.state)
-    if row.kind in TO_THE_HOLDER and row.person_id is not None and row.person_id != case.leader_id:
+    state, leader_id = CaseState(found.state), found.leader_id
+    if row.kind in TO_THE_HOLDER and row.person_id is not None and row.person_id != leader_id:
         return "the case was handed over to another leader"
     if row.kind == "leader_reminder":
         manual = (row.payload or {}).get("which") == "manual"

@@ -17,7 +17,7 @@ JOB_ID = "sweeps"
 def start_scheduler(
     services: Services, *, interval: float = 30.0, jitter: float = 5.0
 ) -> BackgroundScheduler:
-    sweeps = Sweeps(services)
+    sweeps = Sweeps(services, calendar_every=interval)
     scheduler = BackgroundScheduler(
         timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60}
     )

@@ -26,16 +26,21 @@ class SweepReport:
 
 
 class Sweeps:
-    def __init__(self, services: Services) -> None:
+    """`calendar_every`: how often (seconds) a scheduled tick also does the calendar's work; a tick woken
+    by newly queued messages does it no more often than that, so a stream of scores does not repeat it."""
+
+    def __init__(self, services: Services, *, calendar_every: float = 0.0) -> None:
         self.timers = TimerSweep(services.db, services.clock)
         self.outbox = OutboxSweep(services.db, services.slack, services.clock)
+        self.calendar_every = calendar_every
+        self._calendar_at = float("-inf")
         self._again = threading.Event()
         self._running = threading.Lock()
 
-    def run_once(self) -> SweepReport:
+    def run_once(self, *, calendar: bool = True) -> SweepReport:
         with self._running:
             start = time.perf_counter()
-            fired = self.timers.run_once()
+            fired = self.timers.run_once(calendar=calendar)
             SWEEP_SECONDS.labels("timers").observe(time.perf_counter() - start)
             start = time.perf_counter()
             result = self.outbox.drain()
@@ -46,7 +51,10 @@ class Sweeps:
         """One scheduled run; runs again at once if new work was queued while it ran."""
         while True:
             self._again.clear()
-            self.run_once()
+            calendar = time.monotonic() - self._calendar_at >= self.calendar_every
+            if calendar:
+                self._calendar_at = time.monotonic()
+            self.run_once(calendar=calendar)
             if not self._again.is_set():
                 return
 

@@ -14,14 +14,17 @@ class TimerSweep:
     def __init__(self, db: Database, clock: Clock, *, batch: int = 200) -> None:
         self.db, self.clock, self.batch = db, clock, batch
 
-    def run_once(self) -> int:
+    def run_once(self, *, calendar: bool = True) -> int:
+        """Fire the due timers; with `calendar`, first the work the calendar alone makes due (the
+        digest's timers, coaching blocks starting or ending, the week's calibration sample)."""
         now = self.clock.now()
-        with self.db.unit_of_work() as session:
-            digest.ensure_timers(session, now)
-        with self.db.unit_of_work() as session:
-            coaching_blocks.sweep(session, now)
-        with self.db.unit_of_work() as session:
-            calibration.sample(session, now)
+        if calendar:
+            with self.db.unit_of_work() as session:
+                digest.ensure_timers(session, now)
+            with self.db.unit_of_work() as session:
+                coaching_blocks.sweep(session, now)
+            with self.db.unit_of_work() as session:
+                calibration.sample(session, now)
         fired = 0
         while True:
             with self.db.unit_of_work() as session:
