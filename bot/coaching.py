@@ -346,7 +346,7 @@ def attach_to_case(
             session.refresh(case)
             recount_deadline(session, case, now)
         audit(session, now, actor, "evaluation_joined", case_id=case.id, evaluation_id=evaluation.id)
-        refresh_leader_dm(session, case, now, f"joined-{evaluation.id}")
+        refresh_leader_dm(session, case, now, f"joined-{evaluation.id}", agent=False)
         return case, "joined_case"
 
     with session.no_autoflush:
@@ -387,16 +387,19 @@ def agent_dm_key(case_id: int) -> str:
     return f"case:{case_id}:agent_agreement"
 
 
-def refresh_leader_dm(session: Session, case: Case, now: datetime, what: str) -> None:
+def refresh_leader_dm(session: Session, case: Case, now: datetime, what: str, *, agent: bool = True) -> None:
     """The leader's DM, and the Home of everyone the case concerns, show the case as it now is."""
     enqueue_refresh(session, leader_dm_key(case), case_id=case.id, what=what, now=now)
-    homes_changed(session, case, now)
+    homes_changed(session, case, now, agent=agent)
 
 
-def homes_changed(session: Session, case: Case, now: datetime) -> None:
+def homes_changed(session: Session, case: Case, now: datetime, *, agent: bool = True) -> None:
     """Re-publish the Home of everyone the case concerns (its holder, the agent, the team's leader,
-    escalation contacts and QA leads), coalesced: one pending re-publish per person covers a burst."""
-    enqueue_homes(session, {case.leader_id, case.agent_id, case.team.leader_id}, now, team_id=case.team_id)
+    escalation contacts and QA leads), coalesced: one pending re-publish per person covers a burst.
+    `agent=False` when only a case awaiting its conversation changed, which the agent's Home does not
+    show (it shows agreements and past conversations)."""
+    people = {case.leader_id, case.team.leader_id} | ({case.agent_id} if agent else set())
+    enqueue_homes(session, people, now, team_id=case.team_id)
 
 
 def _refresh_agent_dm(session: Session, case: Case, now: datetime, what: str) -> None:

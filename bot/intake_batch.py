@@ -294,7 +294,9 @@ def _store(
     enqueue_all(session, messages)
     enqueue_refreshes(session, refreshes, now)
 
-    people = {p for j in joins.values() for p in (j.leader_id, j.agent_id, j.team.leader_id)}
+    # As `coaching.homes_changed`: the agent's Home too when their case opens, not when one joins it.
+    people = {p for j in joins.values() for p in (j.leader_id, j.team.leader_id)}
+    people |= {case.agent_id for case in opened}
     enqueue_homes(session, people, now, team_ids={j.team.id for j in joins.values()},
                   request_id=scores[fast[0]].request_id)  # fmt: skip
 

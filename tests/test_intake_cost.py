@@ -16,7 +16,7 @@ from storage.db import Database
 from storage.models import Case, Evaluation, EvaluationItem, OutboxMessage, Team, TeamAgent
 from tests.conftest import MONDAY_AFTERNOON, Stack
 from tests.payloads import evaluation
-from tests.scenario import ANA, LENA, TOM, import_org, person, plan, score
+from tests.scenario import ANA, LENA, PRIYA, TOM, import_org, person, plan, score
 
 NOW = MONDAY_AFTERNOON
 MOST_STATEMENTS = 18  # what a score may cost at most, new case or joined, on any database
@@ -151,6 +151,8 @@ def pending(db: Database) -> tuple[dict[int, int], dict[str, int]]:
 
 def test_a_burst_of_scores_queues_one_refresh_per_message_and_per_home(db: Database) -> None:
     import_org(db, NOW)
+    with db.unit_of_work() as session:
+        person(session, PRIYA).slack_id = "U0PRIYA"  # the leader, whose Home shows the queue
     for n in range(8):
         score(db, NOW, id=f"burst-{n}")
         score(db, NOW, id=f"burst-tom-{n}", agent={"email": TOM})
