@@ -178,10 +178,11 @@ class OutboxSweep:
                 self._deliver(row_id, result)
         return result
 
-    def drain(self, rounds: int = 20) -> SweepResult:
-        """Sweep until nothing due is left (or `rounds` sweeps ran)."""
+    def drain(self, rows: int = 1000) -> SweepResult:
+        """Sweep until nothing due is left (or about `rows` rows were taken). Each round claims a few
+        rows, so that a new message queued meanwhile waits for a few sends, not for a whole backlog."""
         total = SweepResult()
-        for _ in range(rounds):
+        for _ in range(-(-rows // self.batch)):
             r = self.run_once()
             for name in ("sent", "skipped", "retried", "failed", "recovered"):
                 setattr(total, name, getattr(total, name) + getattr(r, name))
