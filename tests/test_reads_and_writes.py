@@ -90,3 +90,27 @@ def test_home_and_coach_answer_while_a_writer_holds_the_lock(stack: Stack) -> No
             what="Priya's Home",
             timeout=5,
         )
+
+
+def test_writers_of_one_process_take_their_turn_in_arrival_order(sqlite_db: Database) -> None:
+    """A thread that writes in a loop (the score intake) does not get the lock back before a writer that
+    asked for it while it was held (a click): each waits for the writers ahead of it, no more."""
+    order: list[str] = []
+
+    def click(name: str) -> None:
+        with sqlite_db.unit_of_work() as session:
+            session.get(Person, 1)
+            order.append(name)
+
+    with sqlite_db.unit_of_work():
+        first = threading.Thread(target=click, args=("click 1",))
+        first.start()
+        wait_for(lambda: len(sqlite_db._writing._waiting) == 1, what="the first click queued")  # type: ignore[union-attr]
+        second = threading.Thread(target=click, args=("click 2",))
+        second.start()
+        wait_for(lambda: len(sqlite_db._writing._waiting) == 2, what="the second click queued")  # type: ignore[union-attr]
+    # The intake, writing again at once, queues behind both clicks.
+    click("intake")
+    first.join()
+    second.join()
+    assert order == ["click 1", "click 2", "intake"]
