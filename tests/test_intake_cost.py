@@ -229,3 +229,22 @@ def test_scores_sent_at_once_commit_together_and_one_bad_one_spoils_none(any_sta
         assert sorted(len(c.evaluations) for c in cases) == [12, 12]
         stored = session.scalar(select(func.count()).select_from(Evaluation))
         assert stored == 24
+
+
+def test_sweeps_woken_by_new_messages_leave_the_calendar_work_to_the_scheduled_tick(
+    stack: Stack, monkeypatch: Any
+) -> None:
+    """A stream of scores wakes the sweeps again and again: the calendar's work (digest timers, coaching
+    blocks, the calibration sample) runs once per interval, the outbox every time."""
+    from scheduler import timer_sweep
+    from scheduler.sweeps import Sweeps
+
+    runs: list[str] = []
+    real = timer_sweep.coaching_blocks.sweep
+    monkeypatch.setattr(timer_sweep.coaching_blocks, "sweep", lambda *a: runs.append("blocks") or real(*a))
+    sweeps = Sweeps(stack.services, calendar_every=3600)
+    for n in range(3):
+        assert stack.post_score(evaluation(id=f"stream-{n}"))[0] in (200, 202)
+        sweeps.tick()
+    assert runs == ["blocks"]
+    assert stack.message("U0PRIYA", "leader_dm") is not None  # the outbox went on each time
