@@ -316,6 +316,9 @@ def _parse_precisely(data: Any) -> EvaluationInput:
 _NOT_COMMON = object()  # a value the precise path must look at
 _LARGEST_INT = 2**1023  # below it, an integer is surely a finite float
 _new = object.__new__
+# The text of `json.dumps(data, sort_keys=True)`, without building an encoder each time; a payload
+# that refers to itself (never one read from JSON) fails with RecursionError instead of ValueError.
+_sorted_json = json.JSONEncoder(sort_keys=True, check_circular=False).encode
 
 
 def _opt_text(data: dict[str, Any], key: str, limit: int) -> Any:
@@ -328,12 +331,9 @@ def _opt_text(data: dict[str, Any], key: str, limit: int) -> Any:
     return _NOT_COMMON
 
 
-def _opt_time(data: dict[str, Any], key: str) -> Any:
-    """An optional timestamp's value (None when absent or empty), or _NOT_COMMON."""
-    value = data.get(key)
-    if value is None or value == "":
-        return None
-    return _time(value)
+def _opt_time(value: Any) -> Any:
+    """An optional timestamp's value (None when empty), or _NOT_COMMON."""
+    return None if value == "" else _time(value)
 
 
 def _time(raw: Any) -> Any:
@@ -365,7 +365,7 @@ def _parse_common(data: dict[str, Any]) -> EvaluationInput | None:
     errors; None when anything is wrong or out of the ordinary, for the precise path to say what.
     Returns only what `_parse_precisely` would return (tests compare the two)."""
     try:
-        text = json.dumps(data, sort_keys=True)
+        text = _sorted_json(data)
     except (TypeError, ValueError, RecursionError):
         return None
     # Every character outside ASCII is escaped: with no NUL and no code point from U+D000 up to the
@@ -389,10 +389,18 @@ def _parse_common(data: dict[str, Any]) -> EvaluationInput | None:
     if score is None or max_score is None or max_score == 0 or score > max_score:
         return None
     landed_at = _time(get("landed_at"))
-    updated_at = _opt_time(data, "updated_at")
-    if landed_at is _NOT_COMMON or updated_at is _NOT_COMMON:
+    if landed_at is _NOT_COMMON:
         return None
-    agent_name = _opt_text(agent, "name", 200)
+    updated_at = get("updated_at")
+    if updated_at is not None:
+        updated_at = _opt_time(updated_at)
+        if updated_at is _NOT_COMMON:
+            return None
+    agent_name = None
+    if len(agent) > 1:  # more than the email
+        agent_name = _opt_text(agent, "name", 200)
+        if agent_name is _NOT_COMMON:
+            return None
     evaluator_email = evaluator_name = scorecard_id = scorecard_name = None
     contact_id = contact_channel = contact_url = started_at = None
     evaluator, scorecard, contact = get("evaluator"), get("scorecard"), get("contact")
@@ -401,23 +409,26 @@ def _parse_common(data: dict[str, Any]) -> EvaluationInput | None:
             return None
         evaluator_email = _opt_text(evaluator, "email", 320)
         evaluator_name = _opt_text(evaluator, "name", 200)
+        if evaluator_email is _NOT_COMMON or evaluator_name is _NOT_COMMON:
+            return None
     if scorecard is not None:
         if type(scorecard) is not dict:
             return None
         scorecard_id = _opt_text(scorecard, "id", 200)
         scorecard_name = _opt_text(scorecard, "name", 200)
+        if scorecard_id is _NOT_COMMON or scorecard_name is _NOT_COMMON:
+            return None
     if contact is not None:
         if type(contact) is not dict:
             return None
         contact_id = _opt_text(contact, "id", 200)
         contact_channel = _opt_text(contact, "channel", 40)
         contact_url = _opt_text(contact, "url", 2000)
-        started_at = _opt_time(contact, "started_at")
-    if _NOT_COMMON in (
-        agent_name, evaluator_email, evaluator_name, scorecard_id, scorecard_name, contact_id,
-        contact_channel, contact_url, started_at,
-    ):  # fmt: skip
-        return None
+        started_at = contact.get("started_at")
+        if started_at is not None:
+            started_at = _opt_time(started_at)
+        if _NOT_COMMON in (contact_id, contact_channel, contact_url, started_at):
+            return None
 
     raw_items = get("items")
     if type(raw_items) is not list:
@@ -438,9 +449,15 @@ def _parse_common(data: dict[str, Any]) -> EvaluationInput | None:
         ):
             return None
         seen.add(key)
-        iscore, imax = _number(iget("score")), _number(iget("max_score"))
-        if iscore is None or imax is None or imax == 0 or iscore > imax:
-            return None
+        iscore, imax = iget("score"), iget("max_score")
+        if type(iscore) is float and type(imax) is float:
+            # Finite, not negative, a maximum above 0 and a score within it, in one chain.
+            if not 0.0 <= iscore <= imax <= _LARGEST_FLOAT or imax == 0.0:
+                return None
+        else:
+            iscore, imax = _number(iscore), _number(imax)
+            if iscore is None or imax is None or imax == 0 or iscore > imax:
+                return None
         weight, critical, category, comment, good, at_seconds = 1.0, False, None, None, None, None
         if len(item) > 4:  # more than the four required fields
             raw_weight = iget("weight")

@@ -295,3 +295,20 @@ def test_a_file_that_is_not_utf8_is_refused_plainly(
     latin.write_bytes(";".join(HEADER).encode() + "\nR1;zoë@example.com\n".encode("latin-1"))
     assert main(["import", str(latin), "--map", str(mapping)]) == 2
     assert "latin1.csv is not UTF-8 text" in capsys.readouterr().err
+
+
+def test_history_times_are_bound_as_the_column_type_binds_them() -> None:
+    from sqlalchemy import create_engine
+
+    from bot.importing.backfill import EVALUATIONS, _sqlite_times
+
+    dialect = create_engine("sqlite://").dialect
+    bind = EVALUATIONS.c.landed_at.type._cached_bind_processor(dialect)
+    assert bind is not None
+    when = _sqlite_times(dialect)
+    for text in ("1970-01-01T00:00:00Z", "2026-11-23T14:02:00.5-05:30", "2099-12-31T23:59:59.999999+14:00",
+                 "2026-03-29T01:30:00+01:00", "2026-07-25T12:48:20Z"):  # fmt: skip
+        moment = datetime.fromisoformat(text)
+        assert when(moment) == bind(moment)
+    with pytest.raises(ValueError, match="naive"):
+        when(datetime(2026, 11, 23, 14, 2))

@@ -13,7 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from hashlib import sha256
 from typing import Any
 
@@ -172,6 +172,21 @@ def _same(value: Any) -> Any:
     return value
 
 
+def _sqlite_times(dialect: Any) -> Callable[[datetime], Any]:
+    """How a time is bound on SQLite: the column type's own bind processor (UTC, SQLite's text format),
+    or one C call that gives the very same text (checked here) for the years a payload may hold."""
+    bind = EVALUATIONS.c.landed_at.type._cached_bind_processor(dialect) or _same
+
+    def formatted(value: datetime) -> Any:
+        if value.tzinfo is None:
+            return bind(value)  # which refuses it
+        return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # without "+00:00"
+
+    probes = [datetime(1970, 1, 1, tzinfo=UTC), datetime(2099, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)]
+    probes.append(datetime.fromisoformat("2026-11-23T14:02:00.5-05:30"))
+    return formatted if all(formatted(t) == bind(t) for t in probes) else bind
+
+
 def _history_row(
     d: EvaluationInput, agent_id: int, received: Any, when: Callable[[datetime], Any]
 ) -> tuple[Any, ...]:
@@ -195,10 +210,10 @@ def store_history(
     # Core executemany (not the ORM's bulk path, nor RETURNING, which SQLite would take row by row),
     # then the new ids read back by the idempotency key.
     conn = session.connection()
+    before = conn.exec_driver_sql(f"SELECT max(id) FROM {EVALUATIONS.name}").scalar() or 0
     if conn.dialect.name == "sqlite":
-        # Straight to the driver: the JSON text is stored as it is, times through the column type's
-        # own bind processor (UTC, SQLite's text format).
-        when = EVALUATIONS.c.landed_at.type._cached_bind_processor(conn.dialect) or _same
+        # Straight to the driver: the JSON text is stored as it is, times as the column type binds them.
+        when = _sqlite_times(conn.dialect)
         received = when(now)
         values = [_history_row(d, agents[d.agent_email], received, when) for d in batch]
         marks = ", ".join("?" * len(HISTORY_COLUMNS))
@@ -215,8 +230,18 @@ def store_history(
         for row in rows:
             row["raw"] = json.loads(row["raw"])
         conn.execute(insert(EVALUATIONS), rows)
-    by_key = stored_by_key(conn, "id", batch)
-    ids = [by_key[(d.source, d.external_id)] for d in batch]
+    # The new rows are those past the highest id before: read back in one range, by their key; any
+    # not found there (ids are not promised to grow) by their key alone.
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    found = conn.exec_driver_sql(
+        f"SELECT source, external_id, id FROM {EVALUATIONS.name} WHERE id > {mark}", (before,)
+    )
+    by_key = {(source, ext): ev_id for source, ext, ev_id in found.all()}
+    keys = [(d.source, d.external_id) for d in batch]
+    missing = [d for d, key in zip(batch, keys, strict=True) if key not in by_key]
+    if missing:
+        by_key.update(stored_by_key(conn, "id", missing))
+    ids = [by_key[key] for key in keys]
     items = [
         (
             ev_id,
@@ -237,7 +262,6 @@ def store_history(
     ]
     if items:
         # Plain values only: straight to the driver, in the order of ITEM_COLUMNS.
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         marks = ", ".join([mark] * len(ITEM_COLUMNS))
         sql = f"INSERT INTO {ITEMS.name} ({', '.join(ITEM_COLUMNS)}) VALUES ({marks})"
         conn.exec_driver_sql(sql, items)
