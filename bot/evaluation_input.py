@@ -50,7 +50,7 @@ class EvaluationInput:
     items: tuple[ItemInput, ...]
     raw: dict[str, Any] = field(compare=False)
     updated_at: datetime | None = None  # the platform's version time: an older version changes nothing
-    _raw_json: str | None = field(default=None, compare=False, repr=False)  # `raw_json`, when known
+    _raw_json: str | None = field(default=None, init=False, compare=False, repr=False)  # set by parsing
 
     @property
     def raw_json(self) -> str:
