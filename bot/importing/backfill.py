@@ -237,11 +237,12 @@ def store_history(
         f"SELECT source, external_id, id FROM {EVALUATIONS.name} WHERE id > {mark}", (before,)
     )
     by_key = {(source, ext): ev_id for source, ext, ev_id in found.all()}
-    keys = [(d.source, d.external_id) for d in batch]
-    missing = [d for d, key in zip(batch, keys, strict=True) if key not in by_key]
-    if missing:
+    found_ids = [by_key.get((d.source, d.external_id)) for d in batch]
+    if None in found_ids:
+        missing = [d for d, ev_id in zip(batch, found_ids, strict=True) if ev_id is None]
         by_key.update(stored_by_key(conn, "id", missing))
-    ids = [by_key[key] for key in keys]
+        found_ids = [by_key[(d.source, d.external_id)] for d in batch]
+    ids = found_ids
     items = [
         (
             ev_id,
