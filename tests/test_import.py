@@ -295,3 +295,61 @@ def test_a_file_that_is_not_utf8_is_refused_plainly(
     latin.write_bytes(";".join(HEADER).encode() + "\nR1;zoë@example.com\n".encode("latin-1"))
     assert main(["import", str(latin), "--map", str(mapping)]) == 2
     assert "latin1.csv is not UTF-8 text" in capsys.readouterr().err
+
+
+def test_history_times_are_bound_as_the_column_type_binds_them() -> None:
+    from sqlalchemy import create_engine
+
+    from bot.importing.backfill import EVALUATIONS, _sqlite_times
+
+    dialect = create_engine("sqlite://").dialect
+    bind = EVALUATIONS.c.landed_at.type._cached_bind_processor(dialect)
+    assert bind is not None
+    when = _sqlite_times(dialect)
+    for text in ("1970-01-01T00:00:00Z", "2026-11-23T14:02:00.5-05:30", "2099-12-31T23:59:59.999999+14:00",
+                 "2026-03-29T01:30:00+01:00", "2026-07-25T12:48:20Z"):  # fmt: skip
+        moment = datetime.fromisoformat(text)
+        assert when(moment) == bind(moment)
+    with pytest.raises(ValueError, match="naive"):
+        when(datetime(2026, 11, 23, 14, 2))
+
+
+def test_new_history_ids_are_found_by_key_when_sqlite_does_not_count_up(tmp_path: Path) -> None:
+    """Past the largest rowid SQLite picks new ids at random: the items still join their evaluation."""
+    from sqlalchemy import text
+
+    from bot.evaluation_input import parse_evaluation
+    from bot.importing.backfill import store_history
+
+    db = Database(f"sqlite:///{tmp_path / 'ids.db'}")
+    db.create_schema()
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    with db.unit_of_work() as s:
+        s.execute(text("INSERT INTO people (email, name, is_admin) VALUES ('ana@example.com', 'Ana', 0)"))
+        agent_id = s.execute(text("SELECT id FROM people")).scalar_one()
+        s.execute(
+            text(
+                "INSERT INTO evaluations (id, source, external_id, agent_email, score, max_score, "
+                "landed_at, raw, content_hash, revision, intake_status, received_at) VALUES "
+                "(9223372036854775807, 'old', 'last', 'ana@example.com', 1, 1, "
+                "'2026-01-01 00:00:00.000000', '{}', '', 1, 'history', '2026-01-01 00:00:00.000000')"
+            )
+        )
+    batch = [
+        parse_evaluation(
+            {"id": f"E{i}", "source": "csv", "agent": {"email": "ana@example.com"}, "score": i,
+             "max_score": 10, "landed_at": "2026-05-01T10:00:00Z",
+             "items": [{"key": f"k{i}", "name": "Criterion", "score": i, "max_score": 10}]}
+        )
+        for i in range(1, 6)
+    ]  # fmt: skip
+    with db.unit_of_work() as s:
+        store_history(s, batch, {"ana@example.com": agent_id}, now)
+    with db.unit_of_work() as s:
+        joined = s.execute(
+            select(Evaluation.external_id, EvaluationItem.key).join(
+                EvaluationItem, EvaluationItem.evaluation_id == Evaluation.id
+            )
+        ).all()
+    assert sorted(joined) == [(f"E{i}", f"k{i}") for i in range(1, 6)]
+    db.dispose()

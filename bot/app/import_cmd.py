@@ -122,6 +122,9 @@ def run_import(
             dry_run=dry_run,
             progress=lambda n: bar.advance(storing, n),
         )
+        # Let go of what was read while the cycle collector is still off: switched back on, it would
+        # first walk every one of those objects once more.
+        del records, good
     summary.counts["repeat"] += repeats_in_file
     for line in summary.lines(dry_run=dry_run):
         print(line)

@@ -9,15 +9,15 @@ old score. History is written with bulk inserts, which is what makes a large bac
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from hashlib import sha256
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from bot import coaching
@@ -32,6 +32,7 @@ NEW, HISTORY, REPEAT, CORRECTION, UNKNOWN_AGENT = "new", "history", "repeat", "c
 HISTORY_STATUS = "history"
 CLEARLY_PAST = timedelta(days=120)  # no window (at most 30 working days) reaches this far
 CHUNK = 5000
+SQLITE_CACHE_KIB = 32 * 1024  # the page cache of the connection that stores history on SQLite
 EVALUATIONS = Base.metadata.tables[Evaluation.__tablename__]
 ITEMS = Base.metadata.tables[EvaluationItem.__tablename__]
 ITEM_COLUMNS = ("evaluation_id", "position", "key", "name", "category", "score", "max_score", "weight",
@@ -92,33 +93,47 @@ class Planner:
     def sort(self, session: Session, records: list[Record]) -> list[tuple[Record, str]]:
         """Each valid record with its kind."""
         valid = [r for r in records if r.data is not None and not r.problems]
-        existing: dict[tuple[str, str], str] = {}
-        for source in {r.data.source for r in valid if r.data is not None}:
-            ids = [r.data.external_id for r in valid if r.data is not None and r.data.source == source]
-            for start in range(0, len(ids), 500):
-                rows = session.execute(
-                    select(Evaluation.external_id, Evaluation.content_hash).where(
-                        Evaluation.source == source, Evaluation.external_id.in_(ids[start : start + 500])
-                    )
-                )
-                existing.update({(source, e): h for e, h in rows})
+        existing = stored_by_key(
+            session.connection(), "content_hash", [r.data for r in valid if r.data is not None]
+        )
         out: list[tuple[Record, str]] = []
+        agents, now = self.agents, self.now
         for record in valid:
             data = record.data
             assert data is not None
-            key = (data.source, data.external_id)
-            stored = existing.get(key)
-            if stored is not None:
-                out.append((record, REPEAT if stored == data.content_hash else CORRECTION))
-                continue
-            agent = self.agents.get(data.agent_email)
+            if existing:
+                stored = existing.get((data.source, data.external_id))
+                if stored is not None:
+                    out.append((record, REPEAT if stored == data.content_hash else CORRECTION))
+                    continue
+            agent = agents.get(data.agent_email)
             if agent is None:
                 out.append((record, UNKNOWN_AGENT))
-            elif self.window_passed(data, agent[1]):
+            elif now - data.landed_at > CLEARLY_PAST or self.window_passed(data, agent[1]):
                 out.append((record, HISTORY))
             else:
                 out.append((record, NEW))
         return out
+
+
+def stored_by_key(conn: Connection, column: str, batch: list[EvaluationInput]) -> dict[tuple[str, str], Any]:
+    """`column` of the stored evaluations among `batch`, by (source, external id)."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    found: dict[tuple[str, str], Any] = {}
+    by_source: dict[str, list[str]] = {}
+    for d in batch:
+        by_source.setdefault(d.source, []).append(d.external_id)
+    for source, ids in by_source.items():
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            sql = (
+                f"SELECT external_id, {column} FROM {EVALUATIONS.name} "
+                f"WHERE source = {mark} AND external_id IN ({', '.join([mark] * len(part))})"
+            )
+            found.update(
+                {(source, ext): value for ext, value in conn.exec_driver_sql(sql, (source, *part)).all()}
+            )
+    return found
 
 
 def drop_repeats_within(records: list[Record], name: str) -> tuple[list[Record], int]:
@@ -157,13 +172,28 @@ def _same(value: Any) -> Any:
     return value
 
 
+def _sqlite_times(dialect: Any) -> Callable[[datetime], Any]:
+    """How a time is bound on SQLite: the column type's own bind processor (UTC, SQLite's text format),
+    or one C call that gives the very same text (checked here) for the years a payload may hold."""
+    bind = EVALUATIONS.c.landed_at.type._cached_bind_processor(dialect) or _same
+
+    def formatted(value: datetime) -> Any:
+        if value.tzinfo is None:
+            return bind(value)  # which refuses it
+        return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # without "+00:00"
+
+    probes = [datetime(1970, 1, 1, tzinfo=UTC), datetime(2099, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)]
+    probes.append(datetime.fromisoformat("2026-11-23T14:02:00.5-05:30"))
+    return formatted if all(formatted(t) == bind(t) for t in probes) else bind
+
+
 def _history_row(
     d: EvaluationInput, agent_id: int, received: Any, when: Callable[[datetime], Any]
 ) -> tuple[Any, ...]:
     """The evaluations row `coachloop.intake` would write, in HISTORY_COLUMNS order, with `raw` as its
     JSON text (sorted keys), from which `content_hash` is taken as `EvaluationInput.content_hash` takes it."""
-    raw_text = json.dumps(d.raw, sort_keys=True)
-    digest = hashlib.sha256(raw_text.encode()).hexdigest()
+    raw_text = d.raw_json
+    digest = sha256(raw_text.encode()).hexdigest()
     started = None if d.contact_started_at is None else when(d.contact_started_at)
     return (d.source, d.external_id, d.agent_email, agent_id, d.evaluator_email, d.evaluator_name,
             d.scorecard_id, d.scorecard_name, d.score, d.max_score, when(d.landed_at), d.contact_id,
@@ -180,13 +210,17 @@ def store_history(
     # Core executemany (not the ORM's bulk path, nor RETURNING, which SQLite would take row by row),
     # then the new ids read back by the idempotency key.
     conn = session.connection()
+    before = conn.exec_driver_sql(f"SELECT max(id) FROM {EVALUATIONS.name}").scalar() or 0
     if conn.dialect.name == "sqlite":
-        # Straight to the driver: the JSON text is stored as it is, times through the column type's
-        # own bind processor (UTC, SQLite's text format).
-        when = EVALUATIONS.c.landed_at.type._cached_bind_processor(conn.dialect) or _same
-        values = [_history_row(d, agents[d.agent_email], when(now), when) for d in batch]
+        # Straight to the driver: the JSON text is stored as it is, times as the column type binds them.
+        when = _sqlite_times(conn.dialect)
+        received = when(now)
+        values = [_history_row(d, agents[d.agent_email], received, when) for d in batch]
         marks = ", ".join("?" * len(HISTORY_COLUMNS))
         sql = f"INSERT INTO {EVALUATIONS.name} ({', '.join(HISTORY_COLUMNS)}) VALUES ({marks})"
+        # Each row goes into several indexes at scattered places: a page cache that holds them (SQLite's
+        # own is 2 MiB) spares reading the same pages back again and again. The connection keeps it.
+        conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         conn.exec_driver_sql(sql, values)
     else:
         rows = [
@@ -196,17 +230,19 @@ def store_history(
         for row in rows:
             row["raw"] = json.loads(row["raw"])
         conn.execute(insert(EVALUATIONS), rows)
-    by_key: dict[tuple[str, str], int] = {}
-    for source in {d.source for d in batch}:
-        wanted = [d.external_id for d in batch if d.source == source]
-        for start in range(0, len(wanted), 500):
-            found = conn.execute(
-                select(Evaluation.external_id, Evaluation.id).where(
-                    Evaluation.source == source, Evaluation.external_id.in_(wanted[start : start + 500])
-                )
-            )
-            by_key.update({(source, ext): ev_id for ext, ev_id in found})
-    ids = [by_key[(d.source, d.external_id)] for d in batch]
+    # The new rows are those past the highest id before: read back in one range, by their key; any
+    # not found there (ids are not promised to grow) by their key alone.
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    found = conn.exec_driver_sql(
+        f"SELECT source, external_id, id FROM {EVALUATIONS.name} WHERE id > {mark}", (before,)
+    )
+    by_key = {(source, ext): ev_id for source, ext, ev_id in found.all()}
+    found_ids = [by_key.get((d.source, d.external_id)) for d in batch]
+    if None in found_ids:
+        missing = [d for d, ev_id in zip(batch, found_ids, strict=True) if ev_id is None]
+        by_key.update(stored_by_key(conn, "id", missing))
+        found_ids = [by_key[(d.source, d.external_id)] for d in batch]
+    ids = found_ids
     items = [
         (
             ev_id,
@@ -227,7 +263,6 @@ def store_history(
     ]
     if items:
         # Plain values only: straight to the driver, in the order of ITEM_COLUMNS.
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         marks = ", ".join([mark] * len(ITEM_COLUMNS))
         sql = f"INSERT INTO {ITEMS.name} ({', '.join(ITEM_COLUMNS)}) VALUES ({marks})"
         conn.exec_driver_sql(sql, items)

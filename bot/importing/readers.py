@@ -120,6 +120,12 @@ def converter(name: str) -> Callable[[str], Any]:
     return _text
 
 
+def _converting(name: str) -> Callable[[str], Any] | None:
+    """`converter(name)`, or None for a field whose text is taken as it is."""
+    convert = converter(name)
+    return None if convert is _text else convert
+
+
 def _cell(name: str, text: str) -> Any:
     return converter(name)(text.strip())
 
@@ -175,17 +181,21 @@ class CsvReader:
                 yield record
                 return
             ev_cols = [(f, index[c]) for f in EVALUATION_FIELDS if (c := m.columns.get(f)) is not None]
-            ev_setters = [(*_split(f), i, converter(f)) for f, i in ev_cols]
+            # A text cell is taken as it is: no converter to call (None).
+            ev_setters = [(*_split(f), i, _converting(f)) for f, i in ev_cols]
             item_cols = [
-                (f[5:], index[c], converter(f)) for f in ITEM_FIELDS if (c := m.columns.get(f)) is not None
+                (f[5:], index[c], _converting(f)) for f in ITEM_FIELDS if (c := m.columns.get(f)) is not None
             ]
             ev_values = operator.itemgetter(*(i for _, i in ev_cols))
             key_col = index[m.columns["item.key"]]
             id_col = index[m.columns["id"]]
             width = len(self.header)
+            source = m.source
             ev_consts = {f: _cell(f, v) for f, v in m.constants.items() if not f.startswith("item.")}
             item_consts = {f[5:]: _cell(f, v) for f, v in m.constants.items() if f.startswith("item.")}
-            groups: dict[str, tuple[Record, list[int], Any]] = {}
+            # Per evaluation id: its record, the lines of its items, its first row's evaluation cells,
+            # and its payload's list of items.
+            groups: dict[str, tuple[Record, list[int], Any, list[dict[str, Any]]]] = {}
             for n, row in enumerate(rows, start=2):
                 if progress is not None and not n & 4095:
                     progress(binary.tell())
@@ -198,36 +208,36 @@ class CsvReader:
                     continue
                 found = groups.get(ev_id)
                 if found is None:
-                    record = Record(line=n, lines=[n], rows=[row])
-                    payload: dict[str, Any] = {"source": m.source, "items": []}
+                    items: list[dict[str, Any]] = []
+                    payload: dict[str, Any] = {"source": source, "items": items}
                     for f, v in ev_consts.items():
                         _put(payload, f, v)
                     for head, tail, i, convert in ev_setters:
                         cell = row[i].strip()
                         if cell:
+                            value = cell if convert is None else convert(cell)
                             if tail:
-                                payload.setdefault(head, {})[tail] = convert(cell)
+                                payload.setdefault(head, {})[tail] = value
                             else:
-                                payload[head] = convert(cell)
-                    record.payload = payload
+                                payload[head] = value
+                    record = Record(n, [n], [row], payload)
                     item_lines: list[int] = []
-                    firsts = ev_values(row)
-                    groups[ev_id] = (record, item_lines, firsts)
+                    groups[ev_id] = (record, item_lines, ev_values(row), items)
                 else:
-                    record, item_lines, firsts = found
+                    record, item_lines, firsts, items = found
                     record.lines.append(n)
                     record.rows.append(row)
                     if ev_values(row) != firsts:
                         self._differs(record, n, row, ev_cols, ev_id)
                 if row[key_col].strip():
-                    item = dict(item_consts)
+                    item = item_consts.copy()
                     for short, i, convert in item_cols:
                         cell = row[i].strip()
                         if cell:
-                            item[short] = convert(cell)
-                    record.payload["items"].append(item)  # type: ignore[index]
+                            item[short] = cell if convert is None else convert(cell)
+                    items.append(item)
                     item_lines.append(n)
-            for record, item_lines, _ in groups.values():
+            for record, item_lines, _, _ in groups.values():
                 _check(record, self._where(record, item_lines))
                 yield record
 
