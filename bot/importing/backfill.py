@@ -25,7 +25,8 @@ from bot.calendar import WorkCalendar
 from bot.evaluation_input import EvaluationInput
 from bot.importing.readers import Record
 from bot.team_calendar import calendar_for
-from storage.models import Base, Evaluation, EvaluationItem, Person, Team, TeamAgent
+from storage.bulk import insert_items, item_rows
+from storage.models import Base, Evaluation, Person, Team, TeamAgent
 from storage.outbox import audit
 
 NEW, HISTORY, REPEAT, CORRECTION, UNKNOWN_AGENT = "new", "history", "repeat", "correction", "unknown agent"
@@ -34,9 +35,6 @@ CLEARLY_PAST = timedelta(days=120)  # no window (at most 30 working days) reache
 CHUNK = 5000
 SQLITE_CACHE_KIB = 32 * 1024  # the page cache of the connection that stores history on SQLite
 EVALUATIONS = Base.metadata.tables[Evaluation.__tablename__]
-ITEMS = Base.metadata.tables[EvaluationItem.__tablename__]
-ITEM_COLUMNS = ("evaluation_id", "position", "key", "name", "category", "score", "max_score", "weight",
-                "critical", "comment", "at_seconds", "good_looks_like")  # fmt: skip
 WORDS = {
     NEW: "new, opening or joining a coaching case",
     HISTORY: "history (window already passed): stored for the measures, no case opened",
@@ -242,30 +240,9 @@ def store_history(
         missing = [d for d, ev_id in zip(batch, found_ids, strict=True) if ev_id is None]
         by_key.update(stored_by_key(conn, "id", missing))
         found_ids = [by_key[(d.source, d.external_id)] for d in batch]
-    ids = found_ids
-    items = [
-        (
-            ev_id,
-            i,
-            it.key,
-            it.name,
-            it.category,
-            it.score,
-            it.max_score,
-            it.weight,
-            it.critical,
-            it.comment,
-            it.at_seconds,
-            it.good_looks_like,
-        )  # fmt: skip
-        for ev_id, d in zip(ids, batch, strict=True)
-        for i, it in enumerate(d.items)
-    ]
-    if items:
-        # Plain values only: straight to the driver, in the order of ITEM_COLUMNS.
-        marks = ", ".join([mark] * len(ITEM_COLUMNS))
-        sql = f"INSERT INTO {ITEMS.name} ({', '.join(ITEM_COLUMNS)}) VALUES ({marks})"
-        conn.exec_driver_sql(sql, items)
+    ids: list[int] = found_ids  # type: ignore[assignment]  # every one found by now
+    rows_of_items = [row for ev_id, d in zip(ids, batch, strict=True) for row in item_rows(ev_id, d.items)]
+    insert_items(conn, rows_of_items)
 
 
 def import_records(
