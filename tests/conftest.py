@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -156,7 +157,11 @@ class Stack:
 
     def stop(self) -> None:
         if self.socket_handler is not None:
-            self.socket_handler.close()
+            # slack_sdk's built-in client can wait forever in close() for a session thread that a
+            # reconnect left behind: closing is given a few seconds, on a thread of its own.
+            closing = threading.Thread(target=self.socket_handler.close, daemon=True)
+            closing.start()
+            closing.join(timeout=10)
         self.server.stop()
 
     @property
