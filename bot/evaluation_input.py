@@ -321,6 +321,14 @@ _new = object.__new__
 _sorted_json = json.JSONEncoder(sort_keys=True, check_circular=False).encode
 
 
+def _two_texts(part: Any, first: tuple[str, int], second: tuple[str, int]) -> tuple[Any, Any] | None:
+    """Two optional texts of an object part (name, limit each), or None when either is not plain."""
+    if type(part) is not dict:
+        return None
+    a, b = _opt_text(part, *first), _opt_text(part, *second)
+    return None if a is _NOT_COMMON or b is _NOT_COMMON else (a, b)
+
+
 def _opt_text(data: dict[str, Any], key: str, limit: int) -> Any:
     """An optional text field's value (None when absent or empty), or _NOT_COMMON."""
     value = data.get(key)
@@ -405,19 +413,13 @@ def _parse_common(data: dict[str, Any]) -> EvaluationInput | None:
     contact_id = contact_channel = contact_url = started_at = None
     evaluator, scorecard, contact = get("evaluator"), get("scorecard"), get("contact")
     if evaluator is not None:
-        if type(evaluator) is not dict:
+        if (pair := _two_texts(evaluator, ("email", 320), ("name", 200))) is None:
             return None
-        evaluator_email = _opt_text(evaluator, "email", 320)
-        evaluator_name = _opt_text(evaluator, "name", 200)
-        if evaluator_email is _NOT_COMMON or evaluator_name is _NOT_COMMON:
-            return None
+        evaluator_email, evaluator_name = pair
     if scorecard is not None:
-        if type(scorecard) is not dict:
+        if (pair := _two_texts(scorecard, ("id", 200), ("name", 200))) is None:
             return None
-        scorecard_id = _opt_text(scorecard, "id", 200)
-        scorecard_name = _opt_text(scorecard, "name", 200)
-        if scorecard_id is _NOT_COMMON or scorecard_name is _NOT_COMMON:
-            return None
+        scorecard_id, scorecard_name = pair
     if contact is not None:
         if type(contact) is not dict:
             return None
