@@ -249,7 +249,24 @@ def _store(
     insert_items(conn, [row for i in order for row in item_rows(ev_of[i], scores[i].data.items)])
     for i in order:
         results[i] = IntakeResult(ev_of[i], case_of[i], statuses[i], created=True)
+    _follow_ons(session, scores, opened, list(joins.values()), ev_of, now)
+    # As `coaching.homes_changed`: the agent's Home too when their case opens, not when one joins it.
+    people = {p for j in joins.values() for p in (j.leader_id, j.team.leader_id)}
+    people |= {case.agent_id for case in opened}
+    enqueue_homes(session, people, now, team_ids={j.team.id for j in joins.values()},
+                  request_id=scores[fast[0]].request_id)  # fmt: skip
 
+
+def _follow_ons(
+    session: Session,
+    scores: Sequence[Incoming],
+    opened: list[_NewCase],
+    joins: list[_Join],
+    ev_of: dict[int, int],
+    now: datetime,
+) -> None:
+    """What opening and joining cases queue, as `coaching.attach_to_case` does: audit entries, the new
+    cases' DMs, timers and preparation requests, the joined cases' DM refreshes and changed kinds."""
     audits: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
     new_timers: list[tuple[str, str, int | None, datetime]] = []
@@ -274,7 +291,7 @@ def _store(
         session.execute(insert(DevelopmentPrep), preps)
 
     refreshes: dict[str, tuple[int, str, str | None]] = {}
-    joined = {j.case_id: j for j in joins.values() if j.positions}
+    joined = {j.case_id: j for j in joins if j.positions}
     for join in joined.values():
         for i in join.positions:
             actor, request_id = scores[i].actor, scores[i].request_id
@@ -293,12 +310,6 @@ def _store(
     audit_all(session, audits)
     enqueue_all(session, messages)
     enqueue_refreshes(session, refreshes, now)
-
-    # As `coaching.homes_changed`: the agent's Home too when their case opens, not when one joins it.
-    people = {p for j in joins.values() for p in (j.leader_id, j.team.leader_id)}
-    people |= {case.agent_id for case in opened}
-    enqueue_homes(session, people, now, team_ids={j.team.id for j in joins.values()},
-                  request_id=scores[fast[0]].request_id)  # fmt: skip
 
 
 def _holders(session: Session, leader_ids: list[int]) -> dict[int, int]:
