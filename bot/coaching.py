@@ -399,7 +399,7 @@ def homes_changed(session: Session, case: Case, now: datetime, *, agent: bool = 
     `agent=False` when only a case awaiting its conversation changed, which the agent's Home does not
     show (it shows agreements and past conversations)."""
     people = {case.leader_id, case.team.leader_id} | ({case.agent_id} if agent else set())
-    enqueue_homes(session, people, now, team_id=case.team_id)
+    enqueue_homes(session, people, now, team_ids=[case.team_id])
 
 
 def _refresh_agent_dm(session: Session, case: Case, now: datetime, what: str) -> None:

@@ -115,25 +115,17 @@ def enqueue_all(session: Session, rows: list[dict[str, Any]]) -> None:
         session.info["wake"] = True
 
 
-def _refresh_key(updates_key: str, what: str) -> str:
-    return f"{updates_key}:refresh:{what}:{uuid.uuid4().hex[:12]}"
-
-
 def enqueue_refresh(session: Session, updates_key: str, *, case_id: int, what: str, now: datetime) -> None:
     """Queue an in-place update of a sent message. One pending update is enough: it renders the
     state as it is when it goes out, so later changes ride along with it."""
-    pending = select(OutboxMessage.id).where(
-        OutboxMessage.updates_key == updates_key, OutboxMessage.status == "pending"
-    )
-    if session.scalar(pending.limit(1)) is None:
-        enqueue(session, _refresh_key(updates_key, what), "refresh", now=now, case_id=case_id,
-                updates_key=updates_key)  # fmt: skip
+    enqueue_refreshes(session, {updates_key: (case_id, what, None)}, now)
 
 
 def enqueue_refreshes(
     session: Session, wanted: dict[str, tuple[int, str, str | None]], now: datetime
 ) -> None:
-    """`enqueue_refresh` for many messages at once: updates key -> (case id, what, request id)."""
+    """`enqueue_refresh` for many messages at once: updates key -> (case id, what, request id; None for
+    the current request's), in two statements however many."""
     if not wanted:
         return
     pending = set(
@@ -146,8 +138,8 @@ def enqueue_refreshes(
     enqueue_all(
         session,
         [
-            outbox_row(_refresh_key(key, what), "refresh", now=now, case_id=case_id, updates_key=key,
-                       request_id=request_id)  # fmt: skip
+            outbox_row(f"{key}:refresh:{what}:{uuid.uuid4().hex[:12]}", "refresh", now=now, case_id=case_id,
+                       updates_key=key, request_id=request_id)  # fmt: skip
             for key, (case_id, what, request_id) in wanted.items()
             if key not in pending
         ],
@@ -168,15 +160,13 @@ def enqueue_homes(
     person_ids: Iterable[int],
     now: datetime,
     *,
-    team_id: int | None = None,
     team_ids: Iterable[int] = (),
     request_id: str | None = None,
 ) -> None:
-    """`enqueue_home` for these people and the escalation contacts and QA leads of `team_id` (or of each
-    of `team_ids`), in two statements however many people: those with no Slack id, or with a re-publish
-    already pending, are left out (coalesced: one pending Home per person covers every change until it
-    goes out)."""
-    teams = sorted({*team_ids, *((team_id,) if team_id is not None else ())})
+    """`enqueue_home` for these people and the escalation contacts and QA leads of `team_ids`, in two
+    statements however many people: those with no Slack id, or with a re-publish already pending, are
+    left out (coalesced: one pending Home per person covers every change until it goes out)."""
+    teams = sorted(set(team_ids))
     wanted: ColumnElement[bool] = Person.id.in_(list(person_ids))
     if teams:
         contacts = select(TeamEscalation.person_id).where(TeamEscalation.team_id.in_(teams))

@@ -128,7 +128,6 @@ def test_the_deadline_is_shown_in_the_readers_zone(stack: Stack) -> None:
     assert "Mon 30 Nov, 17:30 Europe/London" in shown
 
 
-
 def test_an_escalation_shows_each_deadline_in_its_readers_zone(stack: Stack) -> None:
     marcus = "{email: marcus.bell@example.com}"
     dana = "{email: dana.okafor@example.com, name: Dana Okafor}"
