@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from bot import coaching
 from bot.app.services import Services
-from handlers.context import case_button
+from handlers.context import case_button, keeps_ack
 from storage.models import Case, Person
 
 Transition = Callable[[Session, int, Person | None, datetime], Case]
@@ -31,5 +31,5 @@ def _answer(services: Services, transition: Transition) -> Callable[..., None]:
 
 
 def register(app: App, services: Services) -> None:
-    app.action("ack_agreement")(_answer(services, coaching.acknowledge))
-    app.action("discuss_agreement")(_answer(services, coaching.request_discussion))
+    app.action("ack_agreement")(keeps_ack(_answer(services, coaching.acknowledge)))
+    app.action("discuss_agreement")(keeps_ack(_answer(services, coaching.request_discussion)))

@@ -9,10 +9,12 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from bot.app.services import Services
 from bot.errors import CoachingError
 from bot.slack import summary
+from handlers.context import keeps_ack
 
 
 def register(app: App, services: Services) -> None:
     @app.command("/coach")
+    @keeps_ack
     def coach(ack: Ack, command: dict[str, Any], respond: Respond, context: BoltContext) -> None:
         ack()
         person = context["person"]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
@@ -19,6 +20,29 @@ from storage.models import Case, Person
 from storage.queries import person_by_slack_id
 
 log = logging.getLogger("coachloop.handlers")
+
+Listener = TypeVar("Listener", bound=Callable[..., None])
+
+
+def keeps_ack(listener: Listener) -> Listener:
+    """Log, rather than raise, what fails after the listener has acked.
+
+    Bolt runs a listener on its own thread and, when it raises after ack(), replaces the answer
+    Slack is waiting for: with a 500 (the person sees a warning on a click that worked) or with
+    nothing (a 404, three seconds later). Errors before the ack still reach Bolt: a modal that
+    could not be saved must stay open and say so."""
+
+    @functools.wraps(listener)
+    def run(**kwargs: Any) -> None:
+        try:
+            listener(**kwargs)
+        except Exception as exc:
+            ack = kwargs.get("ack")
+            if ack is None or ack.response is None:
+                raise
+            log.error("%s failed after its ack: %s", listener.__name__, type(exc).__name__, exc_info=exc)
+
+    return cast(Listener, run)
 
 
 def register(app: App, services: Services) -> None:

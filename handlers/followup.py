@@ -18,12 +18,13 @@ from bot.slack.views import (
     review_modal,
     waive_modal,
 )
-from handlers.context import case_button, form_values, open_case_modal, submit_case_modal
+from handlers.context import case_button, form_values, keeps_ack, open_case_modal, submit_case_modal
 from storage.models import Case
 
 
 def register(app: App, services: Services) -> None:
     @app.action("open_review")
+    @keeps_ack
     def open_review(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ack()
 
@@ -34,6 +35,7 @@ def register(app: App, services: Services) -> None:
         open_case_modal(services, body, client, context["person"], build)
 
     @app.view(REVIEW_CALLBACK)
+    @keeps_ack
     def submit_review(ack: Ack, view: dict[str, Any], context: BoltContext) -> None:
         form = read_review_form(form_values(view))
 
@@ -44,6 +46,7 @@ def register(app: App, services: Services) -> None:
         submit_case_modal(ack, view, "Review not saved", record)
 
     @app.action("waive_case")
+    @keeps_ack
     def open_waive(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ack()
 
@@ -54,6 +57,7 @@ def register(app: App, services: Services) -> None:
         open_case_modal(services, body, client, context["person"], build, review.check_may_waive)
 
     @app.view(WAIVE_CALLBACK)
+    @keeps_ack
     def submit_waive(ack: Ack, view: dict[str, Any], context: BoltContext) -> None:
         reason = read_waive_reason(form_values(view))
 
@@ -64,6 +68,7 @@ def register(app: App, services: Services) -> None:
         submit_case_modal(ack, view, "Not waived", record)
 
     @app.action("remind_leader")
+    @keeps_ack
     def remind_leader(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ack()
 

@@ -60,6 +60,7 @@ def _slack_kind(body: bytes) -> str:
         return "event"
     return "command"
 
+
 NEEDS_LIST = {"block_actions": "actions", "interactive_message": "actions"}
 NEEDS_OBJECT = {"view_submission": "view", "view_closed": "view"}
 

@@ -79,6 +79,7 @@ async def read_limited(request: Request) -> bytes | None:
 
 def make_endpoint(services: Services) -> Any:
     writer = IntakeWriter(services)
+
     async def qa_webhook(request: Request) -> JSONResponse:
         raw = await read_limited(request)
         if raw is None:

@@ -23,7 +23,7 @@ from bot.slack.views import (
     read_plan_form,
     untouched_from,
 )
-from handlers.context import form_values, modal_case_id, open_case_modal, submit_case_modal
+from handlers.context import form_values, keeps_ack, modal_case_id, open_case_modal, submit_case_modal
 from storage.models import Case
 
 
@@ -42,6 +42,7 @@ def submitted_plan(
 
 def register(app: App, services: Services) -> None:
     @app.action("open_plan")
+    @keeps_ack
     def open_plan(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ack()
 
@@ -56,6 +57,7 @@ def register(app: App, services: Services) -> None:
         open_case_modal(services, body, client, context["person"], build)
 
     @app.action(BEHAVIOUR_ACTION)
+    @keeps_ack
     def change_behaviour(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ack()
         view: dict[str, Any] = body["view"] if isinstance(body.get("view"), dict) else {}
@@ -86,6 +88,7 @@ def register(app: App, services: Services) -> None:
         client.views_update(view_id=view["id"], hash=view.get("hash"), view=plan_modal(draft))
 
     @app.view(PLAN_CALLBACK)
+    @keeps_ack
     def submit_plan(ack: Ack, view: dict[str, Any], context: BoltContext) -> None:
         values = form_values(view)
 

@@ -15,7 +15,7 @@ from bot.app.services import Services
 from bot.errors import CoachingError, InvalidInput, NotAllowed, NotFound
 from bot.slack import practice
 from bot.slack.views import case_id_from_metadata, notice_modal
-from handlers.context import action_case_id, open_case_modal, submit_case_modal, tell
+from handlers.context import action_case_id, keeps_ack, open_case_modal, submit_case_modal, tell
 from storage.models import Case, Person
 
 
@@ -48,6 +48,7 @@ def register(app: App, services: Services) -> None:
     # --- coaching blocks ------------------------------------------------------------------------
 
     @app.action("block_ics")
+    @keeps_ack
     def calendar_file(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ack()
         try:
@@ -59,6 +60,7 @@ def register(app: App, services: Services) -> None:
         tell(client, body, said)
 
     @app.action("edit_blocks")
+    @keeps_ack
     def edit_blocks(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ack()
         person = context["person"]
@@ -71,6 +73,7 @@ def register(app: App, services: Services) -> None:
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.view(practice.BLOCKS_CALLBACK)
+    @keeps_ack
     def save_blocks(ack: Ack, view: dict[str, Any], context: BoltContext) -> None:
         text = practice.read_blocks(view.get("state", {}).get("values", {}))
 
@@ -87,6 +90,7 @@ def register(app: App, services: Services) -> None:
     # --- QA-lead advice ---------------------------------------------------------------------------
 
     @app.action("open_advice")
+    @keeps_ack
     def open_advice(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ack()
         person = context["person"]
@@ -98,6 +102,7 @@ def register(app: App, services: Services) -> None:
         open_case_modal(services, body, client, person, build, may_act=_no_check)
 
     @app.shortcut(practice.SHORTCUT)
+    @keeps_ack
     def add_to_case(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ack()
         person = context["person"]
@@ -115,6 +120,7 @@ def register(app: App, services: Services) -> None:
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.view(practice.ADVICE_CALLBACK)
+    @keeps_ack
     def submit_advice(ack: Ack, view: dict[str, Any], context: BoltContext) -> None:
         values = view.get("state", {}).get("values", {})
         from_shortcut = case_id_from_metadata(view.get("private_metadata")) is None
@@ -138,6 +144,7 @@ def register(app: App, services: Services) -> None:
     # --- calibration ----------------------------------------------------------------------------
 
     @app.action("rate_plan")
+    @keeps_ack
     def rate_plan(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ack()
         person = context["person"]
@@ -156,6 +163,7 @@ def register(app: App, services: Services) -> None:
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.view(practice.RATING_CALLBACK)
+    @keeps_ack
     def submit_rating(ack: Ack, view: dict[str, Any], context: BoltContext) -> None:
         form = practice.read_rating(view.get("state", {}).get("values", {}))
 
@@ -171,6 +179,7 @@ def register(app: App, services: Services) -> None:
     # --- development prep -----------------------------------------------------------------------
 
     @app.action("answer_prep")
+    @keeps_ack
     def answer_prep(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ack()
 
@@ -184,6 +193,7 @@ def register(app: App, services: Services) -> None:
         open_case_modal(services, body, client, context["person"], build, may_act=coaching.check_is_agent)
 
     @app.view(practice.PREP_CALLBACK)
+    @keeps_ack
     def submit_prep(ack: Ack, view: dict[str, Any], context: BoltContext) -> None:
         answers = practice.read_prep(view.get("state", {}).get("values", {}))
 

@@ -345,3 +345,17 @@ def test_fuzzed_signed_interactions_never_get_a_5xx_nor_change_anything(
     status, body = stack.people.interact(payload)
     assert status < 500, body
     assert snapshot(stack) == before
+
+
+def test_a_listener_failing_after_its_ack_still_answers_slack_with_the_ack(stack: Stack) -> None:
+    """Bolt runs listeners on a thread; one that raises just after ack() must not turn the ack
+    Slack is about to receive into a 500 (the user would see a warning on a click that worked)."""
+    stack.post_score(evaluation())
+    # The form names no case, so the listener acks, then fails to update a view Slack never opened.
+    lost_form = interaction(
+        "block_actions",
+        actions=[{"action_id": "plan_behaviour", "selected_option": None}],
+        view=view("coaching_plan", private_metadata="{}", state=None),
+    )
+    statuses = [stack.people.interact(lost_form)[0] for _ in range(60)]
+    assert statuses == [200] * len(statuses)
