@@ -1,6 +1,8 @@
 """Weekly charts, drawn once by matplotlib: PNG for Slack (the digest), SVG with real text for the report.
 
 A chart with no point to draw is not drawn: `render` returns None and the caller says "no data yet".
+matplotlib is imported by the first chart drawn, not with this module: it is over a third of a
+server's memory, and most processes never draw.
 """
 
 from __future__ import annotations
@@ -12,11 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 TARGET_HIT_RATE = 0.9
 WEEK_AXIS = "Week starting (Monday)"
@@ -77,52 +74,51 @@ def render(spec: ChartSpec, series: WeeklySeries, fmt: Literal["png", "svg"] = "
     """The chart as PNG or SVG bytes, or None when there is no point to draw."""
     if series.empty:
         return None
+    from matplotlib import rc_context
+    from matplotlib.figure import Figure
+
     labels = [_tick(w) for w in series.weeks]
-    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "coachloop", "font.size": 13}):
-        fig, ax = plt.subplots(figsize=(6.0, 4.0), dpi=150 if fmt == "png" else 72)
-        try:
-            positions = list(range(len(labels)))
-            for team, values in series.teams.items():
-                ys = [math.nan if v is None else v for v in values]
-                ax.plot(positions, ys, marker="o", linewidth=2, label=team)
-            ax.axhline(spec.reference.value, color="#555", linestyle="--", linewidth=1.2)
-            ax.annotate(
-                spec.reference.label,
-                xy=(1, spec.reference.value),
-                xycoords=("axes fraction", "data"),
-                xytext=(-4, 4),
-                textcoords="offset points",
-                ha="right",
-                va="bottom",
-                color="#333",
-                fontsize=12,
-            )
-            if spec.y_range is not None:
-                ax.set_ylim(*spec.y_range)
-            else:
-                top = max([abs(v) for vs in series.teams.values() for v in vs if v is not None] + [10.0])
-                ax.set_ylim(-top * 1.15, top * 1.15)
-            ax.set_xlim(-0.4, len(labels) - 0.6)
-            ax.set_xticks(positions, labels)
-            ax.set_xlabel(WEEK_AXIS)
-            ax.set_ylabel(spec.y_label)
-            ax.set_title(spec.title, fontsize=13, loc="left")
-            ax.grid(axis="y", color="#ddd", linewidth=0.8)
-            ax.spines[["top", "right"]].set_visible(False)
-            ax.legend(
-                loc="upper center",
-                bbox_to_anchor=(0.5, -0.22),
-                ncol=min(4, max(1, len(series.teams))),
-                frameon=False,
-                fontsize=12,
-            )
-            buffer = io.BytesIO()
-            fig.savefig(
-                buffer, format=fmt, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else {}
-            )
-            return buffer.getvalue()
-        finally:
-            plt.close(fig)
+    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "coachloop", "font.size": 13}):
+        fig = Figure(figsize=(6.0, 4.0), dpi=150 if fmt == "png" else 72)
+        ax = fig.subplots()
+        positions = list(range(len(labels)))
+        for team, values in series.teams.items():
+            ys = [math.nan if v is None else v for v in values]
+            ax.plot(positions, ys, marker="o", linewidth=2, label=team)
+        ax.axhline(spec.reference.value, color="#555", linestyle="--", linewidth=1.2)
+        ax.annotate(
+            spec.reference.label,
+            xy=(1, spec.reference.value),
+            xycoords=("axes fraction", "data"),
+            xytext=(-4, 4),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+            color="#333",
+            fontsize=12,
+        )
+        if spec.y_range is not None:
+            ax.set_ylim(*spec.y_range)
+        else:
+            top = max([abs(v) for vs in series.teams.values() for v in vs if v is not None] + [10.0])
+            ax.set_ylim(-top * 1.15, top * 1.15)
+        ax.set_xlim(-0.4, len(labels) - 0.6)
+        ax.set_xticks(positions, labels)
+        ax.set_xlabel(WEEK_AXIS)
+        ax.set_ylabel(spec.y_label)
+        ax.set_title(spec.title, fontsize=13, loc="left")
+        ax.grid(axis="y", color="#ddd", linewidth=0.8)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.legend(
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.22),
+            ncol=min(4, max(1, len(series.teams))),
+            frameon=False,
+            fontsize=12,
+        )
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else {})
+        return buffer.getvalue()
 
 
 def inline_svg(svg: bytes, title: str, description: str) -> str:

@@ -150,7 +150,7 @@ def definition(key: str) -> Definition:
     return next(d for d in DEFINITIONS if d.key == key)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CaseFacts:
     id: int
     team: str
@@ -173,7 +173,7 @@ class CaseFacts:
     behaviour_key: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ScoreFacts:
     """One scorecard item in one evaluation (for behaviour change), or a bare score (key None)."""
 

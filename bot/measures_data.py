@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import CompoundSelect, Select, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from bot import measures
@@ -68,7 +69,6 @@ def facts(
         select(
             Case.id,
             Case.team_id,
-            Case.agent_id,
             leader.name,
             leader.email,
             agent.email,
@@ -96,29 +96,38 @@ def facts(
             Case.action_date >= since.date(),
         ),
     )
-    found = session.execute(query).all()
-    agreed_at = _CASE_FIELDS.index("agreed_at") + 6
-    windows = _window_starts(session, [row[0] for row in found if row[agreed_at] in period])
-    cases = []
-    agent_ids: set[int] = set()
-    for case_id, team_id, agent_id, leader_name, leader_email, agent_email, *fields in found:
+    # Streamed into slotted records, with repeated words shared: the leadership Home reads every
+    # awaiting case of the organisation (100,000 in a large one) and must stay small while it does.
+    cases: list[measures.CaseFacts] = []
+    words: dict[str, str] = {}
+    rows = session.execute(query.execution_options(yield_per=1000))
+    for case_id, team_id, leader_name, leader_email, agent_email, *fields in rows:
         values = dict(zip(_CASE_FIELDS, fields, strict=True))
-        agent_ids.add(agent_id)
+        for name in _WORD_FIELDS:
+            if values[name] is not None:
+                values[name] = words.setdefault(values[name], values[name])
+        leader_name = leader_name or leader_email
         cases.append(
             measures.CaseFacts(
                 id=case_id,
                 team=names[team_id],
-                leader=leader_name or leader_email,
-                agent=agent_email,
-                landed_at=windows.get(case_id, values["opened_at"]),
+                leader=words.setdefault(leader_name, leader_name),
+                agent=words.setdefault(agent_email, agent_email),
+                landed_at=values["opened_at"],
                 **values,
             )
         )
+    # Time to coach counts from the first score of a case: read for the cases it can matter to.
+    windows = _window_starts(session, [c.id for c in cases if c.agreed_at in period])
+    cases = [replace(c, landed_at=windows[c.id]) if c.id in windows else c for c in cases]
+    # The agents whose scores count: those of the cases read, and (for teams) every member, named
+    # by a subquery, since an organisation's list would be a statement of 100,000 parameters.
+    case_agents = query.with_only_columns(Case.agent_id)
+    agents: Select[Any] | CompoundSelect = case_agents
     if scope.leader_id is None:
-        agents = select(TeamAgent.person_id).where(TeamAgent.team_id.in_(names))
-        agent_ids |= set(session.scalars(agents))
+        agents = case_agents.union(select(TeamAgent.person_id).where(TeamAgent.team_id.in_(names)))
     coached = {(c.agent, c.behaviour_key) for c in cases if c.agreed_at in period and c.behaviour_key}
-    return cases, _landed(session, agent_ids, period) + _criterion_scores(session, coached, period), calendars
+    return cases, _landed(session, agents, period) + _criterion_scores(session, coached, period), calendars
 
 
 _CASE_FIELDS = (
@@ -137,6 +146,7 @@ _CASE_FIELDS = (
     "agent_proposed",
     "behaviour_key",
 )
+_WORD_FIELDS = ("kind", "state", "review_happened", "behaviour_key")
 
 
 def _window_starts(session: Session, case_ids: list[int]) -> dict[int, datetime]:
@@ -151,16 +161,14 @@ def _window_starts(session: Session, case_ids: list[int]) -> dict[int, datetime]
     return {case_id: landed for case_id, landed in rows if case_id is not None}
 
 
-def _landed(session: Session, agent_ids: set[int], period: measures.Period) -> list[measures.ScoreFacts]:
+def _landed(
+    session: Session, agents: Select[Any] | CompoundSelect, period: measures.Period
+) -> list[measures.ScoreFacts]:
     """The evaluations that landed in the period (bare: no criterion), counted per agent by the database."""
-    if not agent_ids:
-        return []
     rows = session.execute(
         select(Person.email, func.min(Evaluation.landed_at), func.count())
         .join(Evaluation, Evaluation.agent_id == Person.id)
-        .where(
-            Person.id.in_(agent_ids), Evaluation.landed_at >= period.start, Evaluation.landed_at < period.end
-        )
+        .where(Person.id.in_(agents), Evaluation.landed_at >= period.start, Evaluation.landed_at < period.end)
         .group_by(Person.email)
     )
     return [measures.ScoreFacts(email, landed, count=count) for email, landed, count in rows]
@@ -210,4 +218,3 @@ def compute_by_team(
             own, [f for f in scores if f.agent in agents], {team.name: calendars[team.name]}, period, now
         )
     return out
-

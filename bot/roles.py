@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, joinedload
 
-from bot.case_state import OPEN, UNREVIEWED, CaseState
+from bot.case_state import UNREVIEWED, CaseState
 from storage import queries
 from storage.models import Case, Person, Team, TeamEscalation
 
@@ -46,20 +47,38 @@ def may_see_agent(session: Session, viewer: Person, agent: Person) -> bool:
     return viewer.id == team.leader_id or any(p.id == viewer.id for p in team.escalation_people)
 
 
-def leader_queue(session: Session, leader_id: int) -> tuple[list[Case], list[Case], list[Case]]:
-    """Cases awaiting a conversation (by deadline), agreements under way, and those not yet acknowledged."""
-    cases = list(
-        session.scalars(
-            select(Case)
-            .where(
-                Case.leader_id == leader_id, Case.state.in_(OPEN)
-            )
-            .order_by(Case.due_at, Case.id)
-        )
+@dataclass(frozen=True)
+class LeaderQueue:
+    """A leader's open cases: the first awaiting a conversation (by deadline) with how many there
+    are in all, and the agreements under way (by action date) with those not yet acknowledged.
+    A leader may hold thousands of awaiting cases; only the ones shown are loaded."""
+
+    awaiting: list[Case]
+    awaiting_total: int
+    awaiting_late: int
+    under_way: list[Case]
+
+    @property
+    def unacknowledged(self) -> list[Case]:
+        return [c for c in self.under_way if c.state == CaseState.AGREED]
+
+
+def leader_queue(session: Session, leader_id: int, now: datetime, *, shown: int) -> LeaderQueue:
+    awaiting = (Case.leader_id == leader_id, Case.state == CaseState.AWAITING)
+    total, late = session.execute(
+        select(func.count(), func.count().filter(Case.due_at < now)).where(*awaiting)
+    ).one()
+    first = session.scalars(
+        select(Case)
+        .options(joinedload(Case.agent))
+        .where(*awaiting)
+        .order_by(Case.due_at, Case.id)
+        .limit(shown)
     )
-    awaiting = [c for c in cases if c.state == CaseState.AWAITING]
-    under_way = sorted(
-        (c for c in cases if c.state in UNREVIEWED), key=lambda c: (c.action_date, c.id)
+    under_way = session.scalars(
+        select(Case)
+        .options(joinedload(Case.agent))
+        .where(Case.leader_id == leader_id, Case.state.in_(UNREVIEWED))
+        .order_by(Case.action_date, Case.id)
     )
-    unacknowledged = [c for c in under_way if c.state == CaseState.AGREED]
-    return awaiting, under_way, unacknowledged
+    return LeaderQueue(list(first), total, late, list(under_way))

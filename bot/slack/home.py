@@ -30,7 +30,11 @@ def _e(text: str | None, limit: int = 1500) -> str:
 def _capped(items: list[Any], limit: int = LIST_LIMIT) -> tuple[list[Any], Block | None]:
     if len(items) <= limit:
         return items, None
-    return items[:limit], bk.context(f"…and {len(items) - limit} more.")
+    return items[:limit], _more(len(items) - limit)
+
+
+def _more(hidden: int) -> Block:
+    return bk.context(f"…and {hidden} more.")
 
 
 def team_figures(session: Session, team: Team, period_name: str, now: datetime) -> measures.Measures:
@@ -51,14 +55,13 @@ def how_counted() -> Block:
 
 def leader_part(session: Session, person: Person, teams: list[Team], now: datetime) -> list[Block]:
     tz = person.timezone or teams[0].timezone
-    awaiting, under_way, unacknowledged = leader_queue(session, person.id)
+    queue = leader_queue(session, person.id, now, shown=LIST_LIMIT)
     today = now.astimezone(calendar_for(teams[0]).tz).date()
-    reviews = [c for c in under_way if c.action_date is not None and c.action_date <= today]
+    reviews = [c for c in queue.under_way if c.action_date is not None and c.action_date <= today]
     out: list[Block] = [bk.header("Your coaching queue")]
-    if not (awaiting or reviews or unacknowledged):
+    if not (queue.awaiting or reviews or queue.unacknowledged):
         out.append(bk.section("Nothing waiting on you. :tada:"))
-    shown, more = _capped(awaiting)
-    for case in shown:
+    for case in queue.awaiting:
         marker = ":red_circle: " if now > case.due_at else ""
         out.append(
             bk.section(
@@ -66,8 +69,8 @@ def leader_part(session: Session, person: Person, teams: list[Team], now: dateti
                 accessory=bk.button("Plan", "open_plan", str(case.id), style="primary"),
             )
         )
-    if more:
-        out.append(more)
+    if queue.awaiting_total > len(queue.awaiting):
+        out.append(_more(queue.awaiting_total - len(queue.awaiting)))
     shown, more = _capped(reviews)
     for case in shown:
         by = wording.short_date(case.action_date) if case.action_date else "?"
@@ -79,7 +82,7 @@ def leader_part(session: Session, person: Person, teams: list[Team], now: dateti
         )
     if more:
         out.append(more)
-    shown, more = _capped(unacknowledged)
+    shown, more = _capped(queue.unacknowledged)
     for case in shown:
         since = wording.day_phrase(case.agreed_at, now, tz) if case.agreed_at else ""
         out.append(

@@ -51,12 +51,12 @@ def own_summary(session: Session, person: Person | None, now: datetime) -> list[
     roles = roles_of(session, person)
     out: list[Block] = []
     if roles.leads:
-        awaiting, under_way, unacknowledged = leader_queue(session, person.id)
-        late = sum(1 for c in awaiting if now > c.due_at)
+        queue = leader_queue(session, person.id, now, shown=0)
         out.append(
             bk.section(
-                f"*Your queue:* {wording.plural(len(awaiting), 'conversation')} to hold ({late} late), "
-                f"{len(under_way)} agreement(s) under way, {len(unacknowledged)} not yet acknowledged."
+                f"*Your queue:* {wording.plural(queue.awaiting_total, 'conversation')} to hold "
+                f"({queue.awaiting_late} late), {len(queue.under_way)} agreement(s) under way, "
+                f"{len(queue.unacknowledged)} not yet acknowledged."
             )
         )
         out += [month_figures(session, team, now) for team in roles.leads]

@@ -1,0 +1,80 @@
+"""What a large organisation costs to show: a leader's queue loads only the cases it shows, the
+organisation's figures never send a parameter per agent, and serving never loads the chart library."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event
+
+from bot import measures_data
+from bot.org import apply_org, parse_org
+from bot.roles import leader_queue
+from storage.models import Case, Team
+from storage.queries import person_by_slack_id
+from tests.conftest import Stack, sample_org
+from tests.payloads import evaluation
+from tests.test_core_loop import PRIYA
+
+AGENTS = 20
+
+
+def many_awaiting(stack: Stack) -> None:
+    """AGENTS more agents in Priya's team, each with a case awaiting a conversation."""
+    extra = "\n".join(f"      - {{email: agent{i}@example.com}}" for i in range(AGENTS))
+    anchor = "      - {email: tom.hale@example.com, name: Tom Hale, slack_id: U0TOMHALE}"
+    spec = parse_org(sample_org().replace(anchor, anchor + "\n" + extra))
+    with stack.db.unit_of_work() as s:
+        apply_org(s, spec, {}, stack.clock.now())
+    for i in range(AGENTS):
+        payload = evaluation(id=f"queue-{i}")
+        payload["agent"] = {"email": f"agent{i}@example.com"}
+        stack.post_score(payload)
+
+
+def test_a_leaders_queue_loads_only_the_awaiting_cases_it_shows(stack: Stack) -> None:
+    many_awaiting(stack)
+    now = stack.clock.now()
+    with stack.db.read() as s:
+        leader = person_by_slack_id(s, PRIYA)
+        assert leader is not None
+        queue = leader_queue(s, leader.id, now, shown=5)
+        loaded = [o for o in s.identity_map.values() if isinstance(o, Case)]
+        assert queue.awaiting_total == AGENTS and queue.awaiting_late == 0
+        assert len(queue.awaiting) == 5 and len(loaded) == 5
+        assert [c.due_at for c in queue.awaiting] == sorted(c.due_at for c in queue.awaiting)
+        later = leader_queue(s, leader.id, max(c.due_at for c in loaded) + timedelta(seconds=1), shown=0)
+        assert later.awaiting == [] and later.awaiting_late >= 5
+
+
+def test_the_organisations_figures_send_no_parameter_per_agent(stack: Stack) -> None:
+    many_awaiting(stack)
+    now = stack.clock.now()
+    sent: list[int] = []
+
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        sent.append(len(parameters or ()))
+
+    event.listen(stack.db.read_engine, "before_cursor_execute", count)
+    try:
+        with stack.db.read() as s:
+            teams = list(s.scalars(Team.__table__.select().with_only_columns(Team.id)))
+            period = measures_data.parse_period("last-4-weeks", now)
+            figures = measures_data.compute(s, measures_data.Scope(team_ids=tuple(teams)), period, now)
+    finally:
+        event.remove(stack.db.read_engine, "before_cursor_execute", count)
+    assert figures.cases_opened >= AGENTS and figures.scores_landed >= AGENTS
+    assert sent and max(sent) < AGENTS
+
+
+def test_serving_does_not_load_the_chart_library() -> None:
+    """matplotlib is a third of a server's memory; only drawing a chart imports it."""
+    code = (
+        "import sys, bot.app.factory, bot.app.cli, handlers.http, scheduler.runner, scheduler.delivery;"
+        "print('matplotlib' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
