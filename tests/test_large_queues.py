@@ -1,18 +1,23 @@
 """What a large organisation costs to show: a leader's queue loads only the cases it shows, the
-organisation's figures never send a parameter per agent, and serving never loads the chart library."""
+organisation's figures never send a parameter per agent, a Home renders once at a time per person,
+and serving never loads the chart library."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
 from bot import measures_data
 from bot.org import apply_org, parse_org
 from bot.roles import leader_queue
+from bot.standin.client import wait_for
+from handlers.home import OneAtATime
 from storage.models import Case, Team
 from storage.queries import person_by_slack_id
 from tests.conftest import Stack, sample_org
@@ -78,3 +83,25 @@ def test_serving_does_not_load_the_chart_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_quick_opens_of_a_home_render_it_once_more_not_once_each(stack: Stack) -> None:
+    """While a Home is being published, further opens by the same person make one more publish
+    after it, with what is true by then; they do not render side by side."""
+    stack.post_score(evaluation())
+    stack.standin.slow_answers("views.publish", 1.0)
+    opened = {"type": "app_home_opened", "user": PRIYA, "channel": "D0", "tab": "home"}
+    for _ in range(5):
+        assert stack.people.event(opened)[0] == 200
+    wait_for(lambda: len(stack.standin.calls_to("views.publish")) >= 2, what="the second publish")
+    time.sleep(2.5)  # time for any further publish to arrive
+    assert [c.args["user_id"] for c in stack.standin.calls_to("views.publish")] == [PRIYA, PRIYA]
+
+
+def test_one_at_a_time_lets_the_next_request_through_after_a_failure() -> None:
+    runs = OneAtATime()
+    with pytest.raises(RuntimeError):
+        runs.run("U1", lambda: (_ for _ in ()).throw(RuntimeError("Slack said no")))
+    done: list[str] = []
+    runs.run("U1", lambda: done.append("published"))
+    assert done == ["published"]
