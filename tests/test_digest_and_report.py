@@ -11,6 +11,8 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from bot import charts, report
 from bot import measures as definitions
 from bot.digest import next_monday_morning
@@ -222,10 +224,14 @@ def test_charts_draw_nothing_without_data_and_label_their_axes() -> None:
     assert svg.startswith('<svg role="img" aria-labelledby="hit-rate-t hit-rate-d"') and "<?xml" not in svg
 
 
-def test_figures_for_all_teams_at_once_match_each_team_alone(stack: Stack) -> None:
-    """Leadership's Home reads every team's facts once; the figures are those of each team alone."""
+def test_figures_for_all_teams_at_once_match_each_team_alone(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leadership's Home reads the teams' facts a few teams at a time; the figures are those of each
+    team alone, however the teams are grouped."""
     from sqlalchemy import select
 
+    from bot import measures_data
     from bot.measures_data import compute_by_team
     from storage.models import Team
 
@@ -245,3 +251,6 @@ def test_figures_for_all_teams_at_once_match_each_team_alone(stack: Stack) -> No
         alone = {t.id: compute(s, Scope(team_ids=(t.id,), label=t.name), period, now) for t in teams}
     assert together == alone
     assert [m.scores_landed for m in together.values()] == [1, 1] and together[teams[0].id].agreed == 1
+    monkeypatch.setattr(measures_data, "TEAMS_AT_ONCE", 1)
+    with stack.db.read() as s:
+        assert compute_by_team(s, teams, period, now) == alone

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot import wording
+from bot import measures_data, wording
 from bot.agent_lookup import MENTION, find_agent
 from bot.coaching import may_see_private, ranked_picks, suggested
 from bot.errors import NotAllowed, NotFound
@@ -16,7 +16,7 @@ from bot.handover import cover_queue, hand_over_case
 from bot.review import HAPPENED, NEXT
 from bot.roles import leader_queue, may_see_agent, roles_of
 from bot.slack import blocks as bk
-from bot.slack.home import agent_part, figures_line, month_figures, team_figures
+from bot.slack.home import agent_part, figures_line, month_figures
 from bot.slack.messages import deadline_line, handed_over_line
 from bot.team_calendar import timezone_of
 from storage import queries
@@ -62,13 +62,13 @@ def own_summary(session: Session, person: Person | None, now: datetime) -> list[
         out += [month_figures(session, team, now) for team in roles.leads]
     if roles.agent_of is not None:
         out += agent_part(session, person, roles.agent_of, now)[1:]
-    for team in roles.oversees:
-        out.append(
-            bk.section(
-                f"*{_e(team.name)}*, last 4 weeks: "
-                f"{figures_line(team_figures(session, team, 'last-4-weeks', now))}"
-            )
-        )
+    if roles.oversees:  # every team's figures from one reading, as on the leadership Home
+        period = measures_data.parse_period("last-4-weeks", now)
+        by_team = measures_data.compute_by_team(session, roles.oversees, period, now)
+        out += [
+            bk.section(f"*{_e(team.name)}*, last 4 weeks: {figures_line(by_team[team.id])}")
+            for team in roles.oversees
+        ]
     return out or [bk.section("Nothing to show yet.")]
 
 
