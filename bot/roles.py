@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, lazyload
 
 from bot.case_state import UNREVIEWED, CaseState
 from storage import queries
@@ -68,17 +68,16 @@ def leader_queue(session: Session, leader_id: int, now: datetime, *, shown: int)
     total, late = session.execute(
         select(func.count(), func.count().filter(Case.due_at < now)).where(*awaiting)
     ).one()
-    first = session.scalars(
-        select(Case)
-        .options(joinedload(Case.agent))
-        .where(*awaiting)
-        .order_by(Case.due_at, Case.id)
-        .limit(shown)
-    )
+    # The queue shows a case's people and plan, never its evidence or hand-overs: leave them unloaded.
+    light = (lazyload(Case.evaluations), lazyload(Case.handovers))
+    first: list[Case] = []
+    if shown:
+        query = select(Case).options(*light).where(*awaiting).order_by(Case.due_at, Case.id)
+        first = list(session.scalars(query.limit(shown)))
     under_way = session.scalars(
         select(Case)
-        .options(joinedload(Case.agent))
+        .options(*light)
         .where(Case.leader_id == leader_id, Case.state.in_(UNREVIEWED))
         .order_by(Case.action_date, Case.id)
     )
-    return LeaderQueue(list(first), total, late, list(under_way))
+    return LeaderQueue(first, total, late, list(under_way))

@@ -29,8 +29,8 @@ def keeps_ack(listener: Listener) -> Listener:
 
     Bolt runs a listener on its own thread and, when it raises after ack(), replaces the answer
     Slack is waiting for: with a 500 (the person sees a warning on a click that worked) or with
-    nothing (a 404, three seconds later). Errors before the ack still reach Bolt: a modal that
-    could not be saved must stay open and say so."""
+    nothing (a 404, three seconds later). Errors before the ack still reach Bolt, which answers
+    500: Slack then keeps a submitted modal open with its own error instead of closing it."""
 
     @functools.wraps(listener)
     def run(**kwargs: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -12,36 +13,47 @@ from slack_sdk import WebClient
 from bot.app.services import Services
 from bot.slack.home import home_view
 
+log = logging.getLogger("coachloop.handlers")
+
 
 class OneAtATime:
-    """Runs work for a key one at a time. Asked again while it runs, it runs once more when done
-    (however often it was asked), so the last result is as fresh as the last request.
+    """Runs work for a key one at a time. Asked again while it runs, it then runs the latest work
+    asked for, once (however often it was asked), so what is published is as fresh as the last
+    request. A failure is raised to its caller only when nothing was asked for meanwhile.
 
-    A leadership Home over a large organisation reads every open case; five quick opens of it
-    render twice, one after the other, not five times at once."""
+    A leadership Home over a large organisation reads every team's open cases; five quick opens
+    of it render twice, one after the other, not five times at once."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._again: dict[str, bool] = {}  # key -> asked again while running
+        self._next: dict[str, Callable[[], None] | None] = {}  # key running -> work asked for since
 
     def run(self, key: str, work: Callable[[], None]) -> None:
         with self._lock:
-            if key in self._again:
-                self._again[key] = True
+            if key in self._next:
+                self._next[key] = work
                 return
-            self._again[key] = False
+            self._next[key] = None
         while True:
+            failed: Exception | None = None
             try:
                 work()
-            except BaseException:
-                with self._lock:
-                    del self._again[key]
-                raise
+            except Exception as exc:
+                failed = exc
             with self._lock:
-                if not self._again[key]:
-                    del self._again[key]
-                    return
-                self._again[key] = False
+                pending = self._next[key]
+                if pending is None:
+                    del self._next[key]
+                else:
+                    self._next[key] = None
+            if pending is None:
+                if failed is not None:
+                    raise failed
+                return
+            if failed is not None:
+                log.error("publishing %s failed; the one asked for since goes ahead: %s", key,
+                          type(failed).__name__, exc_info=failed)  # fmt: skip
+            work = pending
 
 
 def register(app: App, services: Services) -> None:

@@ -12,10 +12,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CompoundSelect, Select, case, insert, or_, select, union, update
+from sqlalchemy import case, insert, or_, select, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from storage.logcontext import REQUEST_ID
 from storage.models import AuditEntry, Base, OutboxMessage, Person, TeamEscalation, TeamQALead, Timer
@@ -166,19 +167,17 @@ def enqueue_homes(
     statements however many people: those with no Slack id, or with a re-publish already pending, are
     left out (coalesced: one pending Home per person covers every change until it goes out)."""
     teams = sorted(set(team_ids))
-    # One set of ids, not an OR of conditions: PostgreSQL reads the people table whole for the OR.
-    wanted: Select[Any] | CompoundSelect = select(Person.id).where(Person.id.in_(list(person_ids)))
+    wanted: ColumnElement[bool] = Person.id.in_(list(person_ids))
     if teams:
+        # One set of ids, not an OR of conditions: PostgreSQL reads the whole people table for an OR.
         contacts = select(TeamEscalation.person_id).where(TeamEscalation.team_id.in_(teams))
         qa_leads = select(TeamQALead.person_id).where(TeamQALead.team_id.in_(teams))
-        wanted = union(wanted, contacts, qa_leads)
+        wanted = Person.id.in_(union(select(Person.id).where(wanted), contacts, qa_leads))
     pending = select(OutboxMessage.person_id).where(
         OutboxMessage.kind == "home", OutboxMessage.status == "pending", OutboxMessage.person_id.is_not(None)
     )
     due = session.scalars(
-        select(Person.id).where(
-            Person.id.in_(wanted), Person.slack_id.is_not(None), Person.id.not_in(pending)
-        )
+        select(Person.id).where(wanted, Person.slack_id.is_not(None), Person.id.not_in(pending))
     )
     rows = [
         outbox_row(f"home:{person_id}:{uuid.uuid4().hex[:12]}", "home", now=now, person_id=person_id,

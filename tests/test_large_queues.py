@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from bot import measures_data
 from bot.org import apply_org, parse_org
@@ -22,7 +23,7 @@ from storage.models import Case, Team
 from storage.queries import person_by_slack_id
 from tests.conftest import Stack, sample_org
 from tests.payloads import evaluation
-from tests.test_core_loop import PRIYA
+from tests.test_core_loop import PRIYA, open_plan
 
 AGENTS = 20
 
@@ -57,6 +58,8 @@ def test_a_leaders_queue_loads_only_the_awaiting_cases_it_shows(stack: Stack) ->
 
 def test_the_organisations_figures_send_no_parameter_per_agent(stack: Stack) -> None:
     many_awaiting(stack)
+    stack.sweep()
+    assert stack.people.submit(PRIYA, open_plan(stack)) == (200, None)  # one case agreed in the period
     now = stack.clock.now()
     sent: list[int] = []
 
@@ -66,12 +69,12 @@ def test_the_organisations_figures_send_no_parameter_per_agent(stack: Stack) -> 
     event.listen(stack.db.read_engine, "before_cursor_execute", count)
     try:
         with stack.db.read() as s:
-            teams = list(s.scalars(Team.__table__.select().with_only_columns(Team.id)))
+            teams = list(s.scalars(select(Team.id)))
             period = measures_data.parse_period("last-4-weeks", now)
             figures = measures_data.compute(s, measures_data.Scope(team_ids=tuple(teams)), period, now)
     finally:
         event.remove(stack.db.read_engine, "before_cursor_execute", count)
-    assert figures.cases_opened >= AGENTS and figures.scores_landed >= AGENTS
+    assert figures.cases_opened >= AGENTS and figures.scores_landed >= AGENTS and figures.agreed == 1
     assert sent and max(sent) < AGENTS
 
 
@@ -98,10 +101,35 @@ def test_quick_opens_of_a_home_render_it_once_more_not_once_each(stack: Stack) -
     assert [c.args["user_id"] for c in stack.standin.calls_to("views.publish")] == [PRIYA, PRIYA]
 
 
+def fail() -> None:
+    raise RuntimeError("Slack said no")
+
+
 def test_one_at_a_time_lets_the_next_request_through_after_a_failure() -> None:
     runs = OneAtATime()
     with pytest.raises(RuntimeError):
-        runs.run("U1", lambda: (_ for _ in ()).throw(RuntimeError("Slack said no")))
+        runs.run("U1", fail)
     done: list[str] = []
     runs.run("U1", lambda: done.append("published"))
     assert done == ["published"]
+
+
+def test_a_request_made_while_a_publish_fails_is_still_carried_out() -> None:
+    runs = OneAtATime()
+    started, release = threading.Event(), threading.Event()
+    done: list[str] = []
+
+    def slow_failure() -> None:
+        started.set()
+        release.wait(5)
+        fail()
+
+    first = threading.Thread(target=runs.run, args=("U1", slow_failure))
+    first.start()
+    assert started.wait(5)
+    runs.run("U1", lambda: done.append("stale"))
+    runs.run("U1", lambda: done.append("latest"))  # returns at once: the running one will do it
+    assert done == []
+    release.set()
+    first.join(5)
+    assert done == ["latest"]

@@ -62,7 +62,7 @@ def own_summary(session: Session, person: Person | None, now: datetime) -> list[
         out += [month_figures(session, team, now) for team in roles.leads]
     if roles.agent_of is not None:
         out += agent_part(session, person, roles.agent_of, now)[1:]
-    if roles.oversees:  # every team's figures from one reading, as on the leadership Home
+    if roles.oversees:  # the teams read together, as on the leadership Home
         period = measures_data.parse_period("last-4-weeks", now)
         by_team = measures_data.compute_by_team(session, roles.oversees, period, now)
         out += [
