@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -20,6 +21,9 @@ from storage.models import Case, Evaluation, EvaluationItem, Person, Team, TeamA
 INCLUDE_NOW = timedelta(microseconds=1)
 LOOKBACK = timedelta(days=120)  # evaluations before a period that "before the conversation" may use
 TEAMS_AT_ONCE = 40  # one scan of the period's scores for all of them; a cap on the cases held
+# Teams' figures hold every case of up to TEAMS_AT_ONCE teams while they are computed. One computation
+# at a time per process keeps that to one copy when several leadership views are asked for at once.
+_ONE_COMPUTATION = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -206,19 +210,27 @@ def compute_by_team(
 ) -> dict[int, measures.Measures]:
     """Each team's figures (as `compute` per team), reading the facts for TEAMS_AT_ONCE teams at a
     time: a few statements for many teams, and at most that many teams' cases in memory."""
+    with _ONE_COMPUTATION:
+        out: dict[int, measures.Measures] = {}
+        for start in range(0, len(teams), TEAMS_AT_ONCE):
+            out |= _teams_together(session, teams[start : start + TEAMS_AT_ONCE], period, now)
+        return out
+
+
+def _teams_together(
+    session: Session, teams: list[Team], period: measures.Period, now: datetime
+) -> dict[int, measures.Measures]:
+    cases, scores, calendars = facts(session, Scope(team_ids=tuple(t.id for t in teams)), period, now)
+    members = session.execute(
+        select(TeamAgent.team_id, Person.email)
+        .join(Person, Person.id == TeamAgent.person_id)
+        .where(TeamAgent.team_id.in_([t.id for t in teams]))
+    ).all()
     out = {}
-    for start in range(0, len(teams), TEAMS_AT_ONCE):
-        part = teams[start : start + TEAMS_AT_ONCE]
-        cases, scores, calendars = facts(session, Scope(team_ids=tuple(t.id for t in part)), period, now)
-        members = session.execute(
-            select(TeamAgent.team_id, Person.email)
-            .join(Person, Person.id == TeamAgent.person_id)
-            .where(TeamAgent.team_id.in_([t.id for t in part]))
-        ).all()
-        for team in part:
-            own = [c for c in cases if c.team == team.name]
-            agents = {c.agent for c in own} | {email for team_id, email in members if team_id == team.id}
-            out[team.id] = measures.compute(
-                own, [f for f in scores if f.agent in agents], {team.name: calendars[team.name]}, period, now
-            )
+    for team in teams:
+        own = [c for c in cases if c.team == team.name]
+        agents = {c.agent for c in own} | {email for team_id, email in members if team_id == team.id}
+        out[team.id] = measures.compute(
+            own, [f for f in scores if f.agent in agents], {team.name: calendars[team.name]}, period, now
+        )
     return out

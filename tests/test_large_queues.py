@@ -133,3 +133,33 @@ def test_a_request_made_while_a_publish_fails_is_still_carried_out() -> None:
     release.set()
     first.join(5)
     assert done == ["latest"]
+
+
+def test_teams_figures_are_computed_one_at_a_time(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each computation holds many teams' cases: several asked for at once run one after another."""
+    stack.post_score(evaluation())
+    now = stack.clock.now()
+    period = measures_data.parse_period("last-4-weeks", now)
+    real_facts, running, most = measures_data.facts, [0], [0]
+
+    def counting_facts(*args: Any, **kwargs: Any) -> Any:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        time.sleep(0.2)
+        try:
+            return real_facts(*args, **kwargs)
+        finally:
+            running[0] -= 1
+
+    monkeypatch.setattr(measures_data, "facts", counting_facts)
+
+    def compute_all() -> None:
+        with stack.db.read() as s:
+            measures_data.compute_by_team(s, list(s.scalars(select(Team))), period, now)
+
+    threads = [threading.Thread(target=compute_all) for _ in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(10)
+    assert most[0] == 1
