@@ -129,8 +129,8 @@ def facts(
     windows = _window_starts(session, agreed)
     cases = [replace(c, landed_at=windows[c.id]) if c.id in windows else c for c in cases]
     # The agents whose scores count: those of the cases read, and (for teams) every member, named
-    # by a subquery, since an organisation's list would be a statement of 100,000 parameters. The
-    # subquery names the cases without the joins: PostgreSQL then plans it from the indexes.
+    # by a subquery, since an organisation's list would be a statement of 100,000 parameters. (The
+    # subquery leaves out the joins to people, which never filter a case.)
     case_agents = select(Case.agent_id).where(*touching)
     agents: Select[Any] | CompoundSelect = case_agents
     if scope.leader_id is None:
