@@ -616,13 +616,23 @@ def _validate(form: PlanForm, draft: PlanDraft) -> dict[str, str]:
     return errors
 
 
-def agree_plan(session: Session, case_id: int, actor: Person | None, form: PlanForm, now: datetime) -> Case:
-    """The team leader logs the conversation; the agent is sent the agreement."""
+def agree_plan(
+    session: Session,
+    case_id: int,
+    actor: Person | None,
+    form: PlanForm,
+    now: datetime,
+    *,
+    draft: PlanDraft | None = None,
+) -> Case:
+    """The team leader logs the conversation; the agent is sent the agreement. `draft`: the case's plan
+    draft, when already drawn in this transaction with the case locked."""
     case = load_case(session, case_id, lock=True)
     check_may_plan(actor, case)
     check_awaiting(case)
     assert actor is not None
-    draft = draft_plan(session, case, now)
+    if draft is None or draft.case_id != case.id:
+        draft = draft_plan(session, case, now)
     errors = _validate(form, draft)
     if errors:
         raise InvalidInput(errors)

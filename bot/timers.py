@@ -19,13 +19,9 @@ ACK_REMINDER_AFTER, ACK_OVERDUE_AFTER = 1, 2
 REVIEW_CHASE_AFTER, REVIEW_ESCALATE_AFTER = 2, 5
 
 
-def _set(session: Session, key: str, kind: str, case: Case, due: datetime) -> None:
-    """Write a pending timer, or move a still-pending one to its new time."""
-    _set_all(session, case, [(key, kind, due)])
-
-
 def _set_all(session: Session, case: Case, wanted: list[tuple[str, str, datetime]]) -> None:
-    """`_set` for several timers of a case: one read and at most one insert, however many."""
+    """Write these pending timers of a case, or move those still pending to their new times: one read and
+    at most one insert, however many."""
     existing = {
         t.dedupe_key: t
         for t in session.scalars(select(Timer).where(Timer.dedupe_key.in_([key for key, _, _ in wanted])))
@@ -100,40 +96,20 @@ def after_working_days(cal: WorkCalendar, at: datetime, n: int) -> datetime:
 
 def schedule_acknowledgement(session: Session, case: Case, cal: WorkCalendar) -> None:
     assert case.agreed_at is not None
-    _set(
-        session,
-        f"case:{case.id}:ack:remind",
-        "ack_reminder",
-        case,
-        after_working_days(cal, case.agreed_at, ACK_REMINDER_AFTER),
-    )
-    _set(
-        session,
-        f"case:{case.id}:ack:overdue",
-        "ack_overdue",
-        case,
-        after_working_days(cal, case.agreed_at, ACK_OVERDUE_AFTER),
+    key = f"case:{case.id}:ack"
+    remind = after_working_days(cal, case.agreed_at, ACK_REMINDER_AFTER)
+    overdue = after_working_days(cal, case.agreed_at, ACK_OVERDUE_AFTER)
+    _set_all(
+        session, case, [(f"{key}:remind", "ack_reminder", remind), (f"{key}:overdue", "ack_overdue", overdue)]
     )
 
 
 def schedule_review(session: Session, case: Case, cal: WorkCalendar) -> None:
     assert case.action_date is not None
-    review_day = (
-        case.action_date if cal.is_working_day(case.action_date) else cal.next_working_day(case.action_date)
-    )
-    review_at = cal.start_of_business(review_day)
-    _set(session, f"case:{case.id}:review:due", "review_due", case, review_at)
-    _set(
-        session,
-        f"case:{case.id}:review:chase",
-        "review_chase",
-        case,
-        cal.start_of_business(cal.add_working_days(review_day, REVIEW_CHASE_AFTER)),
-    )
-    _set(
-        session,
-        f"case:{case.id}:review:escalate",
-        "review_escalate",
-        case,
-        cal.start_of_business(cal.add_working_days(review_day, REVIEW_ESCALATE_AFTER)),
-    )
+    day = case.action_date if cal.is_working_day(case.action_date) else cal.next_working_day(case.action_date)
+    chase, escalate = (cal.add_working_days(day, n) for n in (REVIEW_CHASE_AFTER, REVIEW_ESCALATE_AFTER))
+    days = {"due": day, "chase": chase, "escalate": escalate}
+    wanted = [
+        (f"case:{case.id}:review:{n}", f"review_{n}", cal.start_of_business(d)) for n, d in days.items()
+    ]
+    _set_all(session, case, wanted)

@@ -29,15 +29,17 @@ from storage.models import Case
 
 def submitted_plan(
     session: Session, case_id: int, values: dict[str, Any], now: datetime
-) -> coaching.PlanForm:
+) -> tuple[coaching.PlanForm, coaching.PlanDraft]:
     """The plan as submitted: the option value turned back into its criterion, and inputs Slack
-    returns as null (untouched since views.update) filled from the draft for the chosen behaviour."""
-    case = coaching.load_case(session, case_id)
+    returns as null (untouched since views.update) filled from the draft for the chosen behaviour. With
+    it, the draft it is checked against, drawn once the case is locked."""
+    case = coaching.load_case(session, case_id, lock=True)
     draft = coaching.draft_plan(session, case, now)
     form = read_plan_form(values, draft.picks)
+    chosen = draft
     if form.behaviour_key and form.behaviour_key != draft.behaviour_key:
-        draft = coaching.draft_plan(session, case, now, behaviour_key=form.behaviour_key)
-    return untouched_from(form, draft)
+        chosen = coaching.draft_plan(session, case, now, behaviour_key=form.behaviour_key)
+    return untouched_from(form, chosen), draft
 
 
 def register(app: App, services: Services) -> None:
@@ -95,7 +97,7 @@ def register(app: App, services: Services) -> None:
         def record(case_id: int) -> None:
             now = services.clock.now()
             with services.db.unit_of_work() as session:
-                form = submitted_plan(session, case_id, values, now)
-                coaching.agree_plan(session, case_id, context["person"], form, now)
+                form, draft = submitted_plan(session, case_id, values, now)
+                coaching.agree_plan(session, case_id, context["person"], form, now, draft=draft)
 
         submit_case_modal(ack, view, "Plan not saved", record, errors_at=lambda e: plan_errors(e, values))

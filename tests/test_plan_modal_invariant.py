@@ -69,7 +69,7 @@ def test_a_submission_records_what_the_screen_shows(stack: Stack, steps: list[tu
         shown = stack.standin.shown_inputs(view["id"])
         values = screen.state_values(shown)
         with stack.db.unit_of_work() as session:
-            form = submitted_plan(session, case_id, values, stack.clock.now())
+            form, _ = submitted_plan(session, case_id, values, stack.clock.now())
         draft = by_key[chosen]
         assert form.behaviour_key == chosen
         assert form.example == typed.get("example", draft.example)
