@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
@@ -353,3 +356,23 @@ def test_new_history_ids_are_found_by_key_when_sqlite_does_not_count_up(tmp_path
         ).all()
     assert sorted(joined) == [(f"E{i}", f"k{i}") for i in range(1, 6)]
     db.dispose()
+
+
+def test_problems_written_to_a_pipe_stay_on_one_line(tmp_path: Path) -> None:
+    _, mapping = export(tmp_path)
+    data = write_csv(tmp_path / "scores.csv", rows("R1", "ana.ruiz@example.com", "last Tuesday"))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'pipe.db'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.app.cli", "import", str(data), "--map", str(mapping)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    problem = (
+        'scores.csv:2: column "Reviewed at": landed_at must be an ISO 8601 timestamp '
+        "such as 2026-11-23T14:02:00Z"
+    )
+    assert problem in done.stderr.splitlines()

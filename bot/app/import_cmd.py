@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from bot.app.config import ConfigError
+from bot.app.console import stderr_console
 from bot.importing.backfill import drop_repeats_within, import_records
 from bot.importing.mapping import Mapping, MappingError, parse_mapping, template
 from bot.importing.readers import CsvReader, Record, read_jsonl
@@ -52,7 +53,7 @@ def run_import(
     skip_invalid: bool = False,
     console: Console | None = None,
 ) -> int:
-    out = console or Console(stderr=True)
+    out = console or stderr_console()
     if not path.is_file():
         raise ConfigError(f"{path} is not a file")
     mapping: Mapping | None = None
