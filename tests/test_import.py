@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from bot.app import import_cmd
 from bot.app.cli import main
+from bot.app.config import ConfigError
 from bot.app.import_cmd import rejects_path, run_import
 from bot.importing.mapping import MappingError, parse_mapping, template
 from storage.db import Database
@@ -356,6 +357,72 @@ def test_new_history_ids_are_found_by_key_when_sqlite_does_not_count_up(tmp_path
         ).all()
     assert sorted(joined) == [(f"E{i}", f"k{i}") for i in range(1, 6)]
     db.dispose()
+
+
+@pytest.mark.parametrize("flags", [[], ["--skip-invalid"], ["--dry-run"], ["--dry-run", "--skip-invalid"]])
+def test_a_header_without_a_mapped_column_is_refused_whatever_the_flags(
+    flags: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    _, mapping = export(tmp_path)
+    data = tmp_path / "m.csv"
+    data.write_text("Review;Agent\nR1;ana.ruiz@example.com\n")
+    assert main(["import", str(data), "--map", str(mapping), *flags]) == 2
+    said = capsys.readouterr()
+    assert said.err.startswith('coachloop: m.csv:1: the header has no column "Reviewer" (evaluator.name), ')
+    assert '"Comment" (item.comment); it has: "Review", "Agent"; nothing was imported' in said.err
+    assert "--skip-invalid" not in said.out + said.err and "evaluation(s)" not in said.out
+    assert not rejects_path(data).exists()
+    db = Database(url)
+    assert counts(db) == (0, 0, 0, 0, 0)
+    db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "refusal"),
+    [
+        ("empty.csv", "", "empty.csv is empty"),
+        ("blank.csv", "\n\nR1;ana.ruiz@example.com\n", "blank.csv:1: the header is empty"),
+        ("empty.jsonl", "\n \n", "empty.jsonl is empty"),
+        ("rows.jsonl", "id,agent\nJ1,ana\n", "rows.jsonl is not JSON Lines: no line of it is JSON"),
+    ],
+)
+def test_an_empty_file_or_one_not_in_its_format_is_refused_as_a_whole(
+    name: str, text: str, refusal: str, stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, mapping = export(tmp_path)
+    data = tmp_path / name
+    data.write_text(text)
+    before = counts(stack.db)
+    for dry_run in (False, True):
+        with pytest.raises(ConfigError) as refused:
+            run_import(
+                stack.db,
+                data,
+                mapping,
+                stack.clock.now(),
+                dry_run=dry_run,
+                skip_invalid=True,
+                console=quiet(),
+            )
+        assert str(refused.value).startswith(refusal) and str(refused.value).endswith("nothing was imported")
+    assert capsys.readouterr().out == ""
+    assert not rejects_path(data).exists() and counts(stack.db) == before
+
+
+def test_the_skip_invalid_advice_is_given_only_when_some_evaluations_are_valid(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, mapping = export(tmp_path)
+    data = write_csv(tmp_path / "scores.csv", rows("R2", "tom.hale@example.com", "last Tuesday"))
+    assert run_import(stack.db, data, mapping, stack.clock.now(), console=quiet()) == 1
+    out = capsys.readouterr().out
+    assert "1 evaluation(s) in scores.csv have problems; nothing was imported" in out
+    assert "--skip-invalid" not in out
+    write_csv(data, [*rows("R1", "ana.ruiz@example.com", RECENT), *rows("R2", "tom.hale@example.com", "x")])
+    assert run_import(stack.db, data, mapping, stack.clock.now(), console=quiet()) == 1
+    assert "give --skip-invalid to import the 1 valid evaluation(s)" in capsys.readouterr().out
 
 
 def test_problems_written_to_a_pipe_stay_on_one_line(tmp_path: Path) -> None:
