@@ -443,3 +443,22 @@ def test_problems_written_to_a_pipe_stay_on_one_line(tmp_path: Path) -> None:
         "such as 2026-11-23T14:02:00Z"
     )
     assert problem in done.stderr.splitlines()
+
+
+@pytest.mark.parametrize(("found", "expected"), [(";", ","), ("\t", ","), (",", "|")])
+def test_a_header_split_by_another_delimiter_gets_a_hint(
+    found: str, expected: str, stack: Stack, tmp_path: Path
+) -> None:
+    mapping = tmp_path / "map.yml"
+    mapping.write_text(MAPPING.replace('delimiter: ";"', f"delimiter: {json.dumps(expected)}"))
+    data = tmp_path / "scores.csv"
+    with data.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, delimiter=found).writerows([HEADER, *rows("R1", "ana.ruiz@example.com", RECENT)])
+    with pytest.raises(ConfigError) as refused:
+        run_import(stack.db, data, mapping, stack.clock.now(), console=quiet())
+    shown = json.dumps(found)
+    assert f"it has: {json.dumps(found.join(HEADER))}" in str(refused.value)
+    assert (
+        f" (the header is one column holding {shown}, and the mapping's delimiter is {json.dumps(expected)}: "
+        f"for a file delimited by {shown}, put delimiter: {shown} in the mapping); nothing was imported"
+    ) in str(refused.value)

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.evaluation_input import EvaluationInput, PayloadErrors, parse_evaluation
-from bot.importing.mapping import BOOLEANS, EVALUATION_FIELDS, INTEGERS, ITEM_FIELDS, NUMBERS, Mapping
+from bot.importing.mapping import (
+    BOOLEANS,
+    DELIMITERS,
+    EVALUATION_FIELDS,
+    INTEGERS,
+    ITEM_FIELDS,
+    NUMBERS,
+    Mapping,
+)
 
 TRUE = {"true", "yes", "y", "1"}
 FALSE = {"false", "no", "n", "0"}
@@ -197,7 +205,7 @@ class CsvReader:
             if missing:
                 raise UnreadableFile(
                     f"{name}:1: the header has no column {', '.join(missing)}; "
-                    f"it has: {', '.join(_quoted(h) for h in self.header)}"
+                    f"it has: {', '.join(_quoted(h) for h in self.header)}{self._delimiter_hint()}"
                 )
             ev_cols = [(f, index[c]) for f in EVALUATION_FIELDS if (c := m.columns.get(f)) is not None]
             # A text cell is taken as it is: no converter to call (None).
@@ -259,6 +267,21 @@ class CsvReader:
             for record, item_lines, _, _ in groups.values():
                 _check(record, self._where(record, item_lines))
                 yield record
+
+    def _delimiter_hint(self) -> str:
+        """When the header is one column holding another delimiter than the mapping's, which one."""
+        if len(self.header) != 1:
+            return ""
+        cell = self.header[0]
+        found = [d for d in DELIMITERS if d != self.mapping.delimiter and d in cell]
+        if not found:
+            return ""
+        other = _quoted(max(found, key=cell.count))
+        return (
+            f" (the header is one column holding {other}, and the mapping's delimiter is "
+            f"{_quoted(self.mapping.delimiter)}: for a file delimited by {other}, put delimiter: {other} "
+            "in the mapping)"
+        )
 
     def _differs(
         self, record: Record, n: int, row: list[str], ev_cols: list[tuple[str, int]], ev_id: str
