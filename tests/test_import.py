@@ -445,6 +445,29 @@ def test_problems_written_to_a_pipe_stay_on_one_line(tmp_path: Path) -> None:
     assert problem in done.stderr.splitlines()
 
 
+def test_a_dry_run_of_a_file_with_problems_says_the_import_would_import_nothing(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, mapping = export(tmp_path)
+    bad = rows("R2", "tom.hale@example.com", "last Tuesday")
+    data = write_csv(tmp_path / "scores.csv", [*rows("R1", "ana.ruiz@example.com", RECENT), *bad])
+    nothing = "without --skip-invalid, the import itself imports nothing from a file with problems"
+    assert run_import(stack.db, data, mapping, stack.clock.now(), dry_run=True, console=quiet()) == 1
+    out = capsys.readouterr().out
+    assert "1 evaluation(s) would be read" in out and "1  with problems" in out and nothing in out
+    assert (
+        run_import(
+            stack.db, data, mapping, stack.clock.now(), dry_run=True, skip_invalid=True, console=quiet()
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "1  with problems" in out and nothing not in out
+    write_csv(data, rows("R1", "ana.ruiz@example.com", RECENT))
+    assert run_import(stack.db, data, mapping, stack.clock.now(), dry_run=True, console=quiet()) == 0
+    assert nothing not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(("found", "expected"), [(";", ","), ("\t", ","), (",", "|")])
 def test_a_header_split_by_another_delimiter_gets_a_hint(
     found: str, expected: str, stack: Stack, tmp_path: Path

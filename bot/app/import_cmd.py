@@ -136,6 +136,8 @@ def run_import(
         print(line)
     if bad:
         print(f"{len(bad):>8,}  with problems{' (see above)' if dry_run else ''}")
+        if dry_run and not skip_invalid:
+            print("without --skip-invalid, the import itself imports nothing from a file with problems")
         if skip_invalid and not dry_run:
             written = _write_rejects(
                 path, bad, reader.header if reader else [], mapping.delimiter if mapping else ","
