@@ -425,6 +425,62 @@ def test_the_skip_invalid_advice_is_given_only_when_some_evaluations_are_valid(
     assert "give --skip-invalid to import the 1 valid evaluation(s)" in capsys.readouterr().out
 
 
+UPDATED_MAPPING = MAPPING.replace(
+    "  landed_at: Reviewed at\n", "  landed_at: Reviewed at\n  updated_at: Updated\n"
+)
+
+
+def write_versions(path: Path, versions: list[tuple[str, str, str, str, str]]) -> Path:
+    """(review, agent, landed at, total, updated at) for each evaluation."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, delimiter=";")
+        writer.writerow([*HEADER, "Updated"])
+        for review, agent, at, total, updated in versions:
+            writer.writerows([*row, updated] for row in rows(review, agent, at, total=total))
+    return path
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_version_not_newer_than_the_stored_one_is_reported_as_such_and_changes_nothing(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.org import import_org, parse_org
+
+    db = make_database(backend, tmp_path, request)
+    import_org(db, parse_org(sample_org()), None, MONDAY_AFTERNOON)
+    mapping = tmp_path / "map.yml"
+    mapping.write_text(UPDATED_MAPPING)
+    ana, tom, stored_at = "ana.ruiz@example.com", "tom.hale@example.com", "2026-11-20T10:00:00Z"
+    first = write_versions(
+        tmp_path / "first.csv", [("R1", ana, RECENT, "55", stored_at), ("R2", tom, OLD, "55", stored_at)]
+    )
+    assert run_import(db, first, mapping, MONDAY_AFTERNOON, console=quiet()) == 0
+    assert "1  new" in capsys.readouterr().out  # and R2 is history, stored in bulk
+    before = counts(db)
+
+    # An older version of the recent one, and one as old as the stored one (of the history), other totals.
+    stale = write_versions(
+        tmp_path / "stale.csv",
+        [("R1", ana, RECENT, "70", "2026-11-19T10:00:00Z"), ("R2", tom, OLD, "70", stored_at)],
+    )
+    for dry_run in (True, False):
+        assert run_import(db, stale, mapping, MONDAY_AFTERNOON, dry_run=dry_run, console=quiet()) == 0
+        out = capsys.readouterr().out
+        assert "2  older versions of evaluations already imported" in out and "corrections" not in out
+    assert counts(db) == before
+    with db.unit_of_work() as s:
+        stored = {e.external_id: (e.score, e.source_updated_at) for e in s.scalars(select(Evaluation))}
+    kept = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    assert stored == {"R1": (55, kept), "R2": (55, kept)}
+
+    newer = write_versions(tmp_path / "newer.csv", [("R2", tom, OLD, "70", "2026-11-21T10:00:00Z")])
+    assert run_import(db, newer, mapping, MONDAY_AFTERNOON, console=quiet()) == 0
+    assert "1  corrections of evaluations already imported" in capsys.readouterr().out
+    with db.unit_of_work() as s:
+        assert s.scalar(select(Evaluation.score).where(Evaluation.external_id == "R2")) == 70
+    db.dispose()
+
+
 def test_problems_written_to_a_pipe_stay_on_one_line(tmp_path: Path) -> None:
     _, mapping = export(tmp_path)
     data = write_csv(tmp_path / "scores.csv", rows("R1", "ana.ruiz@example.com", "last Tuesday"))
