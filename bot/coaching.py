@@ -145,11 +145,12 @@ def _apply(evaluation: Evaluation, data: EvaluationInput) -> None:
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
-def _is_stale(stored: Evaluation, data: EvaluationInput) -> bool:
-    """A version not newer than the stored one (by the platform's `updated_at`) changes nothing."""
-    if stored.source_updated_at is None:
+def is_stale(stored_updated_at: datetime | None, updated_at: datetime | None) -> bool:
+    """Whether a changed version of a stored evaluation is stale: not newer than the stored one (by the
+    platform's `updated_at`), or without one when the stored version had one. It changes nothing."""
+    if stored_updated_at is None:
         return False
-    return data.updated_at is None or data.updated_at <= stored.source_updated_at
+    return updated_at is None or updated_at <= stored_updated_at
 
 
 def intake(session: Session, data: EvaluationInput, now: datetime, actor: str) -> IntakeResult:
@@ -171,7 +172,7 @@ def intake(session: Session, data: EvaluationInput, now: datetime, actor: str) -
     if existing is not None:
         if existing.content_hash == data.content_hash:
             return IntakeResult(existing.id, existing.case_id, existing.intake_status, created=False)
-        if _is_stale(existing, data):
+        if is_stale(existing.source_updated_at, data.updated_at):
             return IntakeResult(existing.id, existing.case_id, "stale", created=False)
         return _revise(session, existing, data, now, actor)
 

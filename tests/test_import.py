@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
@@ -15,6 +18,7 @@ from sqlalchemy import func, select
 
 from bot.app import import_cmd
 from bot.app.cli import main
+from bot.app.config import ConfigError
 from bot.app.import_cmd import rejects_path, run_import
 from bot.importing.mapping import MappingError, parse_mapping, template
 from storage.db import Database
@@ -353,3 +357,187 @@ def test_new_history_ids_are_found_by_key_when_sqlite_does_not_count_up(tmp_path
         ).all()
     assert sorted(joined) == [(f"E{i}", f"k{i}") for i in range(1, 6)]
     db.dispose()
+
+
+@pytest.mark.parametrize("flags", [[], ["--skip-invalid"], ["--dry-run"], ["--dry-run", "--skip-invalid"]])
+def test_a_header_without_a_mapped_column_is_refused_whatever_the_flags(
+    flags: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    _, mapping = export(tmp_path)
+    data = tmp_path / "m.csv"
+    data.write_text("Review;Agent\nR1;ana.ruiz@example.com\n")
+    assert main(["import", str(data), "--map", str(mapping), *flags]) == 2
+    said = capsys.readouterr()
+    assert said.err.startswith('coachloop: m.csv:1: the header has no column "Reviewer" (evaluator.name), ')
+    assert '"Comment" (item.comment); it has: "Review", "Agent"; nothing was imported' in said.err
+    assert "--skip-invalid" not in said.out + said.err and "evaluation(s)" not in said.out
+    assert not rejects_path(data).exists()
+    db = Database(url)
+    assert counts(db) == (0, 0, 0, 0, 0)
+    db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "refusal"),
+    [
+        ("empty.csv", "", "empty.csv is empty"),
+        ("blank.csv", "\n\nR1;ana.ruiz@example.com\n", "blank.csv:1: the header is empty"),
+        ("empty.jsonl", "\n \n", "empty.jsonl is empty"),
+        ("rows.jsonl", "id,agent\nJ1,ana\n", "rows.jsonl is not JSON Lines: no line of it is JSON"),
+    ],
+)
+def test_an_empty_file_or_one_not_in_its_format_is_refused_as_a_whole(
+    name: str, text: str, refusal: str, stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, mapping = export(tmp_path)
+    data = tmp_path / name
+    data.write_text(text)
+    before = counts(stack.db)
+    for dry_run in (False, True):
+        with pytest.raises(ConfigError) as refused:
+            run_import(
+                stack.db,
+                data,
+                mapping,
+                stack.clock.now(),
+                dry_run=dry_run,
+                skip_invalid=True,
+                console=quiet(),
+            )
+        assert str(refused.value).startswith(refusal) and str(refused.value).endswith("nothing was imported")
+    assert capsys.readouterr().out == ""
+    assert not rejects_path(data).exists() and counts(stack.db) == before
+
+
+def test_the_skip_invalid_advice_is_given_only_when_some_evaluations_are_valid(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, mapping = export(tmp_path)
+    data = write_csv(tmp_path / "scores.csv", rows("R2", "tom.hale@example.com", "last Tuesday"))
+    assert run_import(stack.db, data, mapping, stack.clock.now(), console=quiet()) == 1
+    out = capsys.readouterr().out
+    assert "1 evaluation(s) in scores.csv have problems; nothing was imported" in out
+    assert "--skip-invalid" not in out
+    write_csv(data, [*rows("R1", "ana.ruiz@example.com", RECENT), *rows("R2", "tom.hale@example.com", "x")])
+    assert run_import(stack.db, data, mapping, stack.clock.now(), console=quiet()) == 1
+    assert "give --skip-invalid to import the 1 valid evaluation(s)" in capsys.readouterr().out
+
+
+UPDATED_MAPPING = MAPPING.replace(
+    "  landed_at: Reviewed at\n", "  landed_at: Reviewed at\n  updated_at: Updated\n"
+)
+
+
+def write_versions(path: Path, versions: list[tuple[str, str, str, str, str]]) -> Path:
+    """(review, agent, landed at, total, updated at) for each evaluation."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, delimiter=";")
+        writer.writerow([*HEADER, "Updated"])
+        for review, agent, at, total, updated in versions:
+            writer.writerows([*row, updated] for row in rows(review, agent, at, total=total))
+    return path
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_version_not_newer_than_the_stored_one_is_reported_as_such_and_changes_nothing(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.org import import_org, parse_org
+
+    db = make_database(backend, tmp_path, request)
+    import_org(db, parse_org(sample_org()), None, MONDAY_AFTERNOON)
+    mapping = tmp_path / "map.yml"
+    mapping.write_text(UPDATED_MAPPING)
+    ana, tom, stored_at = "ana.ruiz@example.com", "tom.hale@example.com", "2026-11-20T10:00:00Z"
+    first = write_versions(
+        tmp_path / "first.csv", [("R1", ana, RECENT, "55", stored_at), ("R2", tom, OLD, "55", stored_at)]
+    )
+    assert run_import(db, first, mapping, MONDAY_AFTERNOON, console=quiet()) == 0
+    assert "1  new" in capsys.readouterr().out  # and R2 is history, stored in bulk
+    before = counts(db)
+
+    # An older version of the recent one, and one as old as the stored one (of the history), other totals.
+    stale = write_versions(
+        tmp_path / "stale.csv",
+        [("R1", ana, RECENT, "70", "2026-11-19T10:00:00Z"), ("R2", tom, OLD, "70", stored_at)],
+    )
+    for dry_run in (True, False):
+        assert run_import(db, stale, mapping, MONDAY_AFTERNOON, dry_run=dry_run, console=quiet()) == 0
+        out = capsys.readouterr().out
+        assert "2  older versions of evaluations already imported" in out and "corrections" not in out
+    assert counts(db) == before
+    with db.unit_of_work() as s:
+        stored = {e.external_id: (e.score, e.source_updated_at) for e in s.scalars(select(Evaluation))}
+    kept = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    assert stored == {"R1": (55, kept), "R2": (55, kept)}
+
+    newer = write_versions(tmp_path / "newer.csv", [("R2", tom, OLD, "70", "2026-11-21T10:00:00Z")])
+    assert run_import(db, newer, mapping, MONDAY_AFTERNOON, console=quiet()) == 0
+    assert "1  corrections of evaluations already imported" in capsys.readouterr().out
+    with db.unit_of_work() as s:
+        assert s.scalar(select(Evaluation.score).where(Evaluation.external_id == "R2")) == 70
+    db.dispose()
+
+
+def test_problems_written_to_a_pipe_stay_on_one_line(tmp_path: Path) -> None:
+    _, mapping = export(tmp_path)
+    data = write_csv(tmp_path / "scores.csv", rows("R1", "ana.ruiz@example.com", "last Tuesday"))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'pipe.db'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.app.cli", "import", str(data), "--map", str(mapping)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    problem = (
+        'scores.csv:2: column "Reviewed at": landed_at must be an ISO 8601 timestamp '
+        "such as 2026-11-23T14:02:00Z"
+    )
+    assert problem in done.stderr.splitlines()
+
+
+def test_a_dry_run_of_a_file_with_problems_says_the_import_would_import_nothing(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, mapping = export(tmp_path)
+    bad = rows("R2", "tom.hale@example.com", "last Tuesday")
+    data = write_csv(tmp_path / "scores.csv", [*rows("R1", "ana.ruiz@example.com", RECENT), *bad])
+    nothing = "without --skip-invalid, the import itself imports nothing from a file with problems"
+    assert run_import(stack.db, data, mapping, stack.clock.now(), dry_run=True, console=quiet()) == 1
+    out = capsys.readouterr().out
+    assert "1 evaluation(s) would be read" in out and "1  with problems" in out and nothing in out
+    assert (
+        run_import(
+            stack.db, data, mapping, stack.clock.now(), dry_run=True, skip_invalid=True, console=quiet()
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "1  with problems" in out and nothing not in out
+    write_csv(data, rows("R1", "ana.ruiz@example.com", RECENT))
+    assert run_import(stack.db, data, mapping, stack.clock.now(), dry_run=True, console=quiet()) == 0
+    assert nothing not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("found", "expected"), [(";", ","), ("\t", ","), (",", "|")])
+def test_a_header_split_by_another_delimiter_gets_a_hint(
+    found: str, expected: str, stack: Stack, tmp_path: Path
+) -> None:
+    mapping = tmp_path / "map.yml"
+    mapping.write_text(MAPPING.replace('delimiter: ";"', f"delimiter: {json.dumps(expected)}"))
+    data = tmp_path / "scores.csv"
+    with data.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, delimiter=found).writerows([HEADER, *rows("R1", "ana.ruiz@example.com", RECENT)])
+    with pytest.raises(ConfigError) as refused:
+        run_import(stack.db, data, mapping, stack.clock.now(), console=quiet())
+    shown = json.dumps(found)
+    assert f"it has: {json.dumps(found.join(HEADER))}" in str(refused.value)
+    assert (
+        f" (the header is one column holding {shown}, and the mapping's delimiter is {json.dumps(expected)}: "
+        f"for a file delimited by {shown}, put delimiter: {shown} in the mapping); nothing was imported"
+    ) in str(refused.value)

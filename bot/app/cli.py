@@ -173,6 +173,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from bot import report
+    from bot.app.console import stderr_console
     from bot.measures_data import parse_period
     from storage.db import Database
 
@@ -188,7 +189,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(str(exc)) from None
     db = Database(_database())
     db.require_current_schema()
-    err = Console(stderr=True)
+    err = stderr_console()
     with db.unit_of_work() as session, Progress(console=err, transient=True) as progress:
         task = progress.add_task("measuring", total=None)
         try:

@@ -14,9 +14,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from bot.app.config import ConfigError
+from bot.app.console import stderr_console
 from bot.importing.backfill import drop_repeats_within, import_records
 from bot.importing.mapping import Mapping, MappingError, parse_mapping, template
-from bot.importing.readers import CsvReader, Record, read_jsonl
+from bot.importing.readers import CsvReader, Record, UnreadableFile, read_jsonl
 from storage.db import Database
 
 LONG_FILE = 1_000_000  # bytes: above this, a progress bar shows
@@ -52,7 +53,7 @@ def run_import(
     skip_invalid: bool = False,
     console: Console | None = None,
 ) -> int:
-    out = console or Console(stderr=True)
+    out = console or stderr_console()
     if not path.is_file():
         raise ConfigError(f"{path} is not a file")
     mapping: Mapping | None = None
@@ -98,6 +99,8 @@ def run_import(
             ) from None
         except csv.Error as exc:
             raise ConfigError(f"{path.name} cannot be read as CSV ({exc}); nothing was imported") from None
+        except UnreadableFile as exc:
+            raise ConfigError(f"{exc}; nothing was imported") from None
         bar.update(reading, completed=size)
         records, repeats_in_file = drop_repeats_within(records, path.name)
         bad = [r for r in records if r.problems]
@@ -108,10 +111,13 @@ def run_import(
         if len(bad) > SHOWN_PROBLEMS:
             out.print(f"... and {len(bad) - SHOWN_PROBLEMS} more evaluation(s) with problems", markup=False)
         if bad and not skip_invalid and not dry_run:
-            print(
-                f"{len(bad)} evaluation(s) in {path.name} have problems; nothing was imported. Fix them, or "
-                "give --skip-invalid to import the valid ones and write the rejected rows beside the file."
+            advice = (
+                f"Fix them, or give --skip-invalid to import the {len(good):,} valid evaluation(s) and write "
+                "the rejected rows beside the file."
+                if good
+                else "Fix them and import the file again."
             )
+            print(f"{len(bad):,} evaluation(s) in {path.name} have problems; nothing was imported. {advice}")
             return 1
         storing = bar.add_task("checking" if dry_run else "importing", total=len(good))
         summary = import_records(
@@ -130,6 +136,8 @@ def run_import(
         print(line)
     if bad:
         print(f"{len(bad):>8,}  with problems{' (see above)' if dry_run else ''}")
+        if dry_run and not skip_invalid:
+            print("without --skip-invalid, the import itself imports nothing from a file with problems")
         if skip_invalid and not dry_run:
             written = _write_rejects(
                 path, bad, reader.header if reader else [], mapping.delimiter if mapping else ","

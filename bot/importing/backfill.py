@@ -29,7 +29,8 @@ from storage.bulk import insert_items, item_rows
 from storage.models import Base, Evaluation, Person, Team, TeamAgent
 from storage.outbox import audit
 
-NEW, HISTORY, REPEAT, CORRECTION, UNKNOWN_AGENT = "new", "history", "repeat", "correction", "unknown agent"
+NEW, HISTORY, REPEAT, CORRECTION, STALE = "new", "history", "repeat", "correction", "stale"
+UNKNOWN_AGENT = "unknown agent"
 HISTORY_STATUS = "history"
 CLEARLY_PAST = timedelta(days=120)  # no window (at most 30 working days) reaches this far
 CHUNK = 5000
@@ -40,6 +41,7 @@ WORDS = {
     HISTORY: "history (window already passed): stored for the measures, no case opened",
     REPEAT: "already imported, unchanged",
     CORRECTION: "corrections of evaluations already imported",
+    STALE: "older versions of evaluations already imported (updated_at not newer): the stored ones are kept",
     UNKNOWN_AGENT: "for agents the org file does not name (kept; a case opens when the org file names them)",
 }
 
@@ -60,7 +62,7 @@ class ImportSummary:
 
 
 class Planner:
-    """Sorts evaluations into NEW, HISTORY, REPEAT, CORRECTION and UNKNOWN_AGENT."""
+    """Sorts evaluations into NEW, HISTORY, REPEAT, CORRECTION, STALE and UNKNOWN_AGENT."""
 
     def __init__(self, session: Session, now: datetime) -> None:
         self.now = now
@@ -91,9 +93,11 @@ class Planner:
     def sort(self, session: Session, records: list[Record]) -> list[tuple[Record, str]]:
         """Each valid record with its kind."""
         valid = [r for r in records if r.data is not None and not r.problems]
+        conn = session.connection()
         existing = stored_by_key(
-            session.connection(), "content_hash", [r.data for r in valid if r.data is not None]
+            conn, "content_hash, source_updated_at", [r.data for r in valid if r.data is not None]
         )
+        stored_time = _stored_times(conn.dialect)
         out: list[tuple[Record, str]] = []
         agents, now = self.agents, self.now
         for record in valid:
@@ -102,7 +106,13 @@ class Planner:
             if existing:
                 stored = existing.get((data.source, data.external_id))
                 if stored is not None:
-                    out.append((record, REPEAT if stored == data.content_hash else CORRECTION))
+                    content_hash, updated_at = stored
+                    if content_hash == data.content_hash:
+                        out.append((record, REPEAT))
+                    elif coaching.is_stale(stored_time(updated_at), data.updated_at):
+                        out.append((record, STALE))
+                    else:
+                        out.append((record, CORRECTION))
                     continue
             agent = agents.get(data.agent_email)
             if agent is None:
@@ -114,8 +124,9 @@ class Planner:
         return out
 
 
-def stored_by_key(conn: Connection, column: str, batch: list[EvaluationInput]) -> dict[tuple[str, str], Any]:
-    """`column` of the stored evaluations among `batch`, by (source, external id)."""
+def stored_by_key(conn: Connection, columns: str, batch: list[EvaluationInput]) -> dict[tuple[str, str], Any]:
+    """`columns` of the stored evaluations among `batch`, by (source, external id): the value of one
+    column, or a tuple of the values of several ("a, b"), as the driver gives them."""
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     found: dict[tuple[str, str], Any] = {}
     by_source: dict[str, list[str]] = {}
@@ -125,12 +136,14 @@ def stored_by_key(conn: Connection, column: str, batch: list[EvaluationInput]) -
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
             sql = (
-                f"SELECT external_id, {column} FROM {EVALUATIONS.name} "
+                f"SELECT external_id, {columns} FROM {EVALUATIONS.name} "
                 f"WHERE source = {mark} AND external_id IN ({', '.join([mark] * len(part))})"
             )
-            found.update(
-                {(source, ext): value for ext, value in conn.exec_driver_sql(sql, (source, *part)).all()}
-            )
+            rows = conn.exec_driver_sql(sql, (source, *part)).all()
+            if "," in columns:
+                found.update({(source, row[0]): tuple(row[1:]) for row in rows})
+            else:
+                found.update({(source, ext): value for ext, value in rows})
     return found
 
 
@@ -163,7 +176,7 @@ def drop_repeats_within(records: list[Record], name: str) -> tuple[list[Record],
 HISTORY_COLUMNS = ("source", "external_id", "agent_email", "agent_id", "evaluator_email", "evaluator_name",
                    "scorecard_id", "scorecard_name", "score", "max_score", "landed_at", "contact_id",
                    "contact_channel", "contact_started_at", "contact_url", "raw", "content_hash", "revision",
-                   "intake_status", "received_at", "case_id")  # fmt: skip
+                   "intake_status", "received_at", "case_id", "source_updated_at")  # fmt: skip
 
 
 def _same(value: Any) -> Any:
@@ -185,6 +198,11 @@ def _sqlite_times(dialect: Any) -> Callable[[datetime], Any]:
     return formatted if all(formatted(t) == bind(t) for t in probes) else bind
 
 
+def _stored_times(dialect: Any) -> Callable[[Any], datetime | None]:
+    """How a time read by `stored_by_key` (as the driver gives it) becomes what the model reads."""
+    return EVALUATIONS.c.source_updated_at.type._cached_result_processor(dialect, None) or _same
+
+
 def _history_row(
     d: EvaluationInput, agent_id: int, received: Any, when: Callable[[datetime], Any]
 ) -> tuple[Any, ...]:
@@ -193,10 +211,11 @@ def _history_row(
     raw_text = d.raw_json
     digest = sha256(raw_text.encode()).hexdigest()
     started = None if d.contact_started_at is None else when(d.contact_started_at)
+    updated = None if d.updated_at is None else when(d.updated_at)
     return (d.source, d.external_id, d.agent_email, agent_id, d.evaluator_email, d.evaluator_name,
             d.scorecard_id, d.scorecard_name, d.score, d.max_score, when(d.landed_at), d.contact_id,
             d.contact_channel, started, d.contact_url, raw_text, digest, 1, HISTORY_STATUS, received,
-            None)  # fmt: skip
+            None, updated)  # fmt: skip
 
 
 def store_history(

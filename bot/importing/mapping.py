@@ -44,7 +44,7 @@ BOOLEANS = {"item.critical"}
 REQUIRED = ("id", "agent.email", "score", "max_score", "landed_at", "item.key", "item.name", "item.score",
             "item.max_score")  # fmt: skip
 COLUMN_ONLY = ("id", "agent.email", "item.key")
-DELIMITERS = {",", ";", "\t", "|"}
+DELIMITERS = (",", ";", "\t", "|")
 DEFAULT_SOURCE = "csv-import"
 
 

@@ -17,11 +17,24 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.evaluation_input import EvaluationInput, PayloadErrors, parse_evaluation
-from bot.importing.mapping import BOOLEANS, EVALUATION_FIELDS, INTEGERS, ITEM_FIELDS, NUMBERS, Mapping
+from bot.importing.mapping import (
+    BOOLEANS,
+    DELIMITERS,
+    EVALUATION_FIELDS,
+    INTEGERS,
+    ITEM_FIELDS,
+    NUMBERS,
+    Mapping,
+)
 
 TRUE = {"true", "yes", "y", "1"}
 FALSE = {"false", "no", "n", "0"}
 Progress = Callable[[int], None]  # bytes read so far
+
+
+class UnreadableFile(Exception):
+    """A problem with the file as a whole (it is empty, it is not in its format, its header lacks a
+    column the mapping names): none of its evaluations can be read."""
 
 
 @dataclass(slots=True)
@@ -70,6 +83,8 @@ def _check(record: Record, where: Callable[[str], str] | str) -> None:
 
 def read_jsonl(path: Path, progress: Progress | None = None) -> Iterator[Record]:
     name = path.name
+    first_problem: str | None = None
+    any_json = False
     with path.open(encoding="utf-8-sig", newline="") as fh:
         for n, text in enumerate(_counting(fh, progress), start=1):
             if not text.strip():
@@ -79,9 +94,15 @@ def read_jsonl(path: Path, progress: Progress | None = None) -> Iterator[Record]
                 record.payload = json.loads(record.rows[0])
             except json.JSONDecodeError as exc:
                 record.problems.append(f"{name}:{n}: column {exc.colno}: not JSON ({exc.msg})")
+                first_problem = first_problem or f"line {n}, column {exc.colno}: {exc.msg}"
             else:
+                any_json = True
                 _check(record, f"{name}:{n}: ")
             yield record
+    if not any_json:
+        if first_problem is None:
+            raise UnreadableFile(f"{name} is empty")
+        raise UnreadableFile(f"{name} is not JSON Lines: no line of it is JSON ({first_problem})")
 
 
 # -- CSV ---------------------------------------------------------------------------------------
@@ -130,6 +151,11 @@ def _cell(name: str, text: str) -> Any:
     return converter(name)(text.strip())
 
 
+def _quoted(text: str) -> str:
+    """A column name in double quotes, a tab or a quote in it escaped."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _split(dotted: str) -> tuple[str, str]:
     head, _, tail = dotted.partition(".")
     return head, tail
@@ -170,16 +196,17 @@ class CsvReader:
         with self.path.open("rb") as binary, io.TextIOWrapper(binary, encoding="utf-8-sig", newline="") as fh:
             rows = csv.reader(fh, delimiter=m.delimiter)
             self.header = next(rows, [])
+            if not "".join(self.header).strip():
+                if not self.header and next(rows, None) is None:
+                    raise UnreadableFile(f"{name} is empty")
+                raise UnreadableFile(f"{name}:1: the header is empty; the first line must name the columns")
             index = {h.strip(): i for i, h in enumerate(self.header)}
-            missing = [f'"{c}" ({f})' for f, c in m.columns.items() if c not in index]
+            missing = [f"{_quoted(c)} ({f})" for f, c in m.columns.items() if c not in index]
             if missing:
-                record = Record(line=1, lines=[1], rows=[])
-                record.problems.append(
+                raise UnreadableFile(
                     f"{name}:1: the header has no column {', '.join(missing)}; "
-                    f"it has: {', '.join(h for h in self.header)}"
+                    f"it has: {', '.join(_quoted(h) for h in self.header)}{self._delimiter_hint()}"
                 )
-                yield record
-                return
             ev_cols = [(f, index[c]) for f in EVALUATION_FIELDS if (c := m.columns.get(f)) is not None]
             # A text cell is taken as it is: no converter to call (None).
             ev_setters = [(*_split(f), i, _converting(f)) for f, i in ev_cols]
@@ -240,6 +267,21 @@ class CsvReader:
             for record, item_lines, _, _ in groups.values():
                 _check(record, self._where(record, item_lines))
                 yield record
+
+    def _delimiter_hint(self) -> str:
+        """When the header is one column holding another delimiter than the mapping's, which one."""
+        if len(self.header) != 1:
+            return ""
+        cell = self.header[0]
+        found = [d for d in DELIMITERS if d != self.mapping.delimiter and d in cell]
+        if not found:
+            return ""
+        other = _quoted(max(found, key=cell.count))
+        return (
+            f" (the header is one column holding {other}, and the mapping's delimiter is "
+            f"{_quoted(self.mapping.delimiter)}: for a file delimited by {other}, put delimiter: {other} "
+            "in the mapping)"
+        )
 
     def _differs(
         self, record: Record, n: int, row: list[str], ev_cols: list[tuple[str, int]], ev_id: str
