@@ -200,7 +200,8 @@ def _sqlite_times(dialect: Any) -> Callable[[datetime], Any]:
 
 def _stored_times(dialect: Any) -> Callable[[Any], datetime | None]:
     """How a time read by `stored_by_key` (as the driver gives it) becomes what the model reads."""
-    return EVALUATIONS.c.source_updated_at.type._cached_result_processor(dialect, None) or _same
+    column_type = EVALUATIONS.c.source_updated_at.type.dialect_impl(dialect)
+    return column_type.result_processor(dialect, None) or _same
 
 
 def _history_row(
