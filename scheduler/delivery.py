@@ -11,6 +11,7 @@ import http.client
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,6 +70,15 @@ class LeaseLost(Exception):
 
 class UnexpectedAnswer(Exception):
     """Slack answered ok, but without what the call returns (a channel id, a ts)."""
+
+
+class HeldBack(Exception):
+    """Slack rate-limited this call's method (or, for a post, its channel) a moment ago: the row waits
+    until `until` without calling Slack, as Slack asks of a caller it has limited."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"rate-limited until {until.isoformat()}")
+        self.until = until
 
 
 @dataclass
@@ -144,6 +154,18 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=base * random.uniform(0.8, 1.2))
 
 
+def retry_after(exc: SlackApiError) -> int | None:
+    """The seconds Slack asks to wait when it rate-limited the call (429 `ratelimited`), else None."""
+    if exc.response.status_code != 429 and exc.response.get("error") != "ratelimited":
+        return None
+    headers = exc.response.headers or {}
+    value = headers.get("Retry-After", headers.get("retry-after", 30))
+    try:
+        return max(1, int(value))
+    except (TypeError, ValueError):
+        return 30
+
+
 def _answer_text(answer: Any, *path: str) -> str:
     value = answer
     for name in path:
@@ -161,6 +183,8 @@ class OutboxSweep:
         self.db, self.slack, self.clock, self.batch = db, slack, clock, batch
         self.postgres = not db.is_sqlite
         self.owner = new_owner()
+        # Until when Slack asked this sweeper to leave a method alone (a post: its channel).
+        self._held: dict[str, datetime] = {}
 
     def run_once(self) -> SweepResult:
         result = SweepResult()
@@ -344,6 +368,11 @@ class OutboxSweep:
             log.warning("outbox row %s was taken over by another sweeper; leaving it to that one", row_id)
             result.skipped += 1
             return
+        except HeldBack as exc:
+            self._defer(row_id, exc.until, "ratelimited: held back until Slack's Retry-After has passed")
+            result.retried += 1
+            OUTBOX.labels("held").inc()
+            return
         except PermanentFailure as exc:
             self._fail(row_id, now, str(exc), result)
             return
@@ -378,41 +407,73 @@ class OutboxSweep:
             if not renew_lease(session, job.row_id, self.owner, self.clock.now()):
                 raise LeaseLost(job.row_id)
 
+    def _call(self, job: _Job, limit: str, call: Callable[[], Any]) -> Any:
+        """One Slack call for the row: held back while Slack's limit on `limit` (a method, or a post's
+        channel) is in force, else made after renewing the lease. A 429 puts the limit in force."""
+        until = self._held.get(limit)
+        if until is not None and until > self.clock.now():
+            raise HeldBack(until)
+        self._renew(job)
+        try:
+            return call()
+        except SlackApiError as exc:
+            wait = retry_after(exc)
+            if wait is not None:
+                now = self.clock.now()
+                self._held = {key: at for key, at in self._held.items() if at > now}
+                self._held[limit] = now + timedelta(seconds=wait)
+            raise
+
     def _send(self, job: _Job) -> _Outcome:
         """The Slack calls for one row, each preceded by a lease renewal; no transaction is open."""
+        slack = self.slack
         if job.home_view is not None:
             if not job.person_slack_id:
                 raise PermanentFailure("no_slack_id")
-            self._renew(job)
-            self.slack.views_publish(user_id=job.person_slack_id, view=job.home_view)
+            user, view = job.person_slack_id, job.home_view
+            self._call(job, "views.publish", lambda: slack.views_publish(user_id=user, view=view))
             return _Outcome("home", "", None)
         upload = hit_rate_chart(job.chart) if job.chart is not None else job.upload
         opened: str | None = None
         if job.channel is None:
             if not job.person_slack_id:
                 raise PermanentFailure("no_slack_id")
-            self._renew(job)
-            answer = self.slack.conversations_open(users=job.person_slack_id)
+            user = job.person_slack_id
+            answer = self._call(job, "conversations.open", lambda: slack.conversations_open(users=user))
             job.channel = opened = _answer_text(answer, "channel", "id")
+        channel = job.channel
         if job.check_history:
-            self._renew(job)
-            found = self._already_sent(job.channel, job.key, job.created_at)
+            found = self._call(
+                job, "conversations.history", lambda: self._already_sent(channel, job.key, job.created_at)
+            )
             if found:
                 return _Outcome(found["channel"], found["ts"], opened, recovered=True)
-        self._renew(job)
         if upload is not None:
-            uploaded = self.slack.files_upload_v2(
-                channel=job.channel, file=upload, filename=job.filename, title=job.text
+            uploaded = self._call(
+                job,
+                "files.getUploadURLExternal",
+                lambda: slack.files_upload_v2(
+                    channel=channel, file=upload, filename=job.filename, title=job.text
+                ),
             )
             file_info: dict[str, Any] = uploaded.get("file") or {}
-            return _Outcome(job.channel, str(file_info.get("id", "")), opened)
+            return _Outcome(channel, str(file_info.get("id", "")), opened)
         if job.update_ts:
-            self.slack.chat_update(
-                channel=job.channel, ts=job.update_ts, text=job.text, blocks=job.blocks, metadata=job.metadata
+            ts = job.update_ts
+            self._call(
+                job,
+                "chat.update",
+                lambda: slack.chat_update(
+                    channel=channel, ts=ts, text=job.text, blocks=job.blocks, metadata=job.metadata
+                ),
             )
-            return _Outcome(job.channel, job.update_ts, opened)
-        sent = self.slack.chat_postMessage(
-            channel=job.channel, text=job.text, blocks=job.blocks, metadata=job.metadata
+            return _Outcome(channel, ts, opened)
+        sent = self._call(
+            job,
+            f"chat.postMessage:{channel}",
+            lambda: slack.chat_postMessage(
+                channel=channel, text=job.text, blocks=job.blocks, metadata=job.metadata
+            ),
         )
         return _Outcome(_answer_text(sent, "channel"), _answer_text(sent, "ts"), opened)
 
@@ -447,17 +508,9 @@ class OutboxSweep:
     def _slack_error(self, row_id: int, now: datetime, exc: SlackApiError, result: SweepResult) -> None:
         code = str(exc.response.get("error") or "")
         status = exc.response.status_code
-        if status == 429 or code == "ratelimited":
-            wait = int(exc.response.headers.get("Retry-After", exc.response.headers.get("retry-after", 30)))
-            with self.db.unit_of_work() as session:
-                row = held_row(session, row_id, self.owner)
-                if row is None:
-                    return
-                # A rate-limited call was not carried out: it does not count as an attempt.
-                row.status, row.lease_until = "pending", None
-                row.attempts = max(0, row.attempts - 1)
-                row.due_at = now + timedelta(seconds=wait)
-                row.last_error = f"ratelimited: retry after {wait}s"
+        wait = retry_after(exc)
+        if wait is not None:
+            self._defer(row_id, now + timedelta(seconds=wait), f"ratelimited: retry after {wait}s")
             result.retried += 1
             OUTBOX.labels("ratelimited").inc()
         elif code in PERMANENT:
@@ -471,6 +524,16 @@ class OutboxSweep:
             self._retry_or_fail(row_id, now, code or f"http_{status}", result)
         else:
             self._fail(row_id, now, code or f"http_{status}", result)
+
+    def _defer(self, row_id: int, until: datetime, reason: str) -> None:
+        """Back to pending until `until`: a call Slack refused to carry out is not counted as an attempt."""
+        with self.db.unit_of_work() as session:
+            row = held_row(session, row_id, self.owner)
+            if row is None:
+                return
+            row.status, row.lease_until = "pending", None
+            row.attempts = max(0, row.attempts - 1)
+            row.due_at, row.last_error = until, reason
 
     def _retry_or_fail(self, row_id: int, now: datetime, error: str, result: SweepResult) -> None:
         with self.db.unit_of_work() as session:

@@ -7,19 +7,25 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from sqlalchemy import text
 
 from bot.app.services import slack_client
-from bot.standin.server import Fault
+from bot.clock import FixedClock
+from bot.standin.server import Fault, SlackStandIn
 from scheduler.delivery import MAX_ATTEMPTS, OutboxSweep
+from storage.db import Database
 from storage.models import OutboxMessage, Person
-from tests.conftest import Stack, build_stack, make_database
+from tests.conftest import Stack, build_stack, make_database, sample_org
 from tests.payloads import evaluation
-from tests.test_core_loop import PRIYA
+from tests.scenario import ANA, TOM
+from tests.test_core_loop import MARCUS, PRIYA
 
 
 def rows(stack: Stack) -> list[OutboxMessage]:
@@ -234,3 +240,81 @@ def test_an_update_waits_for_a_post_still_in_flight(stack: Stack) -> None:
     stack.sweep()
     assert [r.status for r in rows(stack)] == ["sent", "sent"]
     assert "90/100" in json.dumps(stack.message(PRIYA, "leader_dm")["blocks"])
+
+
+def test_a_channel_slack_rate_limits_is_left_alone_until_retry_after(
+    sqlite_db: Database, standin: SlackStandIn, clock: FixedClock
+) -> None:
+    """Slack posts about one message a second to a channel. Once it answers 429 for Priya's DM, the
+    sweep sends her nothing more until Retry-After has passed (as Slack asks), while Marcus's DM still
+    goes out; every message then arrives once."""
+    billing = sample_org().replace(
+        "      - {email: tom.hale@example.com, name: Tom Hale, slack_id: U0TOMHALE}\n",
+        "      - {email: tom.hale@example.com, name: Tom Hale, slack_id: U0TOMHALE}\n"
+        + "".join(f"      - {{email: agent{n}@example.com, name: Agent {n}}}\n" for n in range(3)),
+    )
+    stack = build_stack(sqlite_db, standin, clock, billing)
+    try:
+        limits = standin.rate_limits
+        assert limits is not None
+        # One post, then one every ten seconds: slow enough that real time alone frees none here.
+        limits.channel_burst, limits.channel_per_second = 1, 0.1
+        priya_agents = [ANA, TOM] + [f"agent{n}@example.com" for n in range(3)]
+        for n, agent in enumerate([*priya_agents, "lena.ito@example.com"]):
+            payload = evaluation(id=f"ev-{n}")
+            payload["agent"] = {"email": agent}
+            assert stack.post_score(payload)[0] == 202
+        priya = standin.dm_of(PRIYA)
+
+        def posts_to_priya(*, ok: bool) -> int:
+            return sum(c.args.get("channel") == priya for c in standin.calls_to("chat.postMessage", ok=ok))
+
+        stack.sweep()
+        assert posts_to_priya(ok=True) == 1 and posts_to_priya(ok=False) == 1  # then held back, not tried
+        assert len(stack.dm(MARCUS)) == 1
+        for _ in range(len(priya_agents)):
+            stack.clock.advance(timedelta(seconds=10))
+            stack.sweep()
+        assert posts_to_priya(ok=True) == len(priya_agents)
+        assert posts_to_priya(ok=False) <= len(priya_agents)  # at most one refusal each time
+        assert all(n == 1 for n in delivered_keys(stack).values())
+        assert all(r.status == "sent" for r in rows(stack))
+    finally:
+        stack.stop()
+
+
+def slack_client_for(standin: SlackStandIn) -> WebClient:
+    return WebClient(token=standin.token, base_url=standin.url)
+
+
+def calls_until_refused(call: Callable[[], object], most: int) -> tuple[int, SlackApiError]:
+    """How many calls Slack carried out before it refused one, and its refusal."""
+    for done in range(most):
+        try:
+            call()
+        except SlackApiError as exc:
+            return done, exc
+    raise AssertionError(f"{most} calls in a row were all carried out")
+
+
+def test_the_stand_in_holds_the_bot_to_slacks_documented_limits(
+    standin: SlackStandIn, clock: FixedClock
+) -> None:
+    """Tier 3 (conversations.open): 50 a minute; chat.postMessage: about one a second per channel after
+    a burst. Over a limit: 429 `ratelimited` with Retry-After, and nothing carried out."""
+    client = slack_client_for(standin)
+    standin.add_user("U0RATE", "rate@example.com", "Rate")
+    opened, refused = calls_until_refused(lambda: client.conversations_open(users="U0RATE"), 60)
+    assert 50 <= opened <= 52  # real time frees about one call in 1.2 s
+    assert refused.response.status_code == 429 and refused.response["error"] == "ratelimited"
+    assert int(refused.response.headers["Retry-After"]) >= 1
+    clock.advance(timedelta(seconds=2))
+    client.conversations_open(users="U0RATE")  # the minute's allowance comes back a little at a time
+    channel = standin.dm_of("U0RATE")
+    assert standin.rate_limits is not None
+    burst = standin.rate_limits.channel_burst
+    posted, limited = calls_until_refused(lambda: client.chat_postMessage(channel=channel, text="hi"), 30)
+    assert burst <= posted <= burst + 2 and limited.response.status_code == 429
+    assert len(standin.messages(channel)) == posted  # the refused one was not posted
+    clock.advance(timedelta(seconds=1))
+    client.chat_postMessage(channel=channel, text="a second later")

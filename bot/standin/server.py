@@ -2,6 +2,7 @@
 (the methods and their rules are in `methods`). It keeps the workspace (people, conversations with
 their messages and metadata, views), records every call, serves Socket Mode on request, and can be
 told to misbehave (429 with Retry-After, 500, slow answers, or a given error) for a share of calls.
+It holds the bot to Slack's rate limits (`rates`) unless told not to.
 Faults that carry the call out and then answer late or never (`slow_answers`, `lost_answers`) stand
 for a Slack that did the work while the caller heard nothing.
 """
@@ -24,6 +25,7 @@ from urllib.parse import parse_qs, urlparse
 from bot.standin import inputs as screen
 from bot.standin.limits import ApiError, check_blocks
 from bot.standin.methods import WebApiMethods
+from bot.standin.rates import RateLimits
 from bot.standin.scopes import METHOD_SCOPES, manifest_scopes
 from bot.standin.socket_mode import SocketModeEndpoint
 
@@ -67,6 +69,7 @@ class SlackStandIn(WebApiMethods):
         scopes: Iterable[str] | None = None,
         app_token: str | None = None,
         now: Callable[[], float] = time.time,
+        rate_limits: bool = True,
     ) -> None:
         self.token = token
         self.app_token = app_token
@@ -85,6 +88,11 @@ class SlackStandIn(WebApiMethods):
         self._lock = threading.RLock()
         self._seq = itertools.count(1)
         self.now = now  # message timestamps follow this clock (the app's clock, in tests)
+        # Slack's limits per method and per channel (bot/standin/rates.py) run on real time, moved on
+        # too by whatever a test moves its clock by.
+        started = now()
+        limits_clock = time.monotonic if now is time.time else lambda: time.monotonic() + now() - started
+        self.rate_limits = RateLimits(limits_clock) if rate_limits else None
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -366,6 +374,9 @@ class SlackStandIn(WebApiMethods):
             if handler is None:
                 raise ApiError("unknown_method", status=404)
             self._need_scope(*METHOD_SCOPES.get(method, ()))
+            wait = self.rate_limits.retry_after(method, args) if self.rate_limits is not None else None
+            if wait is not None:
+                raise ApiError("ratelimited", status=429, headers={"Retry-After": str(wait)})
             with self._lock:
                 body = handler(args)
         except ApiError as exc:
