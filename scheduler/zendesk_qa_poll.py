@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from bot import coaching
 from bot.app.services import Services
 from bot.evaluation_input import PayloadErrors, parse_evaluation
-from bot.metrics import CONNECTOR_LAG, POLL_FAILURES, POLLS, PULLED
+from bot.metrics import POLLS, PULLED
 from bot.zendesk_qa import SOURCE, CategoryScale, UnknownCategory, review_to_evaluation, scales_from
 from connectors.zendesk_qa import ExportApiError, ZendeskQAClient, ZendeskQAConnection
 from storage.models import Person, PollCursor
@@ -127,8 +127,6 @@ class ZendeskQAPoller:
             cursor.consecutive_failures = 0
             cursor.failing_since = None
             cursor.last_error = None
-        POLL_FAILURES.labels(SOURCE, workspace).set(0)
-        CONNECTOR_LAG.labels(SOURCE, workspace).set(max(0.0, (now - end).total_seconds()))
 
     def _failed(self, workspace: str, error: str, now: datetime) -> None:
         with self.services.db.unit_of_work() as session:
@@ -154,10 +152,6 @@ class ZendeskQAPoller:
                             "error": error[:300],
                         },
                     )
-            lag = (now - cursor.position).total_seconds() if cursor.position else None
-        POLL_FAILURES.labels(SOURCE, workspace).set(failures)
-        if lag is not None:
-            CONNECTOR_LAG.labels(SOURCE, workspace).set(lag)
         POLLS.labels(SOURCE, "failed").inc()
         log.warning("Zendesk QA workspace %s: poll %d failed: %s", workspace, failures, error)
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from bot.app.cli import main
@@ -44,8 +45,9 @@ from connectors.zendesk_qa import (
     ZendeskQAConnection,
 )
 from scheduler.zendesk_qa_poll import ALERT_AFTER, END_BEHIND_NOW, ZendeskQAPoller
+from storage.db import Database
 from storage.models import Evaluation, OutboxMessage, PollCursor
-from tests.conftest import Stack, sample_org
+from tests.conftest import Stack, build_stack, sample_org
 
 WS = "101"
 
@@ -380,6 +382,49 @@ def test_failures_keep_the_cursor_back_off_show_in_metrics_and_alert_the_admins_
         stack
     )
     assert f'coachloop_connector_lag_seconds{{connector="zendesk-qa",scope="{WS}"}}' in metrics_text(stack)
+
+
+def gauge(stack: Stack, name: str) -> float | None:
+    """The workspace's sample of a gauge in /metrics (None when it is not there)."""
+    wanted = {"connector": "zendesk-qa", "scope": WS}
+    for family in text_string_to_metric_families(metrics_text(stack)):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == wanted:
+                return sample.value
+    return None
+
+
+def test_lag_and_failures_are_read_from_the_cursor_at_scrape_by_every_replica(
+    stack: Stack, zqa: ZendeskQAStandIn
+) -> None:
+    """A poller that stopped shows a lag that grows, and a replica that never polled shows the
+    figures of the one that did."""
+    LAG, FAILURES = "coachloop_connector_lag_seconds", "coachloop_poll_consecutive_failures"
+    [report] = poller(stack, zqa).run_once()
+    assert report.error is None and report.window is not None
+    lag_at_poll = (stack.clock.now() - report.window[1]).total_seconds()
+    stack.clock.advance(timedelta(hours=3))
+    replica_db = Database(stack.db.url)
+    replica = build_stack(replica_db, stack.standin, stack.clock)
+    try:
+        for scraped in (replica, stack):  # the replica that never polled first
+            assert gauge(scraped, LAG) == pytest.approx(3 * 3600 + lag_at_poll)
+            assert gauge(scraped, FAILURES) == 0
+
+        zqa.fail_next(1)
+        [failed] = poller(stack, zqa, retries=0).run_once()
+        assert failed.error is not None
+        stack.clock.advance(timedelta(hours=1))
+        with replica_db.unit_of_work() as s:  # meanwhile another process polled, and failed twice more
+            cursor = s.scalar(select(PollCursor))
+            assert cursor is not None
+            cursor.consecutive_failures += 2
+        for scraped in (replica, stack):
+            assert gauge(scraped, LAG) == pytest.approx(4 * 3600 + lag_at_poll)
+            assert gauge(scraped, FAILURES) == 3
+    finally:
+        replica.stop()
+        replica_db.dispose()
 
 
 def test_a_slow_page_fails_the_poll_and_the_next_one_catches_up(stack: Stack, zqa: ZendeskQAStandIn) -> None:
