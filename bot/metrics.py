@@ -8,7 +8,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from storage.models import Case, OutboxMessage
+from storage.models import Case, OutboxMessage, PollCursor
 
 WEBHOOKS = Counter("coachloop_webhooks_total", "QA webhook requests by outcome", ["outcome"])
 OUTBOX = Counter("coachloop_outbox_total", "Outbox deliveries by result", ["result"])
@@ -25,10 +25,12 @@ ACK_SECONDS = Histogram(
 )
 CONNECTOR_LAG = Gauge(
     "coachloop_connector_lag_seconds",
-    "How far behind now a pulling connector's cursor is",
+    "How far behind now a pulling connector's cursor is (at scrape)",
     ["connector", "scope"],
 )
-POLL_FAILURES = Gauge("coachloop_poll_consecutive_failures", "Failed polls in a row", ["connector", "scope"])
+POLL_FAILURES = Gauge(
+    "coachloop_poll_consecutive_failures", "Failed polls in a row (at scrape)", ["connector", "scope"]
+)
 POLLS = Counter("coachloop_polls_total", "Polls by result", ["connector", "result"])
 PULLED = Counter(
     "coachloop_pulled_evaluations_total", "Pulled evaluations by outcome", ["connector", "outcome"]
@@ -58,3 +60,8 @@ def refresh_from_database(session: Session, now: datetime) -> None:
     OUTBOX_QUEUED.set(session.scalar(select(func.count()).where(queued)) or 0)
     oldest = session.scalar(select(func.min(OutboxMessage.due_at)).where(queued, OutboxMessage.due_at <= now))
     OUTBOX_LAG.set(max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
+    for cursor in session.scalars(select(PollCursor)):
+        POLL_FAILURES.labels(cursor.connector, cursor.scope).set(cursor.consecutive_failures)
+        if cursor.position is not None:  # a cursor that never read a window has no lag yet
+            lag = (now - cursor.position).total_seconds()
+            CONNECTOR_LAG.labels(cursor.connector, cursor.scope).set(max(0.0, lag))

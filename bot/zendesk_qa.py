@@ -2,8 +2,10 @@
 
 The Public Export API gives each review with its ratings, one per rating category; the
 workspace's scorecards give each category's scale, weight and description. A rating is
-decoded on its category's scale (see `CategoryScale`); a rating without a score is "not
-applicable" and left out. No HTTP here: the client lives in `connectors.zendesk_qa`.
+decoded on its category's scale (see `CategoryScale`); a rating without a score is read as "not
+applicable" and left out (the published document types `score` as a plain number and marks no
+rating not applicable: this is a reading, see the README). No HTTP here: the client lives in
+`connectors.zendesk_qa`.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ DOCUMENTED_LIMIT_PER_MINUTE = 1500
 DEFAULT_PER_MINUTE = 1200
 PAGE_SIZE = 100
 FIRST_PAGE = 0
+MAX_READS = 3  # readings of one window before a poll gives up on it changing under the pages
 
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 # google.rpc.Code values worth a retry: UNKNOWN, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, UNAVAILABLE
@@ -118,17 +119,35 @@ class ZendeskQAClient:
     def conversations(
         self, workspace: str, start: datetime, end: datetime, page_size: int = PAGE_SIZE
     ) -> Iterator[dict[str, Any]]:
-        """Every conversation with reviews in [start, end), page by page until `total` is reached."""
-        page, seen = FIRST_PAGE, 0
-        while True:
-            answer = self.reviews_page(workspace, start, end, page, page_size)
-            batch = list(answer.get("conversations") or [])
-            total = int((answer.get("pagination") or {}).get("total") or 0)
-            yield from batch
-            seen += len(batch)
-            if not batch or seen >= total:
-                return
-            page += 1
+        """Every conversation with reviews in [start, end), page by page until `total` is reached.
+
+        Pages are offsets into the window ordered by last update: a review edited while the pages
+        are read leaves its place, the ones after it shift up, and the next page would step over
+        one. Every page answers the window's `total`; when it differs from the first page's, the
+        window is read again from the first page (what was read already comes again, as repeats),
+        at most MAX_READS times, and then ExportApiError says the window would not hold still."""
+        totals: list[int] = []
+        for _ in range(MAX_READS):
+            page, seen, total = FIRST_PAGE, 0, None
+            while True:
+                answer = self.reviews_page(workspace, start, end, page, page_size)
+                batch = list(answer.get("conversations") or [])
+                now_total = int((answer.get("pagination") or {}).get("total") or 0)
+                if total is None:
+                    total = now_total
+                    totals.append(total)
+                elif now_total != total:
+                    totals.append(now_total)
+                    break  # the window changed under the pages: read it again
+                yield from batch
+                seen += len(batch)
+                if not batch or seen >= total:
+                    return
+                page += 1
+        raise ExportApiError(
+            f"the reviews of workspace {workspace} changed while they were read, {MAX_READS} times "
+            f"(pagination.total: {' -> '.join(map(str, totals))}); the next poll reads them again"
+        )
 
     # -- transport ---------------------------------------------------------------------------
 

@@ -1,12 +1,16 @@
 """The Zendesk QA poller: pull new and edited reviews into the same intake as the webhook.
 
 Each workspace has a cursor row. A poll claims it (a lease, so one process polls a workspace
-at a time), reads the window [position - overlap, now) page by page, hands each review to
-`coaching.intake` in its own transaction, and moves `position` to the window's end only when
-every page went through. Repeats inside the overlap are answered as repeats (source + id), so
-a restart or a second replica never skips or doubles a review. A failed poll keeps the cursor,
-waits longer each time (up to an hour), shows in /metrics, and after `ALERT_AFTER` failures
-in a row tells the org file's admins once.
+at a time), reads the window [position - overlap, now - END_BEHIND_NOW) page by page, hands each
+review to `coaching.intake` in its own transaction, and moves `position` to the window's end only
+when every page went through. The window ends a little before now so that a review created or
+edited while the pages are read (even stamped by a clock somewhat behind ours) falls after it: an
+edit during the poll can then only take a review out of the window, which changes the window's
+total, and the client reads the window again rather than step over the review behind it.
+Repeats inside the overlap are answered as repeats (source + id), so a restart or a second
+replica never skips or doubles a review. A failed poll keeps the cursor, waits longer each time
+(up to an hour), shows in /metrics, and after `ALERT_AFTER` failures in a row tells the org
+file's admins once.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from sqlalchemy.orm import Session
 from bot import coaching
 from bot.app.services import Services
 from bot.evaluation_input import PayloadErrors, parse_evaluation
-from bot.metrics import CONNECTOR_LAG, POLL_FAILURES, POLLS, PULLED
+from bot.metrics import POLLS, PULLED
 from bot.zendesk_qa import SOURCE, CategoryScale, UnknownCategory, review_to_evaluation, scales_from
 from connectors.zendesk_qa import ExportApiError, ZendeskQAClient, ZendeskQAConnection
 from storage.models import Person, PollCursor
@@ -33,6 +37,7 @@ from storage.outbox import enqueue
 
 log = logging.getLogger("coachloop.zendesk_qa")
 LEASE = timedelta(minutes=10)
+END_BEHIND_NOW = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(hours=1)
 ALERT_AFTER = 3
 
@@ -122,8 +127,6 @@ class ZendeskQAPoller:
             cursor.consecutive_failures = 0
             cursor.failing_since = None
             cursor.last_error = None
-        POLL_FAILURES.labels(SOURCE, workspace).set(0)
-        CONNECTOR_LAG.labels(SOURCE, workspace).set(max(0.0, (now - end).total_seconds()))
 
     def _failed(self, workspace: str, error: str, now: datetime) -> None:
         with self.services.db.unit_of_work() as session:
@@ -149,10 +152,6 @@ class ZendeskQAPoller:
                             "error": error[:300],
                         },
                     )
-            lag = (now - cursor.position).total_seconds() if cursor.position else None
-        POLL_FAILURES.labels(SOURCE, workspace).set(failures)
-        if lag is not None:
-            CONNECTOR_LAG.labels(SOURCE, workspace).set(lag)
         POLLS.labels(SOURCE, "failed").inc()
         log.warning("Zendesk QA workspace %s: poll %d failed: %s", workspace, failures, error)
 
@@ -164,9 +163,10 @@ class ZendeskQAPoller:
         start = self._claim(workspace, now, force)
         if start is None:
             return report
-        report.polled, report.window = True, (start, now)
+        end = now - END_BEHIND_NOW
+        report.polled, report.window = True, (start, end)
         try:
-            for conversation in self.client.conversations(workspace, start, now, self.connection.page_size):
+            for conversation in self.client.conversations(workspace, start, end, self.connection.page_size):
                 for review in conversation.get("reviews") or []:
                     self._take(workspace, conversation, review, report)
         except ExportApiError as exc:
@@ -177,7 +177,7 @@ class ZendeskQAPoller:
             report.error = f"{type(exc).__name__}: {exc}"
             self._failed(workspace, report.error, self.services.clock.now())
             raise
-        self._succeeded(workspace, now, self.services.clock.now())
+        self._succeeded(workspace, end, self.services.clock.now())
         POLLS.labels(SOURCE, "ok").inc()
         return report
 

@@ -11,13 +11,15 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from bot.app.cli import main
@@ -36,14 +38,16 @@ from bot.standin.zendesk_qa import (
 from bot.zendesk_qa import UnknownCategory, review_to_evaluation, scales_from
 from connectors.zendesk_qa import (
     DOCUMENTED_LIMIT_PER_MINUTE,
+    PAGE_SIZE,
     ExportApiError,
     Pacer,
     ZendeskQAClient,
     ZendeskQAConnection,
 )
-from scheduler.zendesk_qa_poll import ALERT_AFTER, ZendeskQAPoller
+from scheduler.zendesk_qa_poll import ALERT_AFTER, END_BEHIND_NOW, ZendeskQAPoller
+from storage.db import Database
 from storage.models import Evaluation, OutboxMessage, PollCursor
-from tests.conftest import Stack, sample_org
+from tests.conftest import Stack, build_stack, sample_org
 
 WS = "101"
 
@@ -209,13 +213,116 @@ def test_pages_are_read_to_the_total_and_the_cursor_overlaps_without_doubles(
     zqa.add_review(WS, *sample_review("8100", "ana.ruiz@example.com", later - timedelta(minutes=2)))
     [again] = poller(stack, zqa).run_once()
     window_start = zqa.requests_to("/reviews")[-1].query["fromDate"]
-    assert window_start == (now - timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert window_start == (now - END_BEHIND_NOW - timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     assert again.outcomes.get("revised") == 1 and again.outcomes.get("joined_case") == 1
     assert again.outcomes.get("repeat", 0) >= 1  # inside the overlap, answered as repeats
     assert len(stored(stack)) == 24
     with stack.db.unit_of_work() as s:
         cursor = s.scalar(select(PollCursor))
-        assert cursor is not None and cursor.position == later and cursor.consecutive_failures == 0
+        assert cursor is not None and cursor.position == later - END_BEHIND_NOW
+        assert cursor.consecutive_failures == 0
+
+
+class ChangedWhileRead(ZendeskQAClient):
+    """The client, with Zendesk QA changing while a poll reads: `change(page, answer)` runs after
+    each page of reviews is answered, before the next is asked for."""
+
+    def __init__(
+        self, zqa: ZendeskQAStandIn, change: Callable[[int, dict[str, Any]], None], **options: Any
+    ) -> None:
+        super().__init__(zqa.url, zqa.token, **({"backoff_base": 0.001, "timeout": 2.0} | options))
+        self.change = change
+
+    def reviews_page(
+        self, workspace: str, start: datetime, end: datetime, page: int, page_size: int = PAGE_SIZE
+    ) -> dict[str, Any]:
+        answer = super().reviews_page(workspace, start, end, page, page_size)
+        self.change(page, answer)
+        return answer
+
+
+def acknowledged(stack: Stack) -> dict[str, float]:
+    """Each stored review's rating of 9001 (acknowledging), by review id."""
+    with stack.db.unit_of_work() as s:
+        return {
+            e.external_id: next(i.score for i in e.items if i.key == "9001")
+            for e in s.scalars(select(Evaluation).where(Evaluation.source == "zendesk-qa"))
+        }
+
+
+@pytest.mark.parametrize(
+    "edited", [timedelta(seconds=30), timedelta(seconds=-5)], ids=["after-the-poll-began", "clock-behind"]
+)
+def test_a_review_edited_while_the_pages_are_read_skips_no_other(
+    stack: Stack, zqa: ZendeskQAStandIn, edited: timedelta
+) -> None:
+    """An edit moves a review to the end of the window's order (or past its end) while later pages
+    are read: the reviews after it shift up a place, and the page read next must not step over one
+    of them. Zendesk QA's clock may run a little behind ours, so an edit made during the poll may be
+    stamped a few seconds before it began."""
+    now = stack.clock.now()
+    for rid, age in (("9100", 40), ("9101", 30), ("9102", 20)):
+        zqa.add_review(WS, *sample_review(rid, "ana.ruiz@example.com", now - timedelta(minutes=age)))
+    edit = [
+        sample_review(
+            "9100",
+            "ana.ruiz@example.com",
+            now - timedelta(minutes=40),
+            updated=now + edited,
+            acknowledge=4,
+        )
+    ]
+
+    def change(page: int, _: dict[str, Any]) -> None:
+        if page == 0 and edit:
+            zqa.add_review(WS, *edit.pop())
+
+    p = ZendeskQAPoller(stack.services, connection(zqa, page_size=1), ChangedWhileRead(zqa, change))
+    [first] = p.run_once()
+    assert first.error is None
+    assert set(acknowledged(stack)) == {"9100", "9101", "9102"}
+    stack.clock.advance(timedelta(minutes=5))
+    [second] = p.run_once()
+    assert second.error is None and second.outcomes.get("revised") == 1
+    assert acknowledged(stack) == {"9100": 3, "9101": 1, "9102": 1}
+
+
+def test_a_window_that_will_not_hold_still_fails_the_poll_and_keeps_the_cursor(
+    stack: Stack, zqa: ZendeskQAStandIn
+) -> None:
+    """Reviews edited on every page: the poll gives up after a few readings, moves nothing, and
+    the next poll reads the window again."""
+    now = stack.clock.now()
+    ids = [f"92{i:02}" for i in range(12)]
+    for n, rid in enumerate(ids):
+        zqa.add_review(WS, *sample_review(rid, "ana.ruiz@example.com", now - timedelta(minutes=40 - n)))
+    edits = [
+        sample_review(
+            rid,
+            "ana.ruiz@example.com",
+            now - timedelta(minutes=40 - n),
+            updated=now + timedelta(seconds=n + 1),
+        )
+        for n, rid in enumerate(ids)
+    ]
+
+    def change(_: int, __: dict[str, Any]) -> None:
+        if edits:
+            zqa.add_review(WS, *edits.pop(0))
+
+    [report] = ZendeskQAPoller(
+        stack.services, connection(zqa, page_size=1), ChangedWhileRead(zqa, change)
+    ).run_once()
+    assert report.error and "changed while" in report.error
+    with stack.db.unit_of_work() as s:
+        cursor = s.scalar(select(PollCursor))
+        assert cursor is not None and cursor.position is None and cursor.consecutive_failures == 1
+        due = cursor.next_poll_at
+    assert edits, "the poll gave up before every review had moved"
+    edits.clear()
+    stack.clock.set(due)
+    [again] = poller(stack, zqa, page_size=1).run_once()
+    assert again.error is None and set(acknowledged(stack)) == set(ids)
 
 
 def test_a_workspace_is_polled_by_one_process_at_a_time(any_stack: Stack, zqa: ZendeskQAStandIn) -> None:
@@ -275,6 +382,49 @@ def test_failures_keep_the_cursor_back_off_show_in_metrics_and_alert_the_admins_
         stack
     )
     assert f'coachloop_connector_lag_seconds{{connector="zendesk-qa",scope="{WS}"}}' in metrics_text(stack)
+
+
+def gauge(stack: Stack, name: str) -> float | None:
+    """The workspace's sample of a gauge in /metrics (None when it is not there)."""
+    wanted = {"connector": "zendesk-qa", "scope": WS}
+    for family in text_string_to_metric_families(metrics_text(stack)):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == wanted:
+                return sample.value
+    return None
+
+
+def test_lag_and_failures_are_read_from_the_cursor_at_scrape_by_every_replica(
+    stack: Stack, zqa: ZendeskQAStandIn
+) -> None:
+    """A poller that stopped shows a lag that grows, and a replica that never polled shows the
+    figures of the one that did."""
+    LAG, FAILURES = "coachloop_connector_lag_seconds", "coachloop_poll_consecutive_failures"
+    [report] = poller(stack, zqa).run_once()
+    assert report.error is None and report.window is not None
+    lag_at_poll = (stack.clock.now() - report.window[1]).total_seconds()
+    stack.clock.advance(timedelta(hours=3))
+    replica_db = Database(stack.db.url)
+    replica = build_stack(replica_db, stack.standin, stack.clock)
+    try:
+        for scraped in (replica, stack):  # the replica that never polled first
+            assert gauge(scraped, LAG) == pytest.approx(3 * 3600 + lag_at_poll)
+            assert gauge(scraped, FAILURES) == 0
+
+        zqa.fail_next(1)
+        [failed] = poller(stack, zqa, retries=0).run_once()
+        assert failed.error is not None
+        stack.clock.advance(timedelta(hours=1))
+        with replica_db.unit_of_work() as s:  # meanwhile another process polled, and failed twice more
+            cursor = s.scalar(select(PollCursor))
+            assert cursor is not None
+            cursor.consecutive_failures += 2
+        for scraped in (replica, stack):
+            assert gauge(scraped, LAG) == pytest.approx(4 * 3600 + lag_at_poll)
+            assert gauge(scraped, FAILURES) == 3
+    finally:
+        replica.stop()
+        replica_db.dispose()
 
 
 def test_a_slow_page_fails_the_poll_and_the_next_one_catches_up(stack: Stack, zqa: ZendeskQAStandIn) -> None:
@@ -379,6 +529,8 @@ REVIEWS = st.lists(
             st.sampled_from(["ana.ruiz@example.com", "tom.hale@example.com"]),
         ),
         st.tuples(st.just("edit"), st.integers(0, 30), st.integers(1, 4)),
+        # an edit made while the next poll reads: of a review on the page just read (one a page)
+        st.tuples(st.just("edit while polled"), st.integers(0, 30), st.integers(1, 4)),
         st.tuples(st.just("poll"), st.booleans(), st.booleans()),
         st.tuples(st.just("fail"), st.integers(1, 3), st.just(0)),
         st.tuples(st.just("wait"), st.integers(1, 20), st.just(0)),
@@ -388,21 +540,45 @@ REVIEWS = st.lists(
 )
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=REVIEWS)
 def test_no_review_is_skipped_or_doubled_whatever_happens(
     stack: Stack, zqa: ZendeskQAStandIn, steps: list[tuple[str, int, object]]
 ) -> None:
-    """Random reviews, edits, polls by fresh or running pollers, API failures and waiting: after
-    every poll that went through, each review updated before it is stored once, as last edited."""
+    """Random reviews, edits (between polls and while a poll reads its pages), polls by fresh or
+    running pollers, API failures and waiting. After every poll that went through, each review
+    last updated before its window's end is stored once, as last edited; a poll that failed left
+    the cursor where it was."""
     ws = str(1000 + len(zqa.workspaces))  # a fresh workspace (and cursor) per example
     zqa.add_workspace(ws, "Random", [BILLING_SCORECARD])
-    conn = connection(zqa, workspaces=(ws,))
-    running = ZendeskQAPoller(
-        stack.services, conn, ZendeskQAClient(zqa.url, zqa.token, backoff_base=0.0, retries=0)
-    )
+    conn = connection(zqa, workspaces=(ws,), page_size=1)
     latest: dict[str, tuple[datetime, datetime, int, str]] = {}  # created, updated, rating, reviewee
-    for op, a, b in steps:
+    pending: list[tuple[int, int]] = []  # edits to make while the next poll reads: (a, rating)
+    stamps = [stack.clock.now() - timedelta(days=1)]
+
+    def edit(rid: str, rating: int) -> None:
+        """Zendesk QA stamps edits in the order they are made, never before now."""
+        created, _, _, email = latest[rid]
+        stamps.append(max(stack.clock.now(), stamps[-1] + timedelta(seconds=1)))
+        zqa.add_review(ws, *sample_review(rid, email, created, updated=stamps[-1], acknowledge=rating))
+        latest[rid] = (created, stamps[-1], rating, email)
+
+    def while_polled(_: int, answer: dict[str, Any]) -> None:
+        on_page = [r["id"] for c in answer.get("conversations") or [] for r in c["reviews"]]
+        if pending and on_page:
+            a, rating = pending.pop(0)
+            edit(on_page[a % len(on_page)], rating)
+
+    def client() -> ZendeskQAClient:
+        return ChangedWhileRead(zqa, while_polled, backoff_base=0.0, retries=0)
+
+    def position() -> datetime | None:
+        with stack.db.unit_of_work() as s:
+            return s.scalar(select(PollCursor.position).where(PollCursor.scope == ws))
+
+    running = ZendeskQAPoller(stack.services, conn, client())
+    opening: list[tuple[str, int, object]] = [("review", m, "ana.ruiz@example.com") for m in (12, 8, 4)]
+    for op, a, b in opening + steps:  # a few reviews are there before the first poll
         now = stack.clock.now()
         if op == "review":  # reviews show up in the export at most a few minutes after their update
             rid = f"{ws}-{len(latest)}"
@@ -410,36 +586,38 @@ def test_no_review_is_skipped_or_doubled_whatever_happens(
             zqa.add_review(ws, *sample_review(rid, str(b), at, acknowledge=2))
             latest[rid] = (at, at, 2, str(b))
         elif op == "edit" and latest:
-            rid = sorted(latest)[a % len(latest)]
-            created, _, _, email = latest[rid]
-            edited = sample_review(rid, email, created, updated=now, acknowledge=int(str(b)))
-            zqa.add_review(ws, *edited)
-            latest[rid] = (created, now, int(str(b)), email)
+            edit(sorted(latest)[a % len(latest)], int(str(b)))
+        elif op == "edit while polled" and latest:
+            pending.append((a, int(str(b))))
         elif op == "fail":
             zqa.fail_next(a)
         elif op == "wait":
             stack.clock.advance(timedelta(minutes=a))
         elif op == "poll":
             fresh, forced = a, b
-            poller = (
-                ZendeskQAPoller(
-                    stack.services, conn, ZendeskQAClient(zqa.url, zqa.token, backoff_base=0.0, retries=0)
-                )
-                if fresh
-                else running
-            )
+            poller = ZendeskQAPoller(stack.services, conn, client()) if fresh else running
+            before = position()
             [report] = poller.run_once(force=bool(forced))
-            if report.polled and report.error is None:
-                with stack.db.unit_of_work() as s:
-                    stored_ = {
-                        e.external_id: e
-                        for e in s.scalars(select(Evaluation).where(Evaluation.external_id.like(f"{ws}-%")))
-                    }
-                    for rid, (_, updated, ack, _) in latest.items():
-                        if updated < now:
-                            assert rid in stored_, f"review {rid} was skipped"
-                            item = next(i for i in stored_[rid].items if i.key == "9001")
-                            assert item.score == ack - 1, f"review {rid} is not as last edited"
+            while pending:  # edits the poll's pages did not reach are made after it
+                a, rating = pending.pop(0)
+                edit(sorted(latest)[a % len(latest)], rating)
+            if not report.polled:
+                continue
+            if report.error is not None:
+                assert position() == before, "a failed poll moved the cursor"
+                continue
+            assert report.window is not None
+            end = report.window[1]
+            assert position() == end
+            with stack.db.unit_of_work() as s:
+                rows = list(s.scalars(select(Evaluation).where(Evaluation.external_id.like(f"{ws}-%"))))
+                stored_ = {e.external_id: e for e in rows}
+                assert len(stored_) == len(rows), "a review was stored twice"
+                for rid, (_, updated, ack, _) in latest.items():
+                    if updated < end:
+                        assert rid in stored_, f"review {rid} was skipped"
+                        item = next(i for i in stored_[rid].items if i.key == "9001")
+                        assert item.score == ack - 1, f"review {rid} is not as last edited"
     zqa.failures.clear()
 
 

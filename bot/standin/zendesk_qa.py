@@ -250,7 +250,8 @@ def sample_review(
     score: float | None = 62.5,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(conversation, review) as the reviews export lists them, on BILLING_SCORECARD's scales;
-    a rating given as None is not applicable and carries no score."""
+    a rating given as None carries no score (the document marks no rating not applicable: a
+    rating without a score is how coachloop reads one)."""
 
     def rating(cid: str, name: str, value: int | None, **extra: Any) -> dict[str, Any]:
         out: dict[str, Any] = {"categoryId": cid, "categoryName": name, "weight": 1, "critical": False}
