@@ -4,8 +4,9 @@ Tier 4: 100+ a minute). `chat.postMessage` is special: about one message a secon
 short bursts, under a workspace-wide ceiling of several hundred a minute. Over a limit Slack carries
 nothing out and answers HTTP 429 `ratelimited` with `Retry-After` in seconds.
 
-The documentation gives the steady rates, not the size of the bursts it lets through: here a tier lets
-one minute's allowance through at once, and a channel `CHANNEL_BURST` messages.
+The documentation gives the steady rates, not the size of the bursts it lets through ("a small amount
+of burst behavior is tolerated" even at Tier 1): here a tier lets one minute's allowance through at
+once, and never fewer than `TIER_BURST` calls, and a channel `CHANNEL_BURST` messages.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 PER_MINUTE = {1: 1, 2: 20, 3: 50, 4: 100}
+TIER_BURST = 5
 TIERS = {
     "apps.connections.open": 1,
     "auth.test": 4,
@@ -92,4 +94,4 @@ class RateLimits:
             if tier is None:
                 return None
             allowance = PER_MINUTE[tier]
-            return self._bucket(method, allowance, allowance / 60, now).take(now)
+            return self._bucket(method, max(allowance, TIER_BURST), allowance / 60, now).take(now)
