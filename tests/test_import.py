@@ -134,14 +134,25 @@ def test_a_csv_export_imports_through_its_mapping(
     assert counts(stack.db) == before
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_history_is_stored_in_bulk_on_both_databases(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
-) -> None:
+ON_BOTH_DATABASES = pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+
+
+def database_with_org(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Database:
+    """A fresh database of that kind with the sample organisation imported."""
     from bot.org import import_org, parse_org
 
     db = make_database(backend, tmp_path, request)
     import_org(db, parse_org(sample_org()), None, MONDAY_AFTERNOON)
+    return db
+
+
+@ON_BOTH_DATABASES
+def test_history_is_stored_in_bulk_on_both_databases(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = database_with_org(backend, tmp_path, request)
     body = [
         row for i in range(30) for row in rows(f"H{i}", "tom.hale@example.com", OLD, ratings=(i % 4 + 1, 2))
     ]
@@ -440,14 +451,11 @@ def write_versions(path: Path, versions: list[tuple[str, str, str, str, str]]) -
     return path
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@ON_BOTH_DATABASES
 def test_a_version_not_newer_than_the_stored_one_is_reported_as_such_and_changes_nothing(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bot.org import import_org, parse_org
-
-    db = make_database(backend, tmp_path, request)
-    import_org(db, parse_org(sample_org()), None, MONDAY_AFTERNOON)
+    db = database_with_org(backend, tmp_path, request)
     mapping = tmp_path / "map.yml"
     mapping.write_text(UPDATED_MAPPING)
     ana, tom, stored_at = "ana.ruiz@example.com", "tom.hale@example.com", "2026-11-20T10:00:00Z"
