@@ -41,8 +41,30 @@ def keeps_ack(listener: Listener) -> Listener:
             if ack is None or ack.response is None:
                 raise
             log.error("%s failed after its ack: %s", listener.__name__, type(exc).__name__, exc_info=exc)
+            tell_it_did_not_go_through(kwargs.get("body"), kwargs.get("client"))
 
     return cast(Listener, run)
+
+
+AFTER_ACK_FAILURE = (
+    "Sorry, coachloop could not finish that just now. Check whether it happened, and if not, try "
+    "again in a minute; if it keeps happening, tell your coachloop admin."
+)
+
+
+def tell_it_did_not_go_through(body: Any, client: WebClient | None) -> None:
+    """An ephemeral note to the person whose click or command failed after its ack, where it came from
+    a conversation (a Home click has none: the Home shows what is true when next opened)."""
+    if not isinstance(body, dict) or client is None:
+        return
+    user = (body.get("user") or {}).get("id") or body.get("user_id")
+    channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
+    if not (isinstance(user, str) and isinstance(channel, str)):
+        return
+    try:
+        client.chat_postEphemeral(channel=channel, user=user, text=AFTER_ACK_FAILURE)
+    except Exception as exc:  # noqa: BLE001 - the failure is logged above; this note is a courtesy
+        log.warning("could not tell the person their action failed: %s", type(exc).__name__)
 
 
 def register(app: App, services: Services) -> None:

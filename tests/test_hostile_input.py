@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import secrets
+import time
 import urllib.parse
 from typing import Any
 
@@ -15,9 +16,11 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bot.app.demo import sign_webhook
+from bot.standin.server import Fault
 from storage.models import Base
 from tests.conftest import Stack
 from tests.payloads import evaluation
+from tests.test_core_loop import PRIYA
 
 FUZZ = settings(
     max_examples=60,
@@ -359,3 +362,19 @@ def test_a_listener_failing_after_its_ack_still_answers_slack_with_the_ack(stack
     )
     statuses = [stack.people.interact(lost_form)[0] for _ in range(60)]
     assert statuses == [200] * len(statuses)
+
+
+def test_a_click_that_fails_after_its_ack_tells_the_person(stack: Stack) -> None:
+    """The plan modal cannot open (Slack keeps failing views.open): the click was answered, so
+    Slack shows nothing; the leader gets a note in the conversation instead of silence."""
+    stack.post_score(evaluation())
+    stack.sweep()
+    stack.standin.add_fault(Fault("views.open", "server_error"))
+    channel = stack.standin.dm_of(PRIYA)
+    stack.people.click(PRIYA, channel, stack.message(PRIYA, "leader_dm"), "open_plan")
+    deadline = time.monotonic() + 10
+    while not (notes := stack.standin.calls_to("chat.postEphemeral")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [(n.args["channel"], n.args["user"]) for n in notes] == [(channel, PRIYA)]
+    assert "could not finish that" in str(notes[0].args["text"])
+    assert stack.standin.calls_to("views.open") == []  # no modal opened
