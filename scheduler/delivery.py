@@ -58,6 +58,9 @@ PERMANENT = {
 MAX_ATTEMPTS = 8  # with the backoff below, about an hour of Slack failing before an admin hears
 HISTORY_LOOKBACK = 100
 FRESH_LEASE = LEASE.total_seconds() / 3  # a lease younger than this outlasts the Slack call ahead
+# Slack allows views.publish about 100 times a minute (Tier 4), shared with the Homes people open
+# themselves: the outbox's re-publishes keep to 60, leaving the rest to them.
+HOME_PUBLISHES_PER_MINUTE = 60
 
 
 class PermanentFailure(Exception):
@@ -154,6 +157,25 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=base * random.uniform(0.8, 1.2))
 
 
+class Pace:
+    """At most `per_minute` a minute, a minute's worth at once: `wait` takes one and says None, or
+    says when the next one is free."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute, self.free = per_minute, float(per_minute)
+        self.at: datetime | None = None
+
+    def wait(self, now: datetime) -> datetime | None:
+        if self.at is not None:
+            elapsed = max(0.0, (now - self.at).total_seconds())
+            self.free = min(self.per_minute, self.free + elapsed * self.per_minute / 60)
+        self.at = now
+        if self.free >= 1:
+            self.free -= 1
+            return None
+        return now + timedelta(seconds=(1 - self.free) * 60 / self.per_minute)
+
+
 def retry_after(exc: SlackApiError) -> int | None:
     """The seconds Slack asks to wait when it rate-limited the call (429 `ratelimited`), else None."""
     if exc.response.status_code != 429 and exc.response.get("error") != "ratelimited":
@@ -185,6 +207,7 @@ class OutboxSweep:
         self.owner = new_owner()
         # Until when Slack asked this sweeper to leave a method alone (a post: its channel).
         self._held: dict[str, datetime] = {}
+        self._home_pace = Pace(HOME_PUBLISHES_PER_MINUTE)
 
     def run_once(self) -> SweepResult:
         result = SweepResult()
@@ -192,13 +215,20 @@ class OutboxSweep:
         with self.db.unit_of_work() as session:
             ids = claim_outbox(session, now, limit=self.batch, postgres=self.postgres, owner=self.owner)
             claimed = session.execute(
-                select(OutboxMessage.id, OutboxMessage.case_id, OutboxMessage.request_id)
+                select(OutboxMessage.id, OutboxMessage.case_id, OutboxMessage.request_id, OutboxMessage.kind)
                 .where(OutboxMessage.id.in_(ids))
                 .order_by(OutboxMessage.due_at, OutboxMessage.id)
             ).all()
-        for row_id, case_id, request_id in claimed:
+        for row_id, case_id, request_id, kind in claimed:
             # Log lines of this delivery carry the row, its case and the request that queued it.
             with logcontext.bound(outbox_id=row_id, case_id=case_id, request_id=request_id):
+                if kind == "home" and (until := self._home_pace.wait(self.clock.now())) is not None:
+                    # Not rendered: a Home re-publish waits for the pace, so a burst renders each once.
+                    reason = "paced: Home re-publishes keep under Slack's views.publish limit"
+                    self._defer(row_id, until, reason, attempted=False)
+                    result.retried += 1
+                    OUTBOX.labels("held").inc()
+                    continue
                 self._deliver(row_id, result)
         return result
 
@@ -525,14 +555,15 @@ class OutboxSweep:
         else:
             self._fail(row_id, now, code or f"http_{status}", result)
 
-    def _defer(self, row_id: int, until: datetime, reason: str) -> None:
-        """Back to pending until `until`: a call Slack refused to carry out is not counted as an attempt."""
+    def _defer(self, row_id: int, until: datetime, reason: str, *, attempted: bool = True) -> None:
+        """Back to pending until `until`. An attempt Slack refused to carry out is not counted."""
         with self.db.unit_of_work() as session:
             row = held_row(session, row_id, self.owner)
             if row is None:
                 return
             row.status, row.lease_until = "pending", None
-            row.attempts = max(0, row.attempts - 1)
+            if attempted:
+                row.attempts = max(0, row.attempts - 1)
             row.due_at, row.last_error = until, reason
 
     def _retry_or_fail(self, row_id: int, now: datetime, error: str, result: SweepResult) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -14,14 +15,15 @@ from pathlib import Path
 import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from bot.app.services import slack_client
 from bot.clock import FixedClock
 from bot.standin.server import Fault, SlackStandIn
-from scheduler.delivery import MAX_ATTEMPTS, OutboxSweep
+from scheduler.delivery import MAX_ATTEMPTS, OutboxSweep, Pace
 from storage.db import Database
 from storage.models import OutboxMessage, Person
+from storage.outbox import enqueue_homes
 from tests.conftest import Stack, build_stack, make_database, sample_org
 from tests.payloads import evaluation
 from tests.scenario import ANA, TOM
@@ -318,3 +320,38 @@ def test_the_stand_in_holds_the_bot_to_slacks_documented_limits(
     assert len(standin.messages(channel)) == posted  # the refused one was not posted
     clock.advance(timedelta(seconds=1))
     client.chat_postMessage(channel=channel, text="a second later")
+
+
+def test_home_re_publishes_keep_to_a_pace_that_leaves_slacks_limit_to_people(stack: Stack) -> None:
+    """A burst of Home re-publishes goes out at the outbox's pace (each rendered once, when its
+    turn comes), none refused by Slack; meanwhile a person opening their Home is answered at once."""
+    stack.sweep()  # what the org import queued
+    stack.sweeps.outbox._home_pace = Pace(2)  # two a minute, so five take a while
+    with stack.db.unit_of_work() as session:
+        people = list(session.scalars(select(Person.id).where(Person.slack_id.is_not(None)).limit(5)))
+        enqueue_homes(session, people, stack.clock.now())
+    published = lambda: len(stack.standin.calls_to("views.publish"))  # noqa: E731
+    before = published()
+    stack.sweep()
+    assert published() == before + 2
+    assert stack.standin.calls_to("views.publish", ok=False) == []
+    waiting = [r for r in home_rows(stack) if r.status == "pending"]
+    assert len(waiting) == 3 and all(r.attempts == 0 and r.due_at > stack.clock.now() for r in waiting)
+    status, _ = stack.people.event({"type": "app_home_opened", "user": PRIYA, "tab": "home"})
+    assert status == 200 and wait_for(lambda: published() == before + 3)  # not paced
+    for _ in range(3):
+        stack.clock.advance(timedelta(seconds=30))
+        stack.sweep()
+    assert published() == before + 3 + 3 and all(r.status == "sent" for r in home_rows(stack))
+
+
+def home_rows(stack: Stack) -> list[OutboxMessage]:
+    with stack.db.unit_of_work() as s:
+        return list(s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "home")))
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
