@@ -121,24 +121,28 @@ class ZendeskQAClient:
     ) -> Iterator[dict[str, Any]]:
         """Every conversation with reviews in [start, end), page by page until `total` is reached.
 
-        Pages are offsets into the window ordered by last update: a review edited while the pages
-        are read leaves its place, the ones after it shift up, and the next page would step over
-        one. Every page answers the window's `total`; when it differs from the first page's, the
-        window is read again from the first page (what was read already comes again, as repeats),
-        at most MAX_READS times, and then ExportApiError says the window would not hold still."""
-        totals: list[int] = []
+        Pages are offsets into the window ordered by last update: a review edited or added while the
+        pages are read moves its conversation (out of the window, or to its end), the ones after it
+        shift up, and the next page would step over one. Every page answers the window's `total`,
+        and a conversation that moved to the end comes again on a later page: either way the window
+        is read again from the first page (what was read already comes again, as repeats), at most
+        MAX_READS times, and then ExportApiError says the window would not hold still."""
+        changes: list[str] = []
         for _ in range(MAX_READS):
             page, seen, total = FIRST_PAGE, 0, None
+            ids: set[str] = set()
             while True:
                 answer = self.reviews_page(workspace, start, end, page, page_size)
                 batch = list(answer.get("conversations") or [])
                 now_total = int((answer.get("pagination") or {}).get("total") or 0)
-                if total is None:
-                    total = now_total
-                    totals.append(total)
-                elif now_total != total:
-                    totals.append(now_total)
+                total = now_total if total is None else total
+                again = [c for c in batch if str(c.get("externalId")) in ids]
+                if now_total != total or again:
+                    changes.append(
+                        f"total {total} -> {now_total}" if now_total != total else "a conversation moved"
+                    )
                     break  # the window changed under the pages: read it again
+                ids.update(str(c.get("externalId")) for c in batch)
                 yield from batch
                 seen += len(batch)
                 if not batch or seen >= total:
@@ -146,7 +150,7 @@ class ZendeskQAClient:
                 page += 1
         raise ExportApiError(
             f"the reviews of workspace {workspace} changed while they were read, {MAX_READS} times "
-            f"(pagination.total: {' -> '.join(map(str, totals))}); the next poll reads them again"
+            f"({'; '.join(changes)}); the next poll reads them again"
         )
 
     # -- transport ---------------------------------------------------------------------------

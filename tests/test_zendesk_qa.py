@@ -287,6 +287,28 @@ def test_a_review_edited_while_the_pages_are_read_skips_no_other(
     assert acknowledged(stack) == {"9100": 3, "9101": 1, "9102": 1}
 
 
+def test_a_review_added_to_a_conversation_while_the_pages_are_read_skips_no_other(
+    stack: Stack, zqa: ZendeskQAStandIn
+) -> None:
+    """A second reviewer rates a conversation already read: it moves to the end of the window's
+    order while staying in it (its first review still is), so the total does not change; the
+    conversations after it shift up a place, and none of them may be stepped over."""
+    now = stack.clock.now()
+    for rid, age in (("9100", 40), ("9101", 30), ("9102", 20)):
+        zqa.add_review(WS, *sample_review(rid, "ana.ruiz@example.com", now - timedelta(minutes=age)))
+    conversation, review = sample_review("9199", "ana.ruiz@example.com", now - timedelta(minutes=10))
+    second = [({**conversation, "externalId": "T-9100"}, review)]
+
+    def change(page: int, _: dict[str, Any]) -> None:
+        if page == 0 and second:
+            zqa.add_review(WS, *second.pop())
+
+    p = ZendeskQAPoller(stack.services, connection(zqa, page_size=1), ChangedWhileRead(zqa, change))
+    [report] = p.run_once()
+    assert report.error is None
+    assert set(acknowledged(stack)) == {"9100", "9101", "9102", "9199"}
+
+
 def test_a_window_that_will_not_hold_still_fails_the_poll_and_keeps_the_cursor(
     stack: Stack, zqa: ZendeskQAStandIn
 ) -> None:
@@ -531,6 +553,7 @@ REVIEWS = st.lists(
         st.tuples(st.just("edit"), st.integers(0, 30), st.integers(1, 4)),
         # an edit made while the next poll reads: of a review on the page just read (one a page)
         st.tuples(st.just("edit while polled"), st.integers(0, 30), st.integers(1, 4)),
+        st.tuples(st.just("add while polled"), st.integers(0, 30), st.just(0)),
         st.tuples(st.just("poll"), st.booleans(), st.booleans()),
         st.tuples(st.just("fail"), st.integers(1, 3), st.just(0)),
         st.tuples(st.just("wait"), st.integers(1, 20), st.just(0)),
@@ -545,15 +568,17 @@ REVIEWS = st.lists(
 def test_no_review_is_skipped_or_doubled_whatever_happens(
     stack: Stack, zqa: ZendeskQAStandIn, steps: list[tuple[str, int, object]]
 ) -> None:
-    """Random reviews, edits (between polls and while a poll reads its pages), polls by fresh or
-    running pollers, API failures and waiting. After every poll that went through, each review
-    last updated before its window's end is stored once, as last edited; a poll that failed left
-    the cursor where it was."""
+    """Random reviews, edits (between polls and while a poll reads its pages), second reviews of a
+    conversation given while a poll reads, polls by fresh or running pollers, API failures and
+    waiting. After every poll that went through, each review last updated before its window's end
+    is stored once, as last edited; a poll that failed left the cursor where it was."""
     ws = str(1000 + len(zqa.workspaces))  # a fresh workspace (and cursor) per example
     zqa.add_workspace(ws, "Random", [BILLING_SCORECARD])
     conn = connection(zqa, workspaces=(ws,), page_size=1)
     latest: dict[str, tuple[datetime, datetime, int, str]] = {}  # created, updated, rating, reviewee
     pending: list[tuple[int, int]] = []  # edits to make while the next poll reads: (a, rating)
+    adds: list[int] = []  # second reviews to give conversations while the next poll reads
+    conversation_of: dict[str, str] = {}  # review id -> its conversation's externalId
     stamps = [stack.clock.now() - timedelta(days=1)]
 
     def edit(rid: str, rating: int) -> None:
@@ -563,11 +588,22 @@ def test_no_review_is_skipped_or_doubled_whatever_happens(
         zqa.add_review(ws, *sample_review(rid, email, created, updated=stamps[-1], acknowledge=rating))
         latest[rid] = (created, stamps[-1], rating, email)
 
+    def add_to(rid: str) -> None:
+        """Another reviewer rates the conversation of review `rid` (stamped now: after the window)."""
+        _, _, _, email = latest[rid]
+        stamps.append(max(stack.clock.now(), stamps[-1] + timedelta(seconds=1)))
+        new = f"{ws}-{len(latest)}"
+        conversation, review = sample_review(new, email, stamps[-1], acknowledge=2)
+        zqa.add_review(ws, {**conversation, "externalId": conversation_of[rid]}, review)
+        latest[new], conversation_of[new] = (stamps[-1], stamps[-1], 2, email), conversation_of[rid]
+
     def while_polled(_: int, answer: dict[str, Any]) -> None:
         on_page = [r["id"] for c in answer.get("conversations") or [] for r in c["reviews"]]
         if pending and on_page:
             a, rating = pending.pop(0)
             edit(on_page[a % len(on_page)], rating)
+        if adds and on_page:
+            add_to(on_page[adds.pop(0) % len(on_page)])
 
     def client() -> ZendeskQAClient:
         return ChangedWhileRead(zqa, while_polled, backoff_base=0.0, retries=0)
@@ -584,11 +620,13 @@ def test_no_review_is_skipped_or_doubled_whatever_happens(
             rid = f"{ws}-{len(latest)}"
             at = now - timedelta(minutes=a)
             zqa.add_review(ws, *sample_review(rid, str(b), at, acknowledge=2))
-            latest[rid] = (at, at, 2, str(b))
+            latest[rid], conversation_of[rid] = (at, at, 2, str(b)), f"T-{rid}"
         elif op == "edit" and latest:
             edit(sorted(latest)[a % len(latest)], int(str(b)))
         elif op == "edit while polled" and latest:
             pending.append((a, int(str(b))))
+        elif op == "add while polled" and latest:
+            adds.append(a)
         elif op == "fail":
             zqa.fail_next(a)
         elif op == "wait":
@@ -601,6 +639,8 @@ def test_no_review_is_skipped_or_doubled_whatever_happens(
             while pending:  # edits the poll's pages did not reach are made after it
                 a, rating = pending.pop(0)
                 edit(sorted(latest)[a % len(latest)], rating)
+            while adds:
+                add_to(sorted(latest)[adds.pop(0) % len(latest)])
             if not report.polled:
                 continue
             if report.error is not None:
