@@ -60,6 +60,8 @@ def refresh_from_database(session: Session, now: datetime) -> None:
     OUTBOX_QUEUED.set(session.scalar(select(func.count()).where(queued)) or 0)
     oldest = session.scalar(select(func.min(OutboxMessage.due_at)).where(queued, OutboxMessage.due_at <= now))
     OUTBOX_LAG.set(max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
+    CONNECTOR_LAG.clear()  # a cursor row deleted (a workspace no longer polled) leaves no figure behind
+    POLL_FAILURES.clear()
     for cursor in session.scalars(select(PollCursor)):
         POLL_FAILURES.labels(cursor.connector, cursor.scope).set(cursor.consecutive_failures)
         if cursor.position is not None:  # a cursor that never read a window has no lag yet

@@ -222,9 +222,10 @@ class OutboxSweep:
         for row_id, case_id, request_id, kind in claimed:
             # Log lines of this delivery carry the row, its case and the request that queued it.
             with logcontext.bound(outbox_id=row_id, case_id=case_id, request_id=request_id):
-                if kind == "home" and (until := self._home_pace.wait(self.clock.now())) is not None:
-                    # Not rendered: a Home re-publish waits for the pace, so a burst renders each once.
-                    reason = "paced: Home re-publishes keep under Slack's views.publish limit"
+                until = self._home_turn(self.clock.now()) if kind == "home" else None
+                if until is not None:
+                    # Not rendered: a Home re-publish waits for its turn, so a burst renders each once.
+                    reason = "held: Home re-publishes keep under Slack's views.publish limit"
                     self._defer(row_id, until, reason, attempted=False)
                     result.retried += 1
                     OUTBOX.labels("held").inc()
@@ -437,11 +438,20 @@ class OutboxSweep:
             if not renew_lease(session, job.row_id, self.owner, self.clock.now()):
                 raise LeaseLost(job.row_id)
 
+    def _held_until(self, limit: str, now: datetime) -> datetime | None:
+        """Until when a 429 asked this sweeper to leave `limit` alone, if that is still to come."""
+        until = self._held.get(limit)
+        return until if until is not None and until > now else None
+
+    def _home_turn(self, now: datetime) -> datetime | None:
+        """None when a Home may be re-published now (its place in the pace is taken), else when."""
+        return self._held_until("views.publish", now) or self._home_pace.wait(now)
+
     def _call(self, job: _Job, limit: str, call: Callable[[], Any]) -> Any:
         """One Slack call for the row: held back while Slack's limit on `limit` (a method, or a post's
         channel) is in force, else made after renewing the lease. A 429 puts the limit in force."""
-        until = self._held.get(limit)
-        if until is not None and until > self.clock.now():
+        until = self._held_until(limit, self.clock.now())
+        if until is not None:
             raise HeldBack(until)
         self._renew(job)
         try:

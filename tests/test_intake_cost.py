@@ -248,3 +248,23 @@ def test_sweeps_woken_by_new_messages_leave_the_calendar_work_to_the_scheduled_t
         sweeps.tick()
     assert runs == ["blocks"]
     assert stack.message("U0PRIYA", "leader_dm") is not None  # the outbox went on each time
+
+
+MOST_FOR_A_CONVERSATION = 28  # what logging a conversation (the plan modal submitted) may cost
+
+
+def test_logging_a_conversation_costs_the_same_statements_whatever_the_history(stack: Stack) -> None:
+    give_history(stack.db, TOM, 300)
+    costs = []
+    for email, ev_id in ((ANA, "a-plan"), (TOM, "t-plan")):
+        payload = evaluation(id=ev_id)
+        payload["agent"] = {"email": email}
+        status, body = stack.post_score(payload)
+        assert status == 202, body
+        stack.sweep()
+        dm = stack.message("U0PRIYA", f"case:{body['case_id']}:leader_dm")
+        view = stack.people.open_modal("U0PRIYA", stack.standin.dm_of("U0PRIYA"), dm, "open_plan")
+        with statements(stack.db) as seen:
+            assert stack.people.submit("U0PRIYA", view) == (200, None)
+        costs.append(len([s for s in seen if not s.startswith("BEGIN")]))
+    assert costs[0] == costs[1] <= MOST_FOR_A_CONVERSATION, costs

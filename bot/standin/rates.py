@@ -1,8 +1,9 @@
 """Slack's rate limits, as its documentation states them ("Rate limits"): each Web API method has a tier,
 counted per app and workspace, per minute, with bursts tolerated (Tier 1: 1+, Tier 2: 20+, Tier 3: 50+,
 Tier 4: 100+ a minute). `chat.postMessage` is special: about one message a second per channel, with
-short bursts, under a workspace-wide ceiling of several hundred a minute. Over a limit Slack carries
-nothing out and answers HTTP 429 `ratelimited` with `Retry-After` in seconds.
+short bursts ("generous burst behavior is also granted"), under a workspace-wide ceiling of several
+hundred a minute (the low end here). Over a limit Slack carries nothing out and answers HTTP 429
+`ratelimited` with `Retry-After` in seconds.
 
 The documentation gives the steady rates, not the size of the bursts it lets through ("a small amount
 of burst behavior is tolerated" even at Tier 1): here a tier lets one minute's allowance through at
@@ -38,7 +39,7 @@ TIERS = {
 POST = "chat.postMessage"
 CHANNEL_PER_SECOND = 1.0
 CHANNEL_BURST = 10
-POSTS_PER_MINUTE = 600  # the workspace-wide ceiling on chat.postMessage ("several hundred a minute")
+POSTS_PER_MINUTE = 300  # the workspace-wide ceiling on chat.postMessage ("several hundred a minute")
 
 
 @dataclass
@@ -51,7 +52,7 @@ class _Bucket:
     def take(self, now: float) -> int | None:
         """Take one call's token; None when there was one, else the seconds until there is."""
         self.tokens = min(self.capacity, self.tokens + max(0.0, now - self.at) * self.per_second)
-        self.at = now
+        self.at = max(self.at, now)  # a clock set back frees nothing twice
         if self.tokens >= 1:
             self.tokens -= 1
             return None
