@@ -4,14 +4,28 @@ from __future__ import annotations
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.channels import SlackChannel
 from bot.org import SlackUser
 
+PATIENCE = 60  # the 429s one call waits out before it gives up
+
+
+def patient(client: WebClient) -> WebClient:
+    """`client`, waiting out Slack's rate limits (`Retry-After`) instead of failing: for the org
+    import's lookups, made at start and from the command line, never in a listener."""
+    return WebClient(
+        token=client.token,
+        base_url=client.base_url,
+        timeout=client.timeout,
+        retry_handlers=[*client.retry_handlers, RateLimitErrorRetryHandler(max_retry_count=PATIENCE)],
+    )
+
 
 class SlackDirectory:
     def __init__(self, client: WebClient) -> None:
-        self.client = client
+        self.client = patient(client)
 
     def lookup(self, email: str) -> SlackUser | None:
         try:
@@ -28,7 +42,7 @@ class SlackChannels:
     """Channels the bot can see (conversations.list, channels:read / groups:read), all pages."""
 
     def __init__(self, client: WebClient) -> None:
-        self.client = client
+        self.client = patient(client)
 
     def channels(self) -> list[SlackChannel]:
         found: list[SlackChannel] = []

@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+from slack_sdk import WebClient
+
 from bot.org import apply_org, parse_org
-from bot.standin.server import Fault
+from bot.standin.server import Fault, SlackStandIn
+from handlers.directory import SlackDirectory
 from tests.conftest import Stack, sample_org
 from tests.payloads import evaluation
 from tests.test_core_loop import PRIYA, block, land, open_plan
@@ -90,3 +93,15 @@ def test_evaluator_text_cannot_ping_a_channel_or_break_the_markup(stack: Stack) 
     agreement = json.dumps(stack.message("U0ANA", "agent_agreement")["blocks"])
     assert "Said &lt;!channel&gt; &amp; promised a refund &lt;https://x.test|here&gt;." in agreement
     assert "<!channel>" not in agreement
+
+
+def test_the_org_import_waits_out_slacks_lookup_limit(standin: SlackStandIn) -> None:
+    """users.lookupByEmail is Tier 3 (about 50 a minute): an org of more people than that is
+    looked up at Slack's pace, every one of them found, rather than failing halfway."""
+    people = [(f"U0MANY{n:02}", f"many{n:02}@example.com", f"Many {n}") for n in range(55)]
+    for user in people:
+        standin.add_user(*user)
+    directory = SlackDirectory(WebClient(token=standin.token, base_url=standin.url))
+    found = [directory.lookup(email) for _, email, _ in people]
+    assert [f.slack_id if f else None for f in found] == [sid for sid, _, _ in people]
+    assert standin.calls_to("users.lookupByEmail", ok=False)  # Slack did say to wait

@@ -364,7 +364,10 @@ def demo_workspace(
     """The app on a new SQLite database (at `keep`, or a temporary file) with `org_file` (in bot.app)
     imported, `people` (Slack id, email, name, time zone) and #cx-leadership in the Slack stand-in."""
     token = "xoxb-demo-" + secrets.token_hex(8)
-    with tempfile.TemporaryDirectory() as tmp, SlackStandIn(token) as standin:
+    # A simulated clock moves Slack's time too (message times, and the rate limits: weeks simulated
+    # in a minute are weeks to Slack, not a minute's burst).
+    now = time.time if isinstance(clock, SystemClock) else lambda: clock.now().timestamp()
+    with tempfile.TemporaryDirectory() as tmp, SlackStandIn(token, now=now) as standin:
         for user in people:
             standin.add_user(*user)
         standin.add_channel("C0LEADERS", "cx-leadership", bot_member=True)
