@@ -471,15 +471,13 @@ def lookup_people(
 
 
 def import_org(db: Database, spec: OrgSpec, directory: Directory | None, now: datetime) -> ImportReport:
-    """Under the "org-import" lock, look people up in Slack with no transaction open, then write: so
-    replicas starting together import one after the other, and the later ones look up nobody the
-    first one found (Slack allows about 50 lookups a minute)."""
-    with db.exclusive("org-import"):
-        with db.unit_of_work() as session:
-            known = already_in_slack(session, spec)
-        found = lookup_people(spec, directory, known)
-        with db.unit_of_work() as session:
-            return apply_org(session, spec, found, now)
+    """Look people up in Slack with no transaction open, then write under the "org-import" lock, so
+    that replicas starting together import one after the other."""
+    with db.unit_of_work() as session:
+        known = already_in_slack(session, spec)
+    found = lookup_people(spec, directory, known)
+    with db.exclusive("org-import"), db.unit_of_work() as session:
+        return apply_org(session, spec, found, now)
 
 
 def apply_org(
