@@ -11,6 +11,7 @@ from datetime import timedelta
 from slack_sdk import WebClient
 
 from bot.org import apply_org, parse_org
+from bot.standin.client import wait_for
 from bot.standin.server import Fault, SlackStandIn
 from handlers.directory import SlackDirectory
 from tests.conftest import Stack, sample_org
@@ -79,7 +80,13 @@ def test_a_rate_limited_views_open_is_retried_inside_the_listener(stack: Stack) 
     stack.standin.add_fault(Fault("views.open", "ratelimited", times=1, retry_after=1))
     view = open_plan(stack)
     assert view["callback_id"] == "coaching_plan"
-    assert [c.ok for c in stack.standin.calls_to("views.open", ok=None)] == [False, True]
+
+    def both_on_record() -> list[bool] | None:
+        """The modal shows as soon as Slack opens it; the call is on record as its answer leaves."""
+        oks = [c.ok for c in stack.standin.calls_to("views.open", ok=None)]
+        return oks if len(oks) >= 2 else None
+
+    assert wait_for(both_on_record, what="the retried views.open on record") == [False, True]
 
 
 def test_evaluator_text_cannot_ping_a_channel_or_break_the_markup(stack: Stack) -> None:
