@@ -250,6 +250,23 @@ def acknowledged(stack: Stack) -> dict[str, float]:
         }
 
 
+def three_reviews_and_a_change(
+    stack: Stack, zqa: ZendeskQAStandIn, conversation: dict[str, Any], review: dict[str, Any]
+) -> ZendeskQAPoller:
+    """Reviews 9100, 9101 and 9102 (40, 30 and 20 minutes old, a conversation each), and a poller
+    reading one per page that files `review` under `conversation` once the first page is read."""
+    now = stack.clock.now()
+    for rid, age in (("9100", 40), ("9101", 30), ("9102", 20)):
+        zqa.add_review(WS, *sample_review(rid, "ana.ruiz@example.com", now - timedelta(minutes=age)))
+    change = [(conversation, review)]
+
+    def after_page(page: int, _: dict[str, Any]) -> None:
+        if page == 0 and change:
+            zqa.add_review(WS, *change.pop())
+
+    return ZendeskQAPoller(stack.services, connection(zqa, page_size=1), ChangedWhileRead(zqa, after_page))
+
+
 @pytest.mark.parametrize(
     "edited", [timedelta(seconds=30), timedelta(seconds=-5)], ids=["after-the-poll-began", "clock-behind"]
 )
@@ -261,23 +278,10 @@ def test_a_review_edited_while_the_pages_are_read_skips_no_other(
     of them. Zendesk QA's clock may run a little behind ours, so an edit made during the poll may be
     stamped a few seconds before it began."""
     now = stack.clock.now()
-    for rid, age in (("9100", 40), ("9101", 30), ("9102", 20)):
-        zqa.add_review(WS, *sample_review(rid, "ana.ruiz@example.com", now - timedelta(minutes=age)))
-    edit = [
-        sample_review(
-            "9100",
-            "ana.ruiz@example.com",
-            now - timedelta(minutes=40),
-            updated=now + edited,
-            acknowledge=4,
-        )
-    ]
-
-    def change(page: int, _: dict[str, Any]) -> None:
-        if page == 0 and edit:
-            zqa.add_review(WS, *edit.pop())
-
-    p = ZendeskQAPoller(stack.services, connection(zqa, page_size=1), ChangedWhileRead(zqa, change))
+    edit = sample_review(
+        "9100", "ana.ruiz@example.com", now - timedelta(minutes=40), updated=now + edited, acknowledge=4
+    )
+    p = three_reviews_and_a_change(stack, zqa, *edit)
     [first] = p.run_once()
     assert first.error is None
     assert set(acknowledged(stack)) == {"9100", "9101", "9102"}
@@ -293,17 +297,10 @@ def test_a_review_added_to_a_conversation_while_the_pages_are_read_skips_no_othe
     """A second reviewer rates a conversation already read: it moves to the end of the window's
     order while staying in it (its first review still is), so the total does not change; the
     conversations after it shift up a place, and none of them may be stepped over."""
-    now = stack.clock.now()
-    for rid, age in (("9100", 40), ("9101", 30), ("9102", 20)):
-        zqa.add_review(WS, *sample_review(rid, "ana.ruiz@example.com", now - timedelta(minutes=age)))
-    conversation, review = sample_review("9199", "ana.ruiz@example.com", now - timedelta(minutes=10))
-    second = [({**conversation, "externalId": "T-9100"}, review)]
-
-    def change(page: int, _: dict[str, Any]) -> None:
-        if page == 0 and second:
-            zqa.add_review(WS, *second.pop())
-
-    p = ZendeskQAPoller(stack.services, connection(zqa, page_size=1), ChangedWhileRead(zqa, change))
+    conversation, review = sample_review(
+        "9199", "ana.ruiz@example.com", stack.clock.now() - timedelta(minutes=10)
+    )
+    p = three_reviews_and_a_change(stack, zqa, {**conversation, "externalId": "T-9100"}, review)
     [report] = p.run_once()
     assert report.error is None
     assert set(acknowledged(stack)) == {"9100", "9101", "9102", "9199"}

@@ -95,7 +95,7 @@ class Planner:
         valid = [r for r in records if r.data is not None and not r.problems]
         conn = session.connection()
         existing = stored_by_key(
-            conn, "content_hash, source_updated_at", [r.data for r in valid if r.data is not None]
+            conn, ("content_hash", "source_updated_at"), [r.data for r in valid if r.data is not None]
         )
         stored_time = _stored_times(conn.dialect)
         out: list[tuple[Record, str]] = []
@@ -124,11 +124,13 @@ class Planner:
         return out
 
 
-def stored_by_key(conn: Connection, columns: str, batch: list[EvaluationInput]) -> dict[tuple[str, str], Any]:
-    """`columns` of the stored evaluations among `batch`, by (source, external id): the value of one
-    column, or a tuple of the values of several ("a, b"), as the driver gives them."""
+def stored_by_key(
+    conn: Connection, columns: tuple[str, ...], batch: list[EvaluationInput]
+) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """The values of `columns` of the stored evaluations among `batch` (as the driver gives them),
+    by (source, external id)."""
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    found: dict[tuple[str, str], Any] = {}
+    found: dict[tuple[str, str], tuple[Any, ...]] = {}
     by_source: dict[str, list[str]] = {}
     for d in batch:
         by_source.setdefault(d.source, []).append(d.external_id)
@@ -136,14 +138,11 @@ def stored_by_key(conn: Connection, columns: str, batch: list[EvaluationInput]) 
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
             sql = (
-                f"SELECT external_id, {columns} FROM {EVALUATIONS.name} "
+                f"SELECT external_id, {', '.join(columns)} FROM {EVALUATIONS.name} "
                 f"WHERE source = {mark} AND external_id IN ({', '.join([mark] * len(part))})"
             )
             rows = conn.exec_driver_sql(sql, (source, *part)).all()
-            if "," in columns:
-                found.update({(source, row[0]): tuple(row[1:]) for row in rows})
-            else:
-                found.update({(source, ext): value for ext, value in rows})
+            found.update({(source, row[0]): tuple(row[1:]) for row in rows})
     return found
 
 
@@ -258,7 +257,7 @@ def store_history(
     found_ids = [by_key.get((d.source, d.external_id)) for d in batch]
     if None in found_ids:
         missing = [d for d, ev_id in zip(batch, found_ids, strict=True) if ev_id is None]
-        by_key.update(stored_by_key(conn, "id", missing))
+        by_key.update({key: ev_id for key, (ev_id,) in stored_by_key(conn, ("id",), missing).items()})
         found_ids = [by_key[(d.source, d.external_id)] for d in batch]
     ids: list[int] = found_ids  # type: ignore[assignment]  # every one found by now
     rows_of_items = [row for ev_id, d in zip(ids, batch, strict=True) for row in item_rows(ev_id, d.items)]
