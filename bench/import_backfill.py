@@ -84,11 +84,13 @@ def write_jsonl(path: Path, n: int, now: datetime, rng: random.Random) -> None:
             fh.write(json.dumps(ev) + "\n")
 
 
-def timed_import(db: Database, data: Path, mapping: Path | None, now: datetime) -> tuple[float, float]:
+def timed_import(
+    db: Database, data: Path, mapping: Path | None, now: datetime, workers: int | None
+) -> tuple[float, float]:
     """(wall-clock seconds, CPU seconds of this process) for one import."""
     quiet = StringIO()
     start, cpu = time.perf_counter(), time.process_time()
-    code = run_import(db, data, mapping, now, console=Console(file=quiet))
+    code = run_import(db, data, mapping, now, console=Console(file=quiet), workers=workers)
     took, cpu = time.perf_counter() - start, time.process_time() - cpu
     if code != 0:
         sys.exit(f"import failed:\n{quiet.getvalue()}")
@@ -99,6 +101,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--evaluations", type=int, default=100_000)
     parser.add_argument("--jsonl", action="store_true", help="a JSONL file instead of the CSV export")
+    parser.add_argument("--workers", type=int, help="processes sharing the file (default: as the import decides)")
     args = parser.parse_args()
     n, rng, now = args.evaluations, random.Random(7), datetime.now(UTC)
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,7 +121,7 @@ def main() -> int:
         print(f"{data.name}: {n:,} evaluations, {size:.1f} MB, SQLite")
         print("(wall clock includes waiting for a busy machine; CPU is this process's own time)")
         for label in ("import", "re-import"):
-            took, cpu = timed_import(db, data, mapping, now)
+            took, cpu = timed_import(db, data, mapping, now, args.workers)
             print(
                 f"{label:<10} {took:6.2f} s wall {n / took:9,.0f} evaluations/s | "
                 f"{cpu:6.2f} s CPU {n / cpu:9,.0f} evaluations/s"

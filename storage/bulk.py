@@ -11,13 +11,29 @@ ITEM_COLUMNS = ("evaluation_id", "position", "key", "name", "category", "score",
                 "critical", "comment", "at_seconds", "good_looks_like")  # fmt: skip
 
 
-def item_rows(evaluation_id: int, items: Iterable[Any]) -> list[tuple[Any, ...]]:
-    """The `evaluation_items` rows of one evaluation, in ITEM_COLUMNS order, from its `ItemInput`s."""
+def item_values(items: Iterable[Any]) -> list[tuple[Any, ...]]:
+    """The `evaluation_items` rows of one evaluation without its id (ITEM_COLUMNS[1:]), from `ItemInput`s."""
     return [
-        (evaluation_id, position, it.key, it.name, it.category, it.score, it.max_score, it.weight,
-         it.critical, it.comment, it.at_seconds, it.good_looks_like)  # fmt: skip
+        (
+            position,
+            it.key,
+            it.name,
+            it.category,
+            it.score,
+            it.max_score,
+            it.weight,
+            it.critical,
+            it.comment,
+            it.at_seconds,
+            it.good_looks_like,
+        )  # fmt: skip
         for position, it in enumerate(items)
     ]
+
+
+def item_rows(evaluation_id: int, items: Iterable[Any]) -> list[tuple[Any, ...]]:
+    """The `evaluation_items` rows of one evaluation, in ITEM_COLUMNS order, from its `ItemInput`s."""
+    return [(evaluation_id, *values) for values in item_values(items)]
 
 
 def insert_items(conn: Connection, rows: list[tuple[Any, ...]]) -> None:

@@ -334,7 +334,7 @@ def test_new_history_ids_are_found_by_key_when_sqlite_does_not_count_up(tmp_path
     from sqlalchemy import text
 
     from bot.evaluation_input import parse_evaluation
-    from bot.importing.backfill import store_history
+    from bot.importing.backfill import history_rows, insert_history
 
     db = Database(f"sqlite:///{tmp_path / 'ids.db'}")
     db.create_schema()
@@ -359,7 +359,8 @@ def test_new_history_ids_are_found_by_key_when_sqlite_does_not_count_up(tmp_path
         for i in range(1, 6)
     ]  # fmt: skip
     with db.unit_of_work() as s:
-        store_history(s, batch, {"ana@example.com": agent_id}, now)
+        rows = history_rows(batch, {"ana@example.com": agent_id}, now, s.get_bind().dialect)
+        insert_history(s, batch, rows)
     with db.unit_of_work() as s:
         joined = s.execute(
             select(Evaluation.external_id, EvaluationItem.key).join(
@@ -549,3 +550,102 @@ def test_a_header_split_by_another_delimiter_gets_a_hint(
         f" (the header is one column holding {shown}, and the mapping's delimiter is {json.dumps(expected)}: "
         f"for a file delimited by {shown}, put delimiter: {shown} in the mapping); nothing was imported"
     ) in str(refused.value)
+
+
+def test_a_dry_run_longer_than_a_chunk_counts_each_evaluation_once(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.importing import backfill
+
+    monkeypatch.setattr(backfill, "CHUNK", 3)
+    _, mapping = export(tmp_path)
+    body = [row for i in range(7) for row in rows(f"H{i}", "tom.hale@example.com", OLD)]
+    data = write_csv(tmp_path / "history.csv", body)
+    assert run_import(stack.db, data, mapping, stack.clock.now(), dry_run=True, console=quiet()) == 0
+    out = capsys.readouterr().out
+    assert "7 evaluation(s) would be read" in out and "       7  history" in out
+    assert run_import(stack.db, data, mapping, stack.clock.now(), console=quiet()) == 0
+    assert "7 evaluation(s) were read" in capsys.readouterr().out
+
+
+def stored(db: Database) -> list[tuple[object, ...]]:
+    """What an import left: each evaluation with its items, and the cases and messages it opened."""
+    with db.unit_of_work() as s:
+        evaluations = [
+            (
+                e.source,
+                e.external_id,
+                e.agent_email,
+                e.intake_status,
+                e.case_id is not None,
+                e.score,
+                e.raw,
+                tuple((i.position, i.key, i.score, i.comment) for i in e.items),
+            )  # fmt: skip
+            for e in s.scalars(select(Evaluation).order_by(Evaluation.source, Evaluation.external_id))
+        ]
+        cases = s.scalar(select(func.count()).select_from(Case))
+        messages = s.scalar(select(func.count()).select_from(OutboxMessage))
+    return [*evaluations, (cases, messages)]
+
+
+@ON_BOTH_DATABASES
+@pytest.mark.parametrize("shares", [2, 3])
+def test_a_file_shared_between_processes_imports_as_one_process_does(
+    backend: str,
+    shares: int,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same lines said, the same rows stored and the same rejects written, step by step: a file
+    with problems, its dry run, --skip-invalid, a re-import with a correction, and a JSONL file whose
+    evaluations open cases in the file's order."""
+    from tests.payloads import evaluation
+
+    _, mapping = export(tmp_path)
+    tom, ana = "tom.hale@example.com", "ana.ruiz@example.com"
+    history = [row for i in range(24) for row in rows(f"H{i}", tom, OLD, ratings=(i % 4, 2))]
+    bad_rating = rows("B1", tom, OLD)
+    bad_rating[1][9] = "four"
+    differs = rows("B2", ana, OLD)
+    differs[1][4] = "60"
+    recent = [row for i in range(6) for row in rows(f"N{i}", ana, RECENT, total=str(50 + i))]
+    stranger = rows("R4", "new.hire@example.com", RECENT)
+    body = [*stranger, *history[:20], *bad_rating, *recent, *differs, *history[20:]]
+    corrected = [*body[:-2], *rows("H23", tom, OLD, ratings=(1, 1))]
+    lines = [json.dumps(evaluation(id=f"J{i}", landed_at=RECENT, score=40 + i)) for i in range(8)]
+    lines[5:5] = ['{"id": "J9", "agent": ', lines[2]]
+    steps: list[tuple[str, list[list[str]] | list[str], dict[str, bool]]] = [
+        ("scores.csv", body, {}),
+        ("scores.csv", body, {"dry_run": True}),
+        ("scores.csv", body, {"skip_invalid": True}),
+        ("scores.csv", corrected, {"skip_invalid": True}),
+        ("scores.jsonl", lines, {"skip_invalid": True}),
+    ]
+    seen: dict[int, list[object]] = {}
+    for workers in (1, shares):
+        place = tmp_path / f"w{workers}"
+        place.mkdir()
+        db = database_with_org(backend, place, request)
+        seen[workers] = []
+        for name, content, flags in steps:
+            data = place / name
+            if name.endswith(".csv"):
+                write_csv(data, content)  # type: ignore[arg-type]
+            else:
+                data.write_text("\n".join(content) + "\n")  # type: ignore[arg-type]
+            rejects_path(data).unlink(missing_ok=True)
+            console = quiet()
+            code = run_import(db, data, mapping, MONDAY_AFTERNOON, console=console, workers=workers, **flags)
+            said = console.file.getvalue()  # type: ignore[attr-defined]
+            rejected = rejects_path(data).read_text() if rejects_path(data).exists() else None
+            out = capsys.readouterr().out.replace(str(place), "DIR")
+            seen[workers].append((name, flags, code, said, out, rejected, stored(db)))
+        db.dispose()
+    for single, shared in zip(seen[1], seen[shares], strict=True):
+        assert shared == single
+    first, _, skipped, corrected_run, jsonl = seen[1]
+    assert first[2] == 1 and "nothing was imported" in first[4] and first[6][-1] == (0, 0)  # type: ignore[index]
+    assert "1  corrections" in corrected_run[4] and "opened or joined" in jsonl[4]  # type: ignore[operator]
+    assert skipped[5] is not None and "J9" not in str(jsonl[6])

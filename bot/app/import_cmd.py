@@ -15,9 +15,10 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from bot.app.config import ConfigError
 from bot.app.console import stderr_console
+from bot.app.import_shares import Helpers, read_share, shares_for
 from bot.importing.backfill import drop_repeats_within, import_records
 from bot.importing.mapping import Mapping, MappingError, parse_mapping, template
-from bot.importing.readers import CsvReader, Record, UnreadableFile, read_jsonl
+from bot.importing.readers import Record, UnreadableFile
 from storage.db import Database
 
 LONG_FILE = 1_000_000  # bytes: above this, a progress bar shows
@@ -52,7 +53,9 @@ def run_import(
     dry_run: bool = False,
     skip_invalid: bool = False,
     console: Console | None = None,
+    workers: int | None = None,
 ) -> int:
+    """Import `path`; `workers` processes share a long file (by default, `shares_for` says how many)."""
     out = console or stderr_console()
     if not path.is_file():
         raise ConfigError(f"{path} is not a file")
@@ -71,11 +74,16 @@ def run_import(
             "(coachloop import --template prints one to start from)"
         )
     size = path.stat().st_size
+    shares = workers or shares_for(db, size)
+    actor = f"import:{path.name}"
     with ExitStack() as stack:
         # Reading builds many small dicts and lists that live until the end: the cycle collector
         # would walk them again and again for nothing (there are no cycles to find).
         stack.callback(gc.enable)
         gc.disable()
+        helpers = stack.enter_context(
+            Helpers(shares, db, path, None if is_jsonl else mapping, now, actor, dry_run=dry_run)
+        )
         bar = stack.enter_context(
             Progress(
                 TextColumn("{task.description}"),
@@ -88,10 +96,10 @@ def run_import(
             )
         )
         reading = bar.add_task(f"reading {path.name}", total=size)
-        reader = CsvReader(path, mapping) if mapping is not None and not is_jsonl else None
-        source = reader.read if reader is not None else (lambda progress: read_jsonl(path, progress))
         try:
-            records = list(source(lambda done: bar.update(reading, completed=done)))
+            reader, records = read_share(
+                path, helpers.mapping, (0, shares), lambda done: bar.update(reading, completed=done)
+            )
         except UnicodeDecodeError as exc:
             raise ConfigError(
                 f"{path.name} is not UTF-8 text (byte {exc.start} of a chunk): save the export as UTF-8 "
@@ -105,29 +113,52 @@ def run_import(
         records, repeats_in_file = drop_repeats_within(records, path.name)
         bad = [r for r in records if r.problems]
         good = [r for r in records if not r.problems]
+        valid = len(good)
+        for share in helpers.reads():
+            bad += share.bad
+            valid += share.valid
+            repeats_in_file += share.repeats
+        bad.sort(key=lambda r: r.line)
         for r in bad[:SHOWN_PROBLEMS]:
             for problem in r.problems:
                 out.print(problem, markup=False, highlight=False)
         if len(bad) > SHOWN_PROBLEMS:
             out.print(f"... and {len(bad) - SHOWN_PROBLEMS} more evaluation(s) with problems", markup=False)
         if bad and not skip_invalid and not dry_run:
+            helpers.decide(go=False)
             advice = (
-                f"Fix them, or give --skip-invalid to import the {len(good):,} valid evaluation(s) and write "
+                f"Fix them, or give --skip-invalid to import the {valid:,} valid evaluation(s) and write "
                 "the rejected rows beside the file."
-                if good
+                if valid
                 else "Fix them and import the file again."
             )
             print(f"{len(bad):,} evaluation(s) in {path.name} have problems; nothing was imported. {advice}")
             return 1
-        storing = bar.add_task("checking" if dry_run else "importing", total=len(good))
+        helpers.decide(go=True)
+        storing = bar.add_task("checking" if dry_run else "importing", total=valid)
+        done = 0
+
+        def stored(n: int) -> None:
+            nonlocal done
+            done += n
+            bar.update(storing, completed=done + helpers.stored_so_far())
+
+        deferred: list[Record] = []
         summary = import_records(
-            db.unit_of_work,
+            helpers.unit_of_work,
             good,
             now,
-            f"import:{path.name}",
+            actor,
             dry_run=dry_run,
-            progress=lambda n: bar.advance(storing, n),
+            progress=stored,
+            defer=deferred if shares > 1 else None,
         )
+        for theirs in helpers.dones(lambda n: bar.update(storing, completed=done + n)):
+            summary.merge(theirs.summary)
+            deferred += theirs.deferred
+        if deferred:
+            deferred.sort(key=lambda r: r.line)
+            summary.merge(import_records(db.unit_of_work, deferred, now, actor, dry_run=dry_run))
         # Let go of what was read while the cycle collector is still off: switched back on, it would
         # first walk every one of those objects once more.
         del records, good

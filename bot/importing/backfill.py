@@ -25,7 +25,7 @@ from bot.calendar import WorkCalendar
 from bot.evaluation_input import EvaluationInput
 from bot.importing.readers import Record
 from bot.team_calendar import calendar_for
-from storage.bulk import insert_items, item_rows
+from storage.bulk import insert_items, item_values
 from storage.models import Base, Evaluation, Person, Team, TeamAgent
 from storage.outbox import audit
 
@@ -50,6 +50,10 @@ WORDS = {
 class ImportSummary:
     counts: Counter[str] = field(default_factory=Counter)
     cases: set[int] = field(default_factory=set)
+
+    def merge(self, other: ImportSummary) -> None:
+        self.counts.update(other.counts)
+        self.cases |= other.cases
 
     def lines(self, *, dry_run: bool) -> list[str]:
         verb = "would be" if dry_run else "were"
@@ -79,6 +83,7 @@ class Planner:
                 )
             )
         }
+        self.dialect = session.get_bind().dialect
 
     def window_passed(self, data: EvaluationInput, team_id: int) -> bool:
         if self.now - data.landed_at > CLEARLY_PAST:
@@ -90,30 +95,15 @@ class Planner:
             due = self._due[(team_id, day)] = cal.end_of_business(cal.add_working_days(day, window))
         return due < self.now
 
-    def sort(self, session: Session, records: list[Record]) -> list[tuple[Record, str]]:
-        """Each valid record with its kind."""
-        valid = [r for r in records if r.data is not None and not r.problems]
-        conn = session.connection()
-        existing = stored_by_key(
-            conn, ("content_hash", "source_updated_at"), [r.data for r in valid if r.data is not None]
-        )
-        stored_time = _stored_times(conn.dialect)
+    def classify(self, records: list[Record]) -> list[tuple[Record, str]]:
+        """Each valid record with its kind as if nothing were stored yet (NEW, HISTORY or
+        UNKNOWN_AGENT): no database needed, so it is worked out before a write transaction."""
         out: list[tuple[Record, str]] = []
         agents, now = self.agents, self.now
-        for record in valid:
+        for record in records:
             data = record.data
-            assert data is not None
-            if existing:
-                stored = existing.get((data.source, data.external_id))
-                if stored is not None:
-                    content_hash, updated_at = stored
-                    if content_hash == data.content_hash:
-                        out.append((record, REPEAT))
-                    elif coaching.is_stale(stored_time(updated_at), data.updated_at):
-                        out.append((record, STALE))
-                    else:
-                        out.append((record, CORRECTION))
-                    continue
+            if data is None or record.problems:
+                continue
             agent = agents.get(data.agent_email)
             if agent is None:
                 out.append((record, UNKNOWN_AGENT))
@@ -122,6 +112,36 @@ class Planner:
             else:
                 out.append((record, NEW))
         return out
+
+    def sort(self, session: Session, classified: list[tuple[Record, str]]) -> list[tuple[Record, str]]:
+        """`classify`'s kinds, with those already stored made REPEAT, STALE or CORRECTION (inside the
+        transaction that writes them, so that no other writer can store one in between)."""
+        conn = session.connection()
+        existing = stored_by_key(
+            conn, ("content_hash", "source_updated_at"), [r.data for r, _ in classified if r.data is not None]
+        )
+        if not existing:
+            return classified
+        stored_time = _stored_times(conn.dialect)
+        out: list[tuple[Record, str]] = []
+        for record, kind in classified:
+            data = record.data
+            assert data is not None
+            stored = existing.get((data.source, data.external_id))
+            if stored is not None:
+                content_hash, updated_at = stored
+                if content_hash == data.content_hash:
+                    kind = REPEAT
+                elif coaching.is_stale(stored_time(updated_at), data.updated_at):
+                    kind = STALE
+                else:
+                    kind = CORRECTION
+            out.append((record, kind))
+        return out
+
+    def history_rows(self, batch: list[EvaluationInput]) -> list[HistoryRow]:
+        """The rows `insert_history` writes for `batch`, built before the write transaction."""
+        return history_rows(batch, {e: a for e, (a, _) in self.agents.items()}, self.now, self.dialect)
 
 
 def stored_by_key(
@@ -218,37 +238,62 @@ def _history_row(
             None, updated)  # fmt: skip
 
 
-def store_history(
-    session: Session, batch: list[EvaluationInput], agents: dict[str, int], now: datetime
-) -> None:
-    """Bulk-insert evaluations and their items, without cases."""
+HistoryRow = tuple[Any, list[tuple[Any, ...]]]  # an evaluations row, and its items without the id
+LARGEST_ID = 2**63 - 1  # SQLite's largest rowid: past it, SQLite picks new ids at random
+
+
+def history_rows(
+    batch: list[EvaluationInput], agents: dict[str, int], now: datetime, dialect: Any
+) -> list[HistoryRow]:
+    """The rows of `batch` as `insert_history` takes them on `dialect`: the evaluations row (on SQLite a
+    tuple for the driver, the JSON text as it is and times as the column type binds them; elsewhere a
+    dict), and its items' rows without the evaluation id."""
+    if dialect.name == "sqlite":
+        when = _sqlite_times(dialect)
+        received = when(now)
+        return [(_history_row(d, agents[d.agent_email], received, when), item_values(d.items)) for d in batch]
+    out: list[HistoryRow] = []
+    for d in batch:
+        row = dict(zip(HISTORY_COLUMNS, _history_row(d, agents[d.agent_email], now, _same), strict=True))
+        row["raw"] = json.loads(row["raw"])
+        out.append((row, item_values(d.items)))
+    return out
+
+
+def insert_history(session: Session, batch: list[EvaluationInput], rows: list[HistoryRow]) -> None:
+    """Bulk-insert evaluations and their items (`history_rows(batch)`), without cases."""
     if not batch:
         return
-    # Core executemany (not the ORM's bulk path, nor RETURNING, which SQLite would take row by row),
-    # then the new ids read back by the idempotency key.
+    # Core executemany (not the ORM's bulk path, nor RETURNING, which SQLite would take row by row).
     conn = session.connection()
     before = conn.exec_driver_sql(f"SELECT max(id) FROM {EVALUATIONS.name}").scalar() or 0
+    ids: list[int] | range
     if conn.dialect.name == "sqlite":
-        # Straight to the driver: the JSON text is stored as it is, times as the column type binds them.
-        when = _sqlite_times(conn.dialect)
-        received = when(now)
-        values = [_history_row(d, agents[d.agent_email], received, when) for d in batch]
-        marks = ", ".join("?" * len(HISTORY_COLUMNS))
-        sql = f"INSERT INTO {EVALUATIONS.name} ({', '.join(HISTORY_COLUMNS)}) VALUES ({marks})"
         # Each row goes into several indexes at scattered places: a page cache that holds them (SQLite's
         # own is 2 MiB) spares reading the same pages back again and again. The connection keeps it.
         conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+        values: list[tuple[Any, ...]] = [row for row, _ in rows]
+        given = before + len(rows) <= LARGEST_ID
+        if given:  # the ids SQLite would pick (the write lock is held), given here: nothing to read back
+            ids = range(before + 1, before + 1 + len(rows))
+            values = [(*row, ev_id) for row, ev_id in zip(values, ids, strict=True)]
+        columns = (*HISTORY_COLUMNS, "id") if given else HISTORY_COLUMNS
+        marks = ", ".join("?" * len(columns))
+        sql = f"INSERT INTO {EVALUATIONS.name} ({', '.join(columns)}) VALUES ({marks})"
         conn.exec_driver_sql(sql, values)
+        if not given:
+            ids = _new_ids(conn, batch, before)
     else:
-        rows = [
-            dict(zip(HISTORY_COLUMNS, _history_row(d, agents[d.agent_email], now, _same), strict=True))
-            for d in batch
-        ]
-        for row in rows:
-            row["raw"] = json.loads(row["raw"])
-        conn.execute(insert(EVALUATIONS), rows)
-    # The new rows are those past the highest id before: read back in one range, by their key; any
-    # not found there (ids are not promised to grow) by their key alone.
+        conn.execute(insert(EVALUATIONS), [row for row, _ in rows])
+        ids = _new_ids(conn, batch, before)
+    insert_items(
+        conn, [(ev_id, *item) for ev_id, (_, items) in zip(ids, rows, strict=True) for item in items]
+    )
+
+
+def _new_ids(conn: Connection, batch: list[EvaluationInput], before: int) -> list[int]:
+    """The ids of the evaluations of `batch` just inserted: read back past the highest id before, by
+    their key; any not found there (ids are not promised to grow) by their key alone."""
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     found = conn.exec_driver_sql(
         f"SELECT source, external_id, id FROM {EVALUATIONS.name} WHERE id > {mark}", (before,)
@@ -259,9 +304,7 @@ def store_history(
         missing = [d for d, ev_id in zip(batch, found_ids, strict=True) if ev_id is None]
         by_key.update({key: ev_id for key, (ev_id,) in stored_by_key(conn, ("id",), missing).items()})
         found_ids = [by_key[(d.source, d.external_id)] for d in batch]
-    ids: list[int] = found_ids  # type: ignore[assignment]  # every one found by now
-    rows_of_items = [row for ev_id, d in zip(ids, batch, strict=True) for row in item_rows(ev_id, d.items)]
-    insert_items(conn, rows_of_items)
+    return found_ids  # type: ignore[return-value]  # every one found by now
 
 
 def import_records(
@@ -272,32 +315,45 @@ def import_records(
     *,
     dry_run: bool,
     progress: Callable[[int], None] | None = None,
+    defer: list[Record] | None = None,
 ) -> ImportSummary:
     """Sort (and unless `dry_run`, store) valid records chunk by chunk; each chunk commits on its own,
-    and a re-run skips what is already stored."""
+    and a re-run skips what is already stored. With `defer`, the records that take the webhook's intake
+    (NEW, CORRECTION, UNKNOWN_AGENT) are put there instead, neither counted nor stored: the importing
+    process takes those of every share in the file's order, as one process would."""
     summary = ImportSummary()
+    to_intake = (NEW, CORRECTION, UNKNOWN_AGENT)
     chunk: list[Record] = []
     planner: Planner | None = None
 
+    def store(session: Session, sorted_records: list[tuple[Record, str]], rows: dict[int, Any]) -> None:
+        history = [r.data for r, kind in sorted_records if kind == HISTORY and r.data is not None]
+        insert_history(session, history, [rows[id(d)] for d in history])
+        for record, kind in sorted_records:
+            if kind in to_intake and record.data is not None:
+                result = coaching.intake(session, record.data, now, actor)
+                if result.case_id is not None and kind == NEW:
+                    summary.cases.add(result.case_id)
+        if history:
+            audit(session, now, actor, "evaluations_backfilled", count=len(history))
+
     def flush() -> None:
         nonlocal planner
-        with unit_of_work() as session:
-            if planner is None:
+        if planner is None:
+            with unit_of_work() as session:
                 planner = Planner(session, now)
-            sorted_records = planner.sort(session, chunk)
-            history = [r.data for r, kind in sorted_records if kind == HISTORY and r.data is not None]
-            for _, kind in sorted_records:
-                summary.counts[kind] += 1
-            if dry_run:
-                return
-            store_history(session, history, {e: a for e, (a, _) in planner.agents.items()}, now)
-            for record, kind in sorted_records:
-                if kind in (NEW, CORRECTION, UNKNOWN_AGENT) and record.data is not None:
-                    result = coaching.intake(session, record.data, now, actor)
-                    if result.case_id is not None and kind == NEW:
-                        summary.cases.add(result.case_id)
-            if history:
-                audit(session, now, actor, "evaluations_backfilled", count=len(history))
+        classified = planner.classify(chunk)
+        # History rows are built before the write transaction; those found stored by then are dropped.
+        history = [r.data for r, kind in classified if kind == HISTORY and r.data is not None]
+        rows = {} if dry_run else dict(zip(map(id, history), planner.history_rows(history), strict=True))
+        with unit_of_work() as session:
+            sorted_records = planner.sort(session, classified)
+            if defer is not None:
+                defer.extend(record for record, kind in sorted_records if kind in to_intake)
+                sorted_records = [(record, kind) for record, kind in sorted_records if kind not in to_intake]
+            summary.counts.update(kind for _, kind in sorted_records)
+            if not dry_run:
+                store(session, sorted_records, rows)
         if progress is not None:
             progress(len(chunk))
         chunk.clear()

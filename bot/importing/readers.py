@@ -11,7 +11,8 @@ import io
 import json
 import math
 import operator
-from collections.abc import Callable, Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -30,6 +31,8 @@ from bot.importing.mapping import (
 TRUE = {"true", "yes", "y", "1"}
 FALSE = {"false", "no", "n", "0"}
 Progress = Callable[[int], None]  # bytes read so far
+Share = tuple[int, int]  # (k, n): this reader keeps the evaluations `owner` gives to k of n readers
+WHOLE: Share = (0, 1)
 
 
 class UnreadableFile(Exception):
@@ -47,6 +50,19 @@ class Record:
     payload: dict[str, Any] | None = None
     data: EvaluationInput | None = None
     problems: list[str] = field(default_factory=list)
+
+
+def owner(key: str, n: int) -> int:
+    """Which of n readers keeps the evaluation with this key: every line of one evaluation, and every
+    version of it in the file, goes to the same reader, in every process."""
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % n
+
+
+def _jsonl_key(payload: Any) -> str | None:
+    """The (source, id) a JSONL line's evaluation is kept under, as text; None without an id."""
+    if type(payload) is not dict or type(payload.get("id")) is not str:
+        return None
+    return f"{payload.get('source') or 'webhook'}\0{payload['id']}"
 
 
 def _counting(fh: TextIO, progress: Progress | None) -> Iterator[str]:
@@ -81,8 +97,9 @@ def _check(record: Record, where: Callable[[str], str] | str) -> None:
 # -- JSONL -------------------------------------------------------------------------------------
 
 
-def read_jsonl(path: Path, progress: Progress | None = None) -> Iterator[Record]:
+def read_jsonl(path: Path, progress: Progress | None = None, share: Share = WHOLE) -> Iterator[Record]:
     name = path.name
+    mine, readers = share
     first_problem: str | None = None
     any_json = False
     with path.open(encoding="utf-8-sig", newline="") as fh:
@@ -93,10 +110,16 @@ def read_jsonl(path: Path, progress: Progress | None = None) -> Iterator[Record]
             try:
                 record.payload = json.loads(record.rows[0])
             except json.JSONDecodeError as exc:
-                record.problems.append(f"{name}:{n}: column {exc.colno}: not JSON ({exc.msg})")
                 first_problem = first_problem or f"line {n}, column {exc.colno}: {exc.msg}"
+                if readers > 1 and n % readers != mine:
+                    continue
+                record.problems.append(f"{name}:{n}: column {exc.colno}: not JSON ({exc.msg})")
             else:
                 any_json = True
+                if readers > 1:
+                    key = _jsonl_key(record.payload)
+                    if (n if key is None else owner(key, readers)) % readers != mine:
+                        continue
                 _check(record, f"{name}:{n}: ")
             yield record
     if not any_json:
@@ -190,8 +213,10 @@ class CsvReader:
 
         return where
 
-    def read(self, progress: Progress | None = None) -> Iterator[Record]:
+    def read(self, progress: Progress | None = None, share: Share = WHOLE) -> Iterator[Record]:
         m = self.mapping
+        mine, readers = share
+        theirs: set[str] = set()  # the ids of evaluations other readers keep
         name = self.path.name
         with self.path.open("rb") as binary, io.TextIOWrapper(binary, encoding="utf-8-sig", newline="") as fh:
             rows = csv.reader(fh, delimiter=m.delimiter)
@@ -235,6 +260,9 @@ class CsvReader:
                     continue
                 found = groups.get(ev_id)
                 if found is None:
+                    if readers > 1 and (ev_id in theirs or owner(ev_id, readers) != mine):
+                        theirs.add(ev_id)
+                        continue
                     items: list[dict[str, Any]] = []
                     payload: dict[str, Any] = {"source": source, "items": items}
                     for f, v in ev_consts.items():
@@ -293,11 +321,3 @@ class CsvReader:
                     f'{self.path.name}:{n}: column "{self.mapping.columns[f]}": {row[i]!r} differs from '
                     f"{first[i]!r} on line {record.line}, for the same evaluation {ev_id!r}"
                 )
-
-
-def read_file(path: Path, mapping: Mapping | None, progress: Progress | None = None) -> Iterable[Record]:
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        return read_jsonl(path, progress)
-    if mapping is None:
-        raise ValueError(f"{path.name}: a CSV file needs a mapping (--map map.yml; see --template)")
-    return CsvReader(path, mapping).read(progress)
