@@ -649,3 +649,32 @@ def test_a_file_shared_between_processes_imports_as_one_process_does(
     assert first[2] == 1 and "nothing was imported" in first[4] and first[6][-1] == (0, 0)  # type: ignore[index]
     assert "1  corrections" in corrected_run[4] and "opened or joined" in jsonl[4]  # type: ignore[operator]
     assert skipped[5] is not None and "J9" not in str(jsonl[6])
+
+
+def test_an_import_process_that_dies_holding_its_turn_fails_the_import_instead_of_hanging(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from bot.app import import_shares
+
+    db = database_with_org("sqlite", tmp_path, request)
+    _, mapping = export(tmp_path)
+    history = [row for i in range(12) for row in rows(f"H{i}", "tom.hale@example.com", OLD)]
+    data = write_csv(tmp_path / "h.csv", history)
+    real = import_cmd.import_records
+
+    def dies_in_its_turn(unit_of_work: object, *_: object, **__: object) -> None:
+        with unit_of_work():  # type: ignore[operator]
+            os._exit(3)
+
+    def after_it(*args: object, **kwargs: object) -> object:
+        time.sleep(1)  # the helper (which dies at once) takes the first turn
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(import_shares, "import_records", dies_in_its_turn)  # the helper's
+    monkeypatch.setattr(import_cmd, "import_records", after_it)  # the importing process's
+    with pytest.raises(RuntimeError, match=r"an import process ended unexpectedly \(exit code 3\)"):
+        run_import(db, data, mapping, MONDAY_AFTERNOON, console=quiet(), workers=2)
+    assert counts(db)[0] == 0
+    db.dispose()

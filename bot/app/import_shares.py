@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection
@@ -30,6 +30,7 @@ from storage.db import Database
 SHARED_FROM = 4_000_000  # bytes: a file at least this long is shared between processes
 MOST_SHARES = 4
 GO, STOP = "go", "stop"
+WAIT_CHECK = 1.0  # seconds between checks that the process holding the turn is still there
 
 UnitOfWork = Callable[[], AbstractContextManager[Session]]
 
@@ -40,7 +41,8 @@ def shares_for(db: Database, size: int) -> int:
     in_memory = db.is_sqlite and make_url(db.url).database in (None, "", ":memory:")
     if size < SHARED_FROM or in_memory or "fork" not in multiprocessing.get_all_start_methods():
         return 1
-    return max(1, min(MOST_SHARES, len(os.sched_getaffinity(0))))
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(MOST_SHARES, usable))
 
 
 def read_share(
@@ -77,6 +79,11 @@ def _helper(
     path: Path, mapping: Mapping | None, now: datetime, actor: str, dry_run: bool,
 ) -> None:  # fmt: skip
     """A helper process: read and check its share, report, and on GO store it, taking turns."""
+    parent = os.getppid()
+
+    def orphaned() -> str | None:
+        return "the importing process is gone" if os.getppid() != parent else None
+
     try:
         _, records = read_share(path, mapping, share)
         records, repeats = drop_repeats_within(records, path.name)
@@ -94,21 +101,29 @@ def _helper(
                 stored.value += n
 
         deferred: list[Record] = []
-        summary = import_records(taking_turns(db.unit_of_work, turn), good, now, actor, dry_run=dry_run,
-                                 progress=count, defer=deferred)  # fmt: skip
+        summary = import_records(taking_turns(db.unit_of_work, turn, orphaned), good, now, actor,
+                                 dry_run=dry_run, progress=count, defer=deferred)  # fmt: skip
         db.dispose()
         pipe.send(ShareDone(summary, deferred))
     except BaseException:  # noqa: BLE001 - reported to the importing process, which raises it
-        pipe.send(traceback.format_exc())
+        with suppress(OSError):
+            pipe.send(traceback.format_exc())
 
 
-def taking_turns(unit_of_work: UnitOfWork, turn: Any) -> UnitOfWork:
-    """`unit_of_work`, entered only while holding `turn`, which the processes of one import share."""
+def taking_turns(unit_of_work: UnitOfWork, turn: Any, stuck: Callable[[], str | None]) -> UnitOfWork:
+    """`unit_of_work`, entered only while holding `turn`, which the processes of one import share;
+    while waiting for it, `stuck()` says why it may never come (a process that held it is gone)."""
 
     @contextmanager
     def turned() -> Iterator[Session]:
-        with turn, unit_of_work() as session:
-            yield session
+        while not turn.acquire(timeout=WAIT_CHECK):
+            if (why := stuck()) is not None:
+                raise RuntimeError(why)
+        try:
+            with unit_of_work() as session:
+                yield session
+        finally:
+            turn.release()
 
     return turned
 
@@ -128,7 +143,7 @@ class Helpers:
         context = multiprocessing.get_context("fork")
         self.turn = context.Lock()
         self.stored = context.Value("q", 0)
-        self.unit_of_work = taking_turns(db.unit_of_work, self.turn)
+        self.unit_of_work = taking_turns(db.unit_of_work, self.turn, self._gone)
         job = (db.url, db.schema, path, mapping, now, actor, dry_run)
         for k in range(1, shares):
             ours, theirs = context.Pipe()
@@ -145,14 +160,20 @@ class Helpers:
     def __enter__(self) -> Helpers:
         return self
 
-    def __exit__(self, *_: object) -> None:
+    def __exit__(self, failed: type[BaseException] | None, *_: object) -> None:
+        """Once the import is over, or as soon as it fails: then nothing more of it is stored."""
         for pipe in self._pipes:
             pipe.close()
         for process in self._processes:
-            process.join(timeout=5)
+            if failed is None:
+                process.join(timeout=5)
             if process.is_alive():
                 process.terminate()
                 process.join()
+
+    def _gone(self) -> str | None:
+        ended = [p.exitcode for p in self._processes if p.exitcode not in (None, 0)]
+        return f"an import process ended unexpectedly (exit code {ended[0]})" if ended else None
 
     def _receive(self, pipe: Connection) -> Any:
         try:
