@@ -18,7 +18,7 @@ from bot.app.console import stderr_console
 from bot.app.import_shares import Helpers, read_share, shares_for
 from bot.importing.backfill import drop_repeats_within, import_records
 from bot.importing.mapping import Mapping, MappingError, parse_mapping, template
-from bot.importing.readers import Record, UnreadableFile
+from bot.importing.readers import CsvReader, Record, UnreadableFile
 from storage.db import Database
 
 LONG_FILE = 1_000_000  # bytes: above this, a progress bar shows
@@ -29,18 +29,19 @@ def rejects_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.rejects{path.suffix}")
 
 
-def _write_rejects(path: Path, records: list[Record], header: list[str], delimiter: str) -> Path:
+def _write_rejects(path: Path, records: list[Record], reader: CsvReader | None, delimiter: str) -> Path:
     out = rejects_path(path)
     with out.open("w", encoding="utf-8", newline="") as fh:
-        if path.suffix.lower() in (".jsonl", ".ndjson"):
+        if reader is None:
             for r in records:
-                fh.write(json.dumps({"line": r.line, "errors": r.problems, "record": r.rows[0]}) + "\n")
+                fh.write(json.dumps({"line": r.line, "errors": r.problems, "record": r.first_row}) + "\n")
         else:
+            rows = reader.rows_at({n for r in records for n in r.lines})
             writer = csv.writer(fh, delimiter=delimiter)
-            writer.writerow([*header, "coachloop_errors"])
+            writer.writerow([*reader.header, "coachloop_errors"])
             for r in records:
-                for row in r.rows:
-                    writer.writerow([*row, " | ".join(r.problems)])
+                for n in r.lines:
+                    writer.writerow([*rows[n], " | ".join(r.problems)])
     return out
 
 
@@ -170,9 +171,7 @@ def run_import(
         if dry_run and not skip_invalid:
             print("without --skip-invalid, the import itself imports nothing from a file with problems")
         if skip_invalid and not dry_run:
-            written = _write_rejects(
-                path, bad, reader.header if reader else [], mapping.delimiter if mapping else ","
-            )
+            written = _write_rejects(path, bad, reader, mapping.delimiter if mapping else ",")
             print(f"the rejected rows are in {written}")
     if dry_run:
         print("dry run: nothing was changed")

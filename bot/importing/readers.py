@@ -42,11 +42,13 @@ class UnreadableFile(Exception):
 
 @dataclass(slots=True)
 class Record:
-    """One evaluation from the file: its lines, the original text of its rows, and what is wrong."""
+    """One evaluation from the file: its lines, its first row as read (a CSV row's cells, a JSONL
+    line's text), and what is wrong. The other rows of a CSV evaluation are not kept: `CsvReader.rows_at`
+    reads them again for the few that are rejected."""
 
     line: int
     lines: list[int]
-    rows: list[Any]
+    first_row: Any
     payload: dict[str, Any] | None = None
     data: EvaluationInput | None = None
     problems: list[str] = field(default_factory=list)
@@ -106,9 +108,9 @@ def read_jsonl(path: Path, progress: Progress | None = None, share: Share = WHOL
         for n, text in enumerate(_counting(fh, progress), start=1):
             if not text.strip():
                 continue
-            record = Record(line=n, lines=[n], rows=[text.rstrip("\r\n")])
+            record = Record(line=n, lines=[n], first_row=text.rstrip("\r\n"))
             try:
-                record.payload = json.loads(record.rows[0])
+                record.payload = json.loads(record.first_row)
             except json.JSONDecodeError as exc:
                 first_problem = first_problem or f"line {n}, column {exc.colno}: {exc.msg}"
                 if readers > 1 and n % readers != mine:
@@ -275,13 +277,12 @@ class CsvReader:
                                 payload.setdefault(head, {})[tail] = value
                             else:
                                 payload[head] = value
-                    record = Record(n, [n], [row], payload)
+                    record = Record(n, [n], row, payload)
                     item_lines: list[int] = []
                     groups[ev_id] = (record, item_lines, ev_values(row), items)
                 else:
                     record, item_lines, firsts, items = found
                     record.lines.append(n)
-                    record.rows.append(row)
                     if ev_values(row) != firsts:
                         self._differs(record, n, row, ev_cols, ev_id)
                 if row[key_col].strip():
@@ -295,6 +296,18 @@ class CsvReader:
             for record, item_lines, _, _ in groups.values():
                 _check(record, self._where(record, item_lines))
                 yield record
+
+    def rows_at(self, lines: set[int]) -> dict[int, list[str]]:
+        """The rows at these data lines (numbered as `read` numbers them), read from the file again."""
+        found: dict[int, list[str]] = {}
+        width = len(self.header)
+        with self.path.open(encoding="utf-8-sig", newline="") as fh:
+            rows = csv.reader(fh, delimiter=self.mapping.delimiter)
+            next(rows, None)
+            for n, row in enumerate(rows, start=2):
+                if n in lines:
+                    found[n] = row + [""] * (width - len(row))
+        return found
 
     def _delimiter_hint(self) -> str:
         """When the header is one column holding another delimiter than the mapping's, which one."""
@@ -314,7 +327,7 @@ class CsvReader:
     def _differs(
         self, record: Record, n: int, row: list[str], ev_cols: list[tuple[str, int]], ev_id: str
     ) -> None:
-        first = record.rows[0]
+        first = record.first_row
         for f, i in ev_cols:
             if row[i] != first[i]:
                 record.problems.append(
