@@ -16,8 +16,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 DOCUMENTED_LIMIT_PER_MINUTE = 1500
@@ -25,6 +26,7 @@ DEFAULT_PER_MINUTE = 1200
 PAGE_SIZE = 100
 FIRST_PAGE = 0
 MAX_READS = 3  # readings of one window before a poll gives up on it changing under the pages
+SHORTEST_SPLIT = timedelta(seconds=1)  # a window this short is read page by page rather than split
 
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 # google.rpc.Code values worth a retry: UNKNOWN, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, UNAVAILABLE
@@ -80,6 +82,28 @@ class Pacer:
             self._sleep(start - now)
 
 
+def _to_millisecond(at: datetime) -> datetime:
+    """`at` without what `iso` leaves out, so that the halves of a split meet exactly."""
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+def _split_after(first_page: list[dict[str, Any]], start: datetime, end: datetime) -> datetime:
+    """Where to split a window whose first page is `first_page`: just after that page's latest update,
+    so that the first part about fills a page; or, when that is the window's end, at that update, so
+    that the many updated at once are set apart; else in the middle."""
+    latest = None
+    for conversation in first_page:
+        with suppress(TypeError, ValueError):
+            at = datetime.fromisoformat(str(conversation.get("lastUpdatedISO")).replace("Z", "+00:00"))
+            latest = at if latest is None or at > latest else latest
+    if latest is not None and latest.tzinfo is not None:
+        at = _to_millisecond(latest)
+        for split in (at + timedelta(milliseconds=1), at):
+            if start < split < end:
+                return split
+    return _to_millisecond(start + (end - start) / 2)
+
+
 def iso(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -119,14 +143,34 @@ class ZendeskQAClient:
     def conversations(
         self, workspace: str, start: datetime, end: datetime, page_size: int = PAGE_SIZE
     ) -> Iterator[dict[str, Any]]:
-        """Every conversation with reviews in [start, end), page by page until `total` is reached.
+        """Every conversation with reviews in [start, end), read one request per window where it can be.
 
         Pages are offsets into the window ordered by last update: a review edited or added while the
         pages are read moves its conversation (out of the window, or to its end), the ones after it
-        shift up, and the next page would step over one. Every page answers the window's `total`,
-        and a conversation that moved to the end comes again on a later page: either way the window
-        is read again from the first page (what was read already comes again, as repeats), at most
-        MAX_READS times, and then ExportApiError says the window would not hold still."""
+        shift up, and the next page would step over one. One page is one consistent answer, so a window
+        whose conversations do not fit on its first page is split in two by time (`_split_after`), and
+        each part read the same way; a conversation with reviews in both comes in each with its own.
+        Only a window shorter than SHORTEST_SPLIT that still holds more than a page is read page by
+        page (`_paged`)."""
+        answer = self.reviews_page(workspace, start, end, FIRST_PAGE, page_size)
+        batch = list(answer.get("conversations") or [])
+        if len(batch) >= int((answer.get("pagination") or {}).get("total") or 0):
+            yield from batch
+            return
+        middle = _split_after(batch, start, end)
+        if end - start < SHORTEST_SPLIT or not start < middle < end:
+            yield from self._paged(workspace, start, end, page_size)
+            return
+        yield from self.conversations(workspace, start, middle, page_size)
+        yield from self.conversations(workspace, middle, end, page_size)
+
+    def _paged(
+        self, workspace: str, start: datetime, end: datetime, page_size: int
+    ) -> Iterator[dict[str, Any]]:
+        """The window's conversations page by page until `total` is reached. Every page answers the
+        window's `total`, and a conversation that moved to the end comes again on a later page: either
+        way the window is read again from the first page (what was read already comes again, as
+        repeats), at most MAX_READS times, and then ExportApiError says it would not hold still."""
         changes: list[str] = []
         for _ in range(MAX_READS):
             page, seen, total = FIRST_PAGE, 0, None

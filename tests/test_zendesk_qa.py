@@ -195,8 +195,10 @@ def test_pages_are_read_to_the_total_and_the_cursor_overlaps_without_doubles(
             WS, *sample_review(f"8{i:03}", "ana.ruiz@example.com", now - timedelta(minutes=30 - i))
         )
     [report] = poller(stack, zqa, page_size=10).run_once()
-    pages = zqa.requests_to("/reviews")
-    assert [r.query["page"] for r in pages] == ["0", "1", "2"]
+    asked = zqa.requests_to("/reviews")
+    # Each part of the window is read in one answer: the window, split after its first page's latest
+    # update, then the rest, split the same way.
+    assert [r.query["page"] for r in asked] == ["0"] * 5
     assert sum(report.outcomes.values()) == 23 and len(stored(stack)) == 23
 
     # Later, one review is edited and one is new; a fresh process polls from the stored cursor.
@@ -284,10 +286,11 @@ def test_a_review_edited_while_the_pages_are_read_skips_no_other(
     p = three_reviews_and_a_change(stack, zqa, *edit)
     [first] = p.run_once()
     assert first.error is None
-    assert set(acknowledged(stack)) == {"9100", "9101", "9102"}
+    # 9100, last updated after the window's end, is taken by this poll as it was or by the next.
+    assert {"9101", "9102"} <= set(acknowledged(stack))
     stack.clock.advance(timedelta(minutes=5))
     [second] = p.run_once()
-    assert second.error is None and second.outcomes.get("revised") == 1
+    assert second.error is None
     assert acknowledged(stack) == {"9100": 3, "9101": 1, "9102": 1}
 
 
@@ -306,28 +309,50 @@ def test_a_review_added_to_a_conversation_while_the_pages_are_read_skips_no_othe
     assert set(acknowledged(stack)) == {"9100", "9101", "9102", "9199"}
 
 
+def test_a_busy_window_is_read_through_without_starting_over(stack: Stack, zqa: ZendeskQAStandIn) -> None:
+    """A busy workspace: while a poll reads, reviewers keep rating conversations it has read, each of
+    which moves to the end of the window's order. The poll still takes every review in the window,
+    rather than reading it again from the start until it gives up."""
+    now = stack.clock.now()
+    ids = [f"93{i:02}" for i in range(12)]
+    for n, rid in enumerate(ids):
+        zqa.add_review(WS, *sample_review(rid, "ana.ruiz@example.com", now - timedelta(minutes=40 - 2 * n)))
+    seconds: list[str] = []  # second reviews, one given after each answer, to a conversation it held
+
+    def change(_: int, answer: dict[str, Any]) -> None:
+        conversations = answer.get("conversations") or []
+        if conversations:
+            seconds.append(f"94{len(seconds):02}")
+            conversation, review = sample_review(seconds[-1], "ana.ruiz@example.com", stack.clock.now())
+            zqa.add_review(WS, {**conversation, "externalId": conversations[0]["externalId"]}, review)
+
+    [report] = ZendeskQAPoller(
+        stack.services, connection(zqa, page_size=2), ChangedWhileRead(zqa, change)
+    ).run_once()
+    assert report.error is None
+    assert set(acknowledged(stack)) == set(ids)
+
+
 def test_a_window_that_will_not_hold_still_fails_the_poll_and_keeps_the_cursor(
     stack: Stack, zqa: ZendeskQAStandIn
 ) -> None:
-    """Reviews edited on every page: the poll gives up after a few readings, moves nothing, and
-    the next poll reads the window again."""
-    now = stack.clock.now()
+    """Twelve reviews updated in the same second (a window that cannot be split finer, read page by
+    page), and a second review given to a conversation after every answer: the poll gives up after
+    a few readings, moves nothing, and the next poll reads the window again."""
+    at = stack.clock.now() - timedelta(minutes=40)
     ids = [f"92{i:02}" for i in range(12)]
-    for n, rid in enumerate(ids):
-        zqa.add_review(WS, *sample_review(rid, "ana.ruiz@example.com", now - timedelta(minutes=40 - n)))
-    edits = [
-        sample_review(
-            rid,
-            "ana.ruiz@example.com",
-            now - timedelta(minutes=40 - n),
-            updated=now + timedelta(seconds=n + 1),
-        )
-        for n, rid in enumerate(ids)
-    ]
+    for rid in ids:
+        zqa.add_review(WS, *sample_review(rid, "ana.ruiz@example.com", at))
+    changing = [True]
 
-    def change(_: int, __: dict[str, Any]) -> None:
-        if edits:
-            zqa.add_review(WS, *edits.pop(0))
+    def change(_: int, answer: dict[str, Any]) -> None:
+        conversations = answer.get("conversations") or []
+        if changing and conversations:
+            n = len(zqa.requests_to("/reviews"))  # each one later than the last: it moves to the end
+            conversation, review = sample_review(
+                f"95{n:03}", "ana.ruiz@example.com", stack.clock.now() + timedelta(seconds=n)
+            )
+            zqa.add_review(WS, {**conversation, "externalId": conversations[0]["externalId"]}, review)
 
     [report] = ZendeskQAPoller(
         stack.services, connection(zqa, page_size=1), ChangedWhileRead(zqa, change)
@@ -337,11 +362,10 @@ def test_a_window_that_will_not_hold_still_fails_the_poll_and_keeps_the_cursor(
         cursor = s.scalar(select(PollCursor))
         assert cursor is not None and cursor.position is None and cursor.consecutive_failures == 1
         due = cursor.next_poll_at
-    assert edits, "the poll gave up before every review had moved"
-    edits.clear()
+    changing.clear()
     stack.clock.set(due)
     [again] = poller(stack, zqa, page_size=1).run_once()
-    assert again.error is None and set(acknowledged(stack)) == set(ids)
+    assert again.error is None and set(ids) <= set(acknowledged(stack))
 
 
 def test_a_workspace_is_polled_by_one_process_at_a_time(any_stack: Stack, zqa: ZendeskQAStandIn) -> None:
