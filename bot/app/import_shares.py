@@ -89,7 +89,7 @@ def _helper(
         records, repeats = drop_repeats_within(records, path.name)
         good = [r for r in records if not r.problems]
         bad = [r for r in records if r.problems]
-        for r in bad:  # what the report needs: the lines, the rows and the problems
+        for r in bad:  # what the report needs: the lines, the first row and the problems
             r.payload = r.data = None
         pipe.send(ShareRead(bad, len(good), repeats))
         if pipe.recv() != GO:
