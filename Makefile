@@ -26,7 +26,7 @@ demo-history: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 bench: $(STAMP)
 	PYTHONPATH=. $(BIN)/python -m bench.suite $(BENCH)
