@@ -84,15 +84,6 @@ def write_jsonl(path: Path, n: int, now: datetime, rng: random.Random) -> None:
             fh.write(json.dumps(ev) + "\n")
 
 
-def machine_speed() -> float:
-    """Seconds this machine takes now for a fixed pure-Python loop: the same code's figures on this
-    machine swing with it from hour to hour, so it is printed beside them."""
-    start, total = time.perf_counter(), 0
-    for i in range(10_000_000):
-        total += i
-    return time.perf_counter() - start
-
-
 def timed_import(
     db: Database, data: Path, mapping: Path | None, now: datetime, workers: int | None
 ) -> tuple[float, float]:
@@ -129,7 +120,6 @@ def main() -> int:
         size = data.stat().st_size / 1e6
         print(f"{data.name}: {n:,} evaluations, {size:.1f} MB, SQLite")
         print("(wall clock includes waiting for a busy machine; CPU is the importing process's own time)")
-        print(f"this machine now: a 10,000,000-step Python loop in {machine_speed():.2f} s")
         for label in ("import", "re-import"):
             took, cpu = timed_import(db, data, mapping, now, args.workers)
             print(
