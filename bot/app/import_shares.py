@@ -30,7 +30,7 @@ from storage.db import Database
 SHARED_FROM = 4_000_000  # bytes: a file at least this long is shared between processes
 MOST_SHARES = 4
 GO, STOP = "go", "stop"
-WAIT_CHECK = 1.0  # seconds between checks that the process holding the turn is still there
+TURN = "import-turn"  # the lock (`Database.exclusive`) an import's processes take in turn to write
 
 UnitOfWork = Callable[[], AbstractContextManager[Session]]
 
@@ -75,15 +75,10 @@ class ShareDone:
 
 
 def _helper(
-    pipe: Connection, turn: Any, stored: Any, share: Share, db_url: str, schema: str | None,
-    path: Path, mapping: Mapping | None, now: datetime, actor: str, dry_run: bool,
+    pipe: Connection, stored: Any, share: Share, db_url: str, schema: str | None, path: Path,
+    mapping: Mapping | None, now: datetime, actor: str, dry_run: bool,
 ) -> None:  # fmt: skip
     """A helper process: read and check its share, report, and on GO store it, taking turns."""
-    parent = os.getppid()
-
-    def orphaned() -> str | None:
-        return "the importing process is gone" if os.getppid() != parent else None
-
     try:
         _, records = read_share(path, mapping, share)
         records, repeats = drop_repeats_within(records, path.name)
@@ -101,8 +96,8 @@ def _helper(
                 stored.value += n
 
         deferred: list[Record] = []
-        summary = import_records(taking_turns(db.unit_of_work, turn, orphaned), good, now, actor,
-                                 dry_run=dry_run, progress=count, defer=deferred)  # fmt: skip
+        summary = import_records(taking_turns(db), good, now, actor, dry_run=dry_run, progress=count,
+                                 defer=deferred)  # fmt: skip
         db.dispose()
         pipe.send(ShareDone(summary, deferred))
     except BaseException:  # noqa: BLE001 - reported to the importing process, which raises it
@@ -110,20 +105,14 @@ def _helper(
             pipe.send(traceback.format_exc())
 
 
-def taking_turns(unit_of_work: UnitOfWork, turn: Any, stuck: Callable[[], str | None]) -> UnitOfWork:
-    """`unit_of_work`, entered only while holding `turn`, which the processes of one import share;
-    while waiting for it, `stuck()` says why it may never come (a process that held it is gone)."""
+def taking_turns(db: Database) -> UnitOfWork:
+    """`db.unit_of_work`, entered only while holding the import's turn: a lock across processes,
+    which the system lets go of when the process holding it dies."""
 
     @contextmanager
     def turned() -> Iterator[Session]:
-        while not turn.acquire(timeout=WAIT_CHECK):
-            if (why := stuck()) is not None:
-                raise RuntimeError(why)
-        try:
-            with unit_of_work() as session:
-                yield session
-        finally:
-            turn.release()
+        with db.exclusive(TURN), db.unit_of_work() as session:
+            yield session
 
     return turned
 
@@ -141,15 +130,14 @@ class Helpers:
         if shares < 2:
             return
         context = multiprocessing.get_context("fork")
-        self.turn = context.Lock()
         self.stored = context.Value("q", 0)
-        self.unit_of_work = taking_turns(db.unit_of_work, self.turn, self._gone)
+        self.unit_of_work = taking_turns(db)
         job = (db.url, db.schema, path, mapping, now, actor, dry_run)
         for k in range(1, shares):
             ours, theirs = context.Pipe()
             process = context.Process(
                 target=_helper,
-                args=(theirs, self.turn, self.stored, (k, shares), *job),
+                args=(theirs, self.stored, (k, shares), *job),
                 daemon=True,
             )
             process.start()
@@ -170,10 +158,6 @@ class Helpers:
             if process.is_alive():
                 process.terminate()
                 process.join()
-
-    def _gone(self) -> str | None:
-        ended = [p.exitcode for p in self._processes if p.exitcode not in (None, 0)]
-        return f"an import process ended unexpectedly (exit code {ended[0]})" if ended else None
 
     def _receive(self, pipe: Connection) -> Any:
         try:
