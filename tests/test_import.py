@@ -22,7 +22,7 @@ from bot.app.config import ConfigError
 from bot.app.import_cmd import rejects_path, run_import
 from bot.importing.mapping import MappingError, parse_mapping, template
 from storage.db import Database
-from storage.models import AuditEntry, Case, Evaluation, EvaluationItem, OutboxMessage
+from storage.models import AuditEntry, Case, Evaluation, EvaluationItem, OutboxMessage, Timer
 from tests.conftest import MONDAY_AFTERNOON, Stack, make_database, sample_org
 
 MAPPING = """source: acme-qa
@@ -566,6 +566,58 @@ def test_a_dry_run_longer_than_a_chunk_counts_each_evaluation_once(
     assert "7 evaluation(s) would be read" in out and "       7  history" in out
     assert run_import(stack.db, data, mapping, stack.clock.now(), console=quiet()) == 0
     assert "7 evaluation(s) were read" in capsys.readouterr().out
+
+
+def recent(tmp_path: Path, n: int) -> tuple[Path, Path]:
+    """A file of n recent reviews for three agents of two teams: the first of each opens a case, the
+    rest join it."""
+    agents = ["ana.ruiz@example.com", "tom.hale@example.com", "lena.ito@example.com"]
+    body = [row for i in range(n) for row in rows(f"N{i}", agents[i % 3], RECENT, ratings=(i % 4 + 1, 2))]
+    mapping = tmp_path / "map.yml"
+    mapping.write_text(MAPPING)
+    return write_csv(tmp_path / f"recent-{n}.csv", body), mapping
+
+
+def kept(db: Database) -> list[object]:
+    """`stored`, with the cases' rows and what was queued and audited."""
+    with db.unit_of_work() as s:
+        cases = [(c.agent_id, c.kind, c.state, c.due_at) for c in s.scalars(select(Case).order_by(Case.id))]
+        queued = sorted(  # without the random tail that keeps a refresh's key apart from earlier ones
+            (m.kind, m.dedupe_key.rsplit(":", 1)[0] if m.kind in ("refresh", "home") else m.dedupe_key)
+            for m in s.scalars(select(OutboxMessage))
+        )
+        timed = sorted((t.kind, t.dedupe_key, t.due_at) for t in s.scalars(select(Timer)))
+        audited = sorted((a.action, a.actor) for a in s.scalars(select(AuditEntry)))
+    return [*stored(db), cases, queued, timed, audited]
+
+
+@ON_BOTH_DATABASES
+def test_new_evaluations_take_the_webhooks_intake_in_bulk_at_a_fixed_cost(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.importing import backfill
+    from tests.test_intake_cost import statements
+
+    spent = []
+    for n in (12, 60):
+        (folder := tmp_path / f"bulk-{n}").mkdir()
+        db = database_with_org(backend, folder, request)
+        with statements(db) as seen:
+            assert run_import(db, *recent(tmp_path, n), MONDAY_AFTERNOON, console=quiet()) == 0
+        spent.append(len(seen))
+        with db.unit_of_work() as s:
+            assert s.scalar(select(func.count()).select_from(Case)) == 3
+        bulk = kept(db)
+        db.dispose()
+    assert spent[0] == spent[1], f"{spent[0]} statements for 12 new evaluations, {spent[1]} for 60"
+
+    # What the bulk intake stored is what the webhook's intake, one evaluation at a time, stores.
+    monkeypatch.setattr(backfill, "intake_many", lambda _s, scores, _now: [None] * len(scores))
+    (folder := tmp_path / "one-by-one").mkdir()
+    db = database_with_org(backend, folder, request)
+    assert run_import(db, *recent(tmp_path, 60), MONDAY_AFTERNOON, console=quiet()) == 0
+    assert kept(db) == bulk
+    db.dispose()
 
 
 def stored(db: Database) -> list[tuple[object, ...]]:

@@ -24,6 +24,7 @@ from bot import coaching
 from bot.calendar import WorkCalendar
 from bot.evaluation_input import EvaluationInput
 from bot.importing.readers import Record
+from bot.intake_batch import Incoming, intake_many
 from bot.team_calendar import calendar_for
 from storage.bulk import insert_items, item_values
 from storage.models import Base, Evaluation, Person, Team, TeamAgent
@@ -329,11 +330,14 @@ def import_records(
     def store(session: Session, sorted_records: list[tuple[Record, str]], rows: dict[int, Any]) -> None:
         history = [r.data for r, kind in sorted_records if kind == HISTORY and r.data is not None]
         insert_history(session, history, [rows[id(d)] for d in history])
-        for record, kind in sorted_records:
-            if kind in to_intake and record.data is not None:
-                result = coaching.intake(session, record.data, now, actor)
-                if result.case_id is not None and kind == NEW:
-                    summary.cases.add(result.case_id)
+        taken = [(r.data, kind) for r, kind in sorted_records if kind in to_intake and r.data is not None]
+        # The webhook's intake: in bulk where it can be, the rest one by one in the file's order.
+        results = intake_many(session, [Incoming(data, actor) for data, _ in taken], now) if taken else []
+        for (data, kind), result in zip(taken, results, strict=True):
+            if result is None:
+                result = coaching.intake(session, data, now, actor)
+            if result.case_id is not None and kind == NEW:
+                summary.cases.add(result.case_id)
         if history:
             audit(session, now, actor, "evaluations_backfilled", count=len(history))
 
