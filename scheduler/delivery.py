@@ -18,7 +18,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot import coaching_blocks, followup
@@ -131,7 +131,6 @@ class _Rendering:
 class _Outcome:
     channel: str
     ts: str
-    opened_channel: str | None
     recovered: bool = False
 
 
@@ -207,6 +206,8 @@ class OutboxSweep:
         self.owner = new_owner()
         # Until when Slack asked this sweeper to leave a method alone (a post: its channel).
         self._held: dict[str, datetime] = {}
+        # The DM conversations this sweeper opened, by Slack user id (also kept on the person).
+        self._opened: dict[str, str] = {}
         self._home_pace = Pace(HOME_PUBLISHES_PER_MINUTE)
 
     def run_once(self) -> SweepResult:
@@ -472,22 +473,17 @@ class OutboxSweep:
                 raise PermanentFailure("no_slack_id")
             user, view = job.person_slack_id, job.home_view
             self._call(job, "views.publish", lambda: slack.views_publish(user_id=user, view=view))
-            return _Outcome("home", "", None)
+            return _Outcome("home", "")
         upload = hit_rate_chart(job.chart) if job.chart is not None else job.upload
-        opened: str | None = None
         if job.channel is None:
-            if not job.person_slack_id:
-                raise PermanentFailure("no_slack_id")
-            user = job.person_slack_id
-            answer = self._call(job, "conversations.open", lambda: slack.conversations_open(users=user))
-            job.channel = opened = _answer_text(answer, "channel", "id")
+            job.channel = self._dm_channel(job)
         channel = job.channel
         if job.check_history:
             found = self._call(
                 job, "conversations.history", lambda: self._already_sent(channel, job.key, job.created_at)
             )
             if found:
-                return _Outcome(found["channel"], found["ts"], opened, recovered=True)
+                return _Outcome(found["channel"], found["ts"], recovered=True)
         if upload is not None:
             uploaded = self._call(
                 job,
@@ -497,7 +493,7 @@ class OutboxSweep:
                 ),
             )
             file_info: dict[str, Any] = uploaded.get("file") or {}
-            return _Outcome(channel, str(file_info.get("id", "")), opened)
+            return _Outcome(channel, str(file_info.get("id", "")))
         if job.update_ts:
             ts = job.update_ts
             self._call(
@@ -507,7 +503,7 @@ class OutboxSweep:
                     channel=channel, ts=ts, text=job.text, blocks=job.blocks, metadata=job.metadata
                 ),
             )
-            return _Outcome(channel, ts, opened)
+            return _Outcome(channel, ts)
         sent = self._call(
             job,
             f"chat.postMessage:{channel}",
@@ -515,7 +511,25 @@ class OutboxSweep:
                 channel=channel, text=job.text, blocks=job.blocks, metadata=job.metadata
             ),
         )
-        return _Outcome(_answer_text(sent, "channel"), _answer_text(sent, "ts"), opened)
+        return _Outcome(_answer_text(sent, "channel"), _answer_text(sent, "ts"))
+
+    def _dm_channel(self, job: _Job) -> str:
+        """The DM conversation with the job's person: opened once, and kept on the person at once, so
+        that a post Slack holds back, or another message to them, does not open it again."""
+        user = job.person_slack_id
+        if not user:
+            raise PermanentFailure("no_slack_id")
+        channel = self._opened.get(user)
+        if channel is None:
+            answer = self._call(job, "conversations.open", lambda: self.slack.conversations_open(users=user))
+            channel = self._opened[user] = _answer_text(answer, "channel", "id")
+            with self.db.unit_of_work() as session:
+                session.execute(
+                    update(Person)
+                    .where(Person.slack_id == user, Person.dm_channel.is_(None))
+                    .values(dm_channel=channel)
+                )
+        return channel
 
     def _already_sent(self, channel: str, key: str, since: datetime) -> dict[str, str] | None:
         history = self.slack.conversations_history(
@@ -539,10 +553,6 @@ class OutboxSweep:
                 return False
             row.status, row.slack_channel, row.slack_ts = "sent", outcome.channel, outcome.ts
             row.sent_at, row.lease_until, row.last_error = now, None, None
-            if outcome.opened_channel and row.person_id:
-                person = session.get(Person, row.person_id)
-                if person is not None:
-                    person.dm_channel = outcome.opened_channel
             return True
 
     def _slack_error(self, row_id: int, now: datetime, exc: SlackApiError, result: SweepResult) -> None:

@@ -63,6 +63,23 @@ def test_429_waits_retry_after(stack: Stack) -> None:
     assert len(stack.dm(PRIYA)) == 1 and rows(stack)[0].status == "sent"
 
 
+def test_a_dm_held_back_by_a_429_keeps_the_conversation_it_opened(stack: Stack) -> None:
+    """conversations.open (Tier 3, about 50 a minute) is asked once per person, not again for each
+    post Slack holds back, nor for each message to the same person in one sweep."""
+    stack.standin.add_fault(Fault("chat.postMessage", "ratelimited", times=1, retry_after=7))
+    stack.post_score(evaluation(id="ev-ana"))
+    stack.post_score(evaluation(id="ev-tom", agent={"email": TOM}))
+    assert stack.sweep().outbox.retried == 2 and stack.dm(PRIYA) == []
+    assert len(stack.standin.calls_to("conversations.open")) == 1
+    with stack.db.unit_of_work() as s:
+        kept = s.scalar(select(Person.dm_channel).where(Person.slack_id == PRIYA))
+    assert kept is not None
+    stack.clock.advance(timedelta(seconds=7))
+    stack.sweep()
+    assert len(stack.dm(PRIYA)) == 2 and {r.slack_channel for r in rows(stack)} == {kept}
+    assert len(stack.standin.calls_to("conversations.open")) == 1
+
+
 def test_server_errors_back_off_then_deliver(stack: Stack) -> None:
     stack.standin.add_fault(Fault("chat.postMessage", "server_error", times=2))
     stack.post_score(evaluation())
