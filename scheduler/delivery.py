@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from slack_sdk import WebClient
@@ -56,7 +57,8 @@ PERMANENT = {
     "cant_update_message",
 }
 MAX_ATTEMPTS = 8  # with the backoff below, about an hour of Slack failing before an admin hears
-HISTORY_LOOKBACK = 100
+HISTORY_PAGE = 200  # messages per page when looking for a post an earlier attempt may have made
+CLOCK_SKEW = timedelta(hours=1)  # how far this host's clock may be from Slack's
 FRESH_LEASE = LEASE.total_seconds() / 3  # a lease younger than this outlasts the Slack call ahead
 # Slack allows views.publish about 100 times a minute (Tier 4), shared with the Homes people open
 # themselves: the outbox's re-publishes keep to 60, leaving the rest to them.
@@ -479,11 +481,9 @@ class OutboxSweep:
             job.channel = self._dm_channel(job)
         channel = job.channel
         if job.check_history:
-            found = self._call(
-                job, "conversations.history", lambda: self._already_sent(channel, job.key, job.created_at)
-            )
-            if found:
-                return _Outcome(found["channel"], found["ts"], recovered=True)
+            found = self._already_sent(job, channel)
+            if found is not None:
+                return _Outcome(channel, found, recovered=True)
         if upload is not None:
             uploaded = self._call(
                 job,
@@ -531,18 +531,29 @@ class OutboxSweep:
                 )
         return channel
 
-    def _already_sent(self, channel: str, key: str, since: datetime) -> dict[str, str] | None:
-        history = self.slack.conversations_history(
-            channel=channel,
-            include_all_metadata=True,
-            limit=HISTORY_LOOKBACK,
-            oldest=f"{since.timestamp() - 60:.6f}",
-        )
-        for message in history.get("messages") or []:
-            payload = (message.get("metadata") or {}).get("event_payload") or {}
-            if payload.get("dedupe_key") == key:
-                return {"channel": channel, "ts": message["ts"]}
-        return None
+    def _already_sent(self, job: _Job, channel: str) -> str | None:
+        """The `ts` of the job's message if an earlier attempt posted it: the conversation's history
+        since the row was queued, page by page. Message times are Slack's clock and the row's is this
+        host's, so the search starts CLOCK_SKEW earlier."""
+        oldest = f"{(job.created_at - CLOCK_SKEW).timestamp():.6f}"
+        cursor: str | None = None
+        while True:
+            read = partial(
+                self.slack.conversations_history,
+                channel=channel,
+                include_all_metadata=True,
+                limit=HISTORY_PAGE,
+                oldest=oldest,
+                cursor=cursor,
+            )
+            page = self._call(job, "conversations.history", read)
+            for message in page.get("messages") or []:
+                payload = (message.get("metadata") or {}).get("event_payload") or {}
+                if payload.get("dedupe_key") == job.key:
+                    return str(message["ts"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                return None
 
     def _mark_sent(self, row_id: int, outcome: _Outcome, now: datetime) -> bool:
         """Record the message as sent, only while this sweeper still holds the row."""

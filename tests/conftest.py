@@ -7,8 +7,10 @@ import base64
 import os
 import secrets
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -130,12 +132,28 @@ def clock() -> FixedClock:
     return FixedClock(MONDAY_AFTERNOON)
 
 
-@pytest.fixture
-def standin(clock: FixedClock) -> Iterator[SlackStandIn]:
-    with SlackStandIn("xoxb-test-" + secrets.token_hex(6), now=lambda: clock.now().timestamp()) as s:
+@contextmanager
+def workspace(now: Callable[[], float]) -> Iterator[SlackStandIn]:
+    """The stand-in with the sample workspace's people and leadership channel; its messages are
+    timed by `now`."""
+    with SlackStandIn("xoxb-test-" + secrets.token_hex(6), now=now) as s:
         for user in PEOPLE:
             s.add_user(*user)
         s.add_channel("C0LEADERS", "cx-leadership", bot_member=True)
+        yield s
+
+
+@pytest.fixture
+def standin(clock: FixedClock) -> Iterator[SlackStandIn]:
+    """On the test's clock, which the app in the test process runs on too."""
+    with workspace(lambda: clock.now().timestamp()) as s:
+        yield s
+
+
+@pytest.fixture
+def live_standin() -> Iterator[SlackStandIn]:
+    """On the real clock, as Slack is: for `serve` processes, which run on the system clock."""
+    with workspace(time.time) as s:
         yield s
 
 

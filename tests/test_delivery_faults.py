@@ -173,6 +173,45 @@ def test_a_crash_between_the_slack_call_and_the_commit_sends_at_most_once(stack:
     assert len(stack.dm(PRIYA)) == 1 and rows(stack)[0].status == "sent"
 
 
+def crash_after_the_post(stack: Stack) -> None:
+    """A sweep posts the leader's DM and dies before it records it: the row is left 'sending'."""
+    sweep = stack.sweeps.outbox
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise SystemExit("killed")
+
+    original = sweep._mark_sent
+    sweep._mark_sent = crash  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        stack.sweep()
+    sweep._mark_sent = original  # type: ignore[method-assign]
+    assert rows(stack)[0].status == "sending" and len(stack.dm(PRIYA)) == 1
+
+
+def test_a_post_is_found_again_when_this_hosts_clock_runs_ahead_of_slacks(stack: Stack) -> None:
+    """Message times are Slack's; the row's is this host's. Ten minutes apart, the DM is still found."""
+    bot_clock = stack.standin.now
+    stack.standin.now = lambda: bot_clock() - 600  # Slack's clock, ten minutes behind this host's
+    stack.post_score(evaluation())
+    crash_after_the_post(stack)
+    stack.clock.advance(timedelta(minutes=3))
+    assert stack.sweep().outbox.recovered == 1
+    assert len(stack.dm(PRIYA)) == 1 and rows(stack)[0].status == "sent"
+
+
+def test_a_post_is_found_again_behind_a_page_of_later_messages(stack: Stack) -> None:
+    """The history check reads on past the first page Slack gives (100 messages) to the row's time."""
+    stack.post_score(evaluation())
+    crash_after_the_post(stack)
+    channel = stack.standin.calls_to("chat.postMessage")[0].args["channel"]
+    for n in range(150):  # the leader writes in the bot's DM meanwhile
+        stack.standin.user_says(channel, PRIYA, f"note {n}")
+    stack.clock.advance(timedelta(minutes=3))
+    assert stack.sweep().outbox.recovered == 1
+    assert len(stack.dm(PRIYA)) == 151 and rows(stack)[0].status == "sent"
+    assert len(stack.standin.calls_to("chat.postMessage")) == 1
+
+
 def test_a_share_of_every_fault_still_delivers_each_message_once(stack: Stack) -> None:
     stack.standin.add_fault(Fault("chat.postMessage", "ratelimited", rate=0.2, retry_after=1))
     stack.standin.add_fault(Fault("*", "server_error", rate=0.2))

@@ -180,8 +180,9 @@ def start_serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_serve_killed_repeatedly_loses_no_score_and_doubles_no_dm(
-    kind: str, standin: SlackStandIn, tmp_path: Path, request: pytest.FixtureRequest
+    kind: str, live_standin: SlackStandIn, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    standin = live_standin
     org = tmp_path / "org.yml"
     org.write_text(big_org(standin))
     url, db = database_url(kind, tmp_path, request)
@@ -250,8 +251,9 @@ def standin_client(standin: SlackStandIn) -> Any:
 
 @pytest.mark.postgres
 def test_two_serves_and_three_sweeps_send_every_due_message_once(
-    standin: SlackStandIn, tmp_path: Path, request: pytest.FixtureRequest
+    live_standin: SlackStandIn, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    standin = live_standin
     org = tmp_path / "org.yml"
     org.write_text(big_org(standin))
     url, db = database_url("postgres", tmp_path, request)

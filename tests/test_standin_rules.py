@@ -62,6 +62,30 @@ def test_methods_that_take_a_conversation_id_refuse_a_name(slack: tuple[SlackSta
     assert client.conversations_history(channel="C0LEAD")["messages"][0]["text"] == "hello"
 
 
+def test_history_comes_newest_first_a_page_at_a_time_between_its_bounds(
+    slack: tuple[SlackStandIn, WebClient],
+) -> None:
+    standin, client = slack
+    standin.add_channel("C0LEAD", "cx-leadership", bot_member=True)
+    ts = [standin.user_says("C0LEAD", "U0ANA", f"m{n}") for n in range(5)]
+    first = client.conversations_history(channel="C0LEAD", limit=2)
+    assert [m["text"] for m in first["messages"]] == ["m4", "m3"] and first["has_more"]
+    cursor = first["response_metadata"]["next_cursor"]
+    second = client.conversations_history(channel="C0LEAD", limit=2, cursor=cursor)
+    assert [m["text"] for m in second["messages"]] == ["m2", "m1"] and second["has_more"]
+    last = client.conversations_history(
+        channel="C0LEAD", limit=2, cursor=second["response_metadata"]["next_cursor"]
+    )
+    assert [m["text"] for m in last["messages"]] == ["m0"] and not last["has_more"]
+    assert last["response_metadata"]["next_cursor"] == ""
+    # `oldest` and `latest` leave out the messages at those times, unless `inclusive`.
+    between = client.conversations_history(channel="C0LEAD", oldest=ts[1], latest=ts[3])
+    assert [m["text"] for m in between["messages"]] == ["m2"]
+    both = client.conversations_history(channel="C0LEAD", oldest=ts[1], latest=ts[3], inclusive=True)
+    assert [m["text"] for m in both["messages"]] == ["m3", "m2", "m1"]
+    assert refused(client.conversations_history, channel="C0LEAD", cursor="nonsense") == "invalid_cursor"
+
+
 def test_the_bot_posts_only_where_it_was_invited(slack: tuple[SlackStandIn, WebClient]) -> None:
     standin, client = slack
     standin.add_channel("C0PUB", "cx-public")

@@ -27,6 +27,8 @@ from bot.standin.limits import ApiError, check_blocks, check_view
 from bot.standin.scopes import HISTORY_SCOPES, LIST_SCOPES, PUBLIC_POST_SCOPE
 from bot.standin.socket_mode import SocketModeEndpoint
 
+HISTORY_CURSOR = "bmV4dF90czox"  # how the stand-in's history cursors begin (Slack's are opaque too)
+
 
 def _truthy(value: Any) -> bool:
     return value in (True, 1, "1", "true", "True")
@@ -217,17 +219,35 @@ class WebApiMethods:
         self._need_scope(HISTORY_SCOPES[kind])
         if self.BOT_USER not in ch["members"]:
             raise ApiError("not_in_channel")
-        oldest = float(args.get("oldest") or 0)
-        limit = int(args.get("limit") or 100)
+        # Newest first, between `oldest` and `latest` (each left out unless `inclusive`), a page of
+        # `limit` (at most 999) at a time, the next one from `response_metadata.next_cursor`.
+        oldest, latest = float(args.get("oldest") or 0), args.get("latest")
+        inclusive = _truthy(args.get("inclusive"))
+        limit = min(int(args.get("limit") or 100), 999)
+        cursor = str(args.get("cursor") or "")
+        start = 0
+        if cursor:
+            if not cursor.startswith(HISTORY_CURSOR) or not cursor[len(HISTORY_CURSOR) :].isdigit():
+                raise ApiError("invalid_cursor")
+            start = int(cursor[len(HISTORY_CURSOR) :])
+
+        def within(ts: float) -> bool:
+            after = ts >= oldest if inclusive else ts > oldest
+            before = latest is None or (ts <= float(latest) if inclusive else ts < float(latest))
+            return after and before
+
+        found = [m for m in reversed(ch["messages"]) if within(float(m["ts"]))]
+        page = found[start : start + limit]
+        more = start + limit < len(found)
         with_meta = _truthy(args.get("include_all_metadata"))
-        found = [m for m in reversed(ch["messages"]) if float(m["ts"]) >= oldest][:limit]
         out = []
-        for m in found:
+        for m in page:
             copy = {k: v for k, v in m.items() if k != "metadata" or with_meta}
             if copy.get("metadata") is None:
                 copy.pop("metadata", None)
             out.append(copy)
-        return {"messages": out, "has_more": False}
+        following = f"{HISTORY_CURSOR}{start + limit}" if more else ""
+        return {"messages": out, "has_more": more, "response_metadata": {"next_cursor": following}}
 
     def m_conversations_list(self, args: dict[str, Any]) -> dict[str, Any]:
         types = [t.strip() for t in str(args.get("types") or "public_channel").split(",") if t.strip()]

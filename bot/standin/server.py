@@ -180,6 +180,13 @@ class SlackStandIn(WebApiMethods):
         with self._lock:
             self.channels[channel_id]["members"].add(user_id or self.BOT_USER)
 
+    def user_says(self, channel_id: str, user_id: str, text: str) -> str:
+        """A person writes in a conversation (a DM with the bot, a channel): its `ts`."""
+        with self._lock:
+            message = {"type": "message", "user": user_id, "text": text, "ts": self._ts()}
+            self.channels[channel_id]["messages"].append(message)
+        return str(message["ts"])
+
     def issue_trigger(self) -> str:
         """A trigger_id as Slack issues one with an interaction: single use, valid for 3 seconds."""
         trigger = f"{int(time.time())}.{random.randint(10**11, 10**12 - 1)}.{next(self._seq)}"
