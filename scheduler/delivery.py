@@ -153,6 +153,19 @@ def _file_job(row: OutboxMessage, person: Person, title: str, **file: Any) -> _J
     )
 
 
+def _first_limit(job: _Job) -> str:
+    """The Slack limit (as `OutboxSweep._call` names it) of the first call the job makes."""
+    if job.home_for is not None or job.home_view is not None:
+        return "views.publish"
+    if job.channel is None:
+        return "conversations.open"
+    if job.check_history:
+        return "conversations.history"
+    if job.chart is not None or job.upload is not None:
+        return "files.getUploadURLExternal"
+    return "chat.update" if job.update_ts else f"chat.postMessage:{job.channel}"
+
+
 def backoff(attempts: int) -> timedelta:
     base = min(30 * 2 ** max(0, attempts - 1), 3600)
     return timedelta(seconds=base * random.uniform(0.8, 1.2))
@@ -277,6 +290,8 @@ class OutboxSweep:
                 row.attempts += 1
                 row.lease_until = now + LEASE  # the first Slack call needs no renewal of its own
                 job.leased_at = time.monotonic()
+        if isinstance(job, _Job) and (until := self._held_until(_first_limit(job), now)) is not None:
+            raise HeldBack(until)  # not rendered: Slack would not take it yet
         if isinstance(job, _Job) and job.home_for is not None:
             # A Home reads many figures: it renders in a read transaction, holding no write lock.
             with self.db.read() as session:
@@ -388,6 +403,9 @@ class OutboxSweep:
         except PermanentFailure as exc:
             self._fail(row_id, now, str(exc), result)
             return
+        except HeldBack as exc:
+            self._hold(row_id, exc.until, result)
+            return
         except Exception as exc:  # a rendering bug must not stop the sweep or lose the row
             log.exception("could not render outbox row %s", row_id)
             self._fail(row_id, now, f"render_error: {type(exc).__name__}", result)
@@ -403,9 +421,7 @@ class OutboxSweep:
             result.skipped += 1
             return
         except HeldBack as exc:
-            self._defer(row_id, exc.until, "ratelimited: held back until Slack's Retry-After has passed")
-            result.retried += 1
-            OUTBOX.labels("held").inc()
+            self._hold(row_id, exc.until, result)
             return
         except PermanentFailure as exc:
             self._fail(row_id, now, str(exc), result)
@@ -585,6 +601,12 @@ class OutboxSweep:
             self._retry_or_fail(row_id, now, code or f"http_{status}", result)
         else:
             self._fail(row_id, now, code or f"http_{status}", result)
+
+    def _hold(self, row_id: int, until: datetime, result: SweepResult) -> None:
+        """Back to pending while Slack's limit on the row's call is in force."""
+        self._defer(row_id, until, "ratelimited: held back until Slack's Retry-After has passed")
+        result.retried += 1
+        OUTBOX.labels("held").inc()
 
     def _defer(self, row_id: int, until: datetime, reason: str, *, attempted: bool = True) -> None:
         """Back to pending until `until`. An attempt Slack refused to carry out is not counted."""

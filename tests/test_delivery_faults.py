@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from slack_sdk import WebClient
@@ -78,6 +79,31 @@ def test_a_dm_held_back_by_a_429_keeps_the_conversation_it_opened(stack: Stack) 
     stack.sweep()
     assert len(stack.dm(PRIYA)) == 2 and {r.slack_channel for r in rows(stack)} == {kept}
     assert len(stack.standin.calls_to("conversations.open")) == 1
+
+
+def test_a_message_slack_would_hold_back_is_not_rendered_until_it_may_go(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rendering a coaching DM reads the case, its evidence and the ranking: not done for a message
+    that would only meet Slack's Retry-After."""
+    from scheduler import delivery
+
+    rendered: list[str] = []
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        rendered.append(args[1])
+        return render(*args, **kwargs)
+
+    render = delivery.render
+    monkeypatch.setattr(delivery, "render", counting)
+    stack.standin.add_fault(Fault("chat.postMessage", "ratelimited", times=1, retry_after=7))
+    stack.post_score(evaluation(id="ev-ana"))
+    stack.post_score(evaluation(id="ev-tom", agent={"email": TOM}))
+    assert stack.sweep().outbox.retried == 2
+    assert rendered == ["leader_case"]  # the second one waits for the channel, unrendered
+    stack.clock.advance(timedelta(seconds=7))
+    stack.sweep()
+    assert len(stack.dm(PRIYA)) == 2 and rendered.count("leader_case") == 3
 
 
 def test_server_errors_back_off_then_deliver(stack: Stack) -> None:
