@@ -508,6 +508,8 @@ def apply_org(
             person.slack_id = user.slack_id
             person.timezone = user.timezone or person.timezone
         person.is_admin = ps.admin
+        if person.slack_id != before[1]:
+            person.dm_channel = None  # the conversation was with the other account
         if email in slack and slack[email] is None and not person.slack_id:
             report.not_in_slack.append(email)
         if person.id is not None and before != (

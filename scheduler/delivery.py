@@ -58,6 +58,7 @@ PERMANENT = {
 }
 MAX_ATTEMPTS = 8  # with the backoff below, about an hour of Slack failing before an admin hears
 HISTORY_PAGE = 200  # messages per page when looking for a post an earlier attempt may have made
+HISTORY_PAGES = 10  # pages read at most; past them, whether it was posted cannot be told
 CLOCK_SKEW = timedelta(hours=1)  # how far this host's clock may be from Slack's
 FRESH_LEASE = LEASE.total_seconds() / 3  # a lease younger than this outlasts the Slack call ahead
 # Slack allows views.publish about 100 times a minute (Tier 4), shared with the Homes people open
@@ -221,8 +222,6 @@ class OutboxSweep:
         self.owner = new_owner()
         # Until when Slack asked this sweeper to leave a method alone (a post: its channel).
         self._held: dict[str, datetime] = {}
-        # The DM conversations this sweeper opened, by Slack user id (also kept on the person).
-        self._opened: dict[str, str] = {}
         self._home_pace = Pace(HOME_PUBLISHES_PER_MINUTE)
 
     def run_once(self) -> SweepResult:
@@ -530,21 +529,19 @@ class OutboxSweep:
         return _Outcome(_answer_text(sent, "channel"), _answer_text(sent, "ts"))
 
     def _dm_channel(self, job: _Job) -> str:
-        """The DM conversation with the job's person: opened once, and kept on the person at once, so
-        that a post Slack holds back, or another message to them, does not open it again."""
+        """Open the DM conversation with the job's person, and keep it on the person at once: a post
+        Slack holds back, and the next message to them (prepared after this), do not open it again."""
         user = job.person_slack_id
         if not user:
             raise PermanentFailure("no_slack_id")
-        channel = self._opened.get(user)
-        if channel is None:
-            answer = self._call(job, "conversations.open", lambda: self.slack.conversations_open(users=user))
-            channel = self._opened[user] = _answer_text(answer, "channel", "id")
-            with self.db.unit_of_work() as session:
-                session.execute(
-                    update(Person)
-                    .where(Person.slack_id == user, Person.dm_channel.is_(None))
-                    .values(dm_channel=channel)
-                )
+        answer = self._call(job, "conversations.open", lambda: self.slack.conversations_open(users=user))
+        channel = _answer_text(answer, "channel", "id")
+        with self.db.unit_of_work() as session:
+            session.execute(
+                update(Person)
+                .where(Person.slack_id == user, Person.dm_channel.is_(None))
+                .values(dm_channel=channel)
+            )
         return channel
 
     def _already_sent(self, job: _Job, channel: str) -> str | None:
@@ -553,7 +550,7 @@ class OutboxSweep:
         host's, so the search starts CLOCK_SKEW earlier."""
         oldest = f"{(job.created_at - CLOCK_SKEW).timestamp():.6f}"
         cursor: str | None = None
-        while True:
+        for _ in range(HISTORY_PAGES):
             read = partial(
                 self.slack.conversations_history,
                 channel=channel,
@@ -570,6 +567,10 @@ class OutboxSweep:
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not page.get("has_more") or not cursor:
                 return None
+        # Neither found nor shown absent: sending could double it, so it is not sent, and admins are told.
+        raise PermanentFailure(
+            f"history_too_long: more than {HISTORY_PAGES * HISTORY_PAGE} messages to search"
+        )
 
     def _mark_sent(self, row_id: int, outcome: _Outcome, now: datetime) -> bool:
         """Record the message as sent, only while this sweeper still holds the row."""

@@ -238,6 +238,24 @@ def test_a_post_is_found_again_behind_a_page_of_later_messages(stack: Stack) -> 
     assert len(stack.standin.calls_to("chat.postMessage")) == 1
 
 
+def test_a_post_that_cannot_be_told_apart_from_a_long_history_is_not_sent_again(stack: Stack) -> None:
+    """Past HISTORY_PAGES pages, whether the earlier attempt posted it cannot be told: it is not sent
+    again (that could double it), and an admin is told."""
+    from scheduler.delivery import HISTORY_PAGE, HISTORY_PAGES
+
+    stack.post_score(evaluation())
+    crash_after_the_post(stack)
+    channel = stack.standin.calls_to("chat.postMessage")[0].args["channel"]
+    for n in range(HISTORY_PAGES * HISTORY_PAGE):
+        stack.standin.user_says(channel, PRIYA, f"note {n}")
+    stack.clock.advance(timedelta(minutes=3))
+    assert stack.sweep().outbox.failed == 1
+    row = rows(stack)[0]
+    assert row.status == "failed" and (row.last_error or "").startswith("history_too_long")
+    assert len(stack.standin.calls_to("chat.postMessage", ok=None)) == 2  # the DM, and the admin's alert
+    assert "history_too_long" in stack.dm("U0SAM")[0]["text"]
+
+
 def test_a_share_of_every_fault_still_delivers_each_message_once(stack: Stack) -> None:
     stack.standin.add_fault(Fault("chat.postMessage", "ratelimited", rate=0.2, retry_after=1))
     stack.standin.add_fault(Fault("*", "server_error", rate=0.2))
@@ -437,3 +455,25 @@ def wait_for(condition: Callable[[], bool], seconds: float = 10) -> bool:
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.05)
     return condition()
+
+
+def test_a_person_given_another_slack_account_gets_their_dms_there(stack: Stack) -> None:
+    """The DM conversation kept on a person is the one with their Slack account: when the org file
+    names another account for them, their messages go to it, never to the previous account."""
+    from tests.scenario import import_org
+
+    stack.post_score(evaluation(id="ev-ana"))
+    stack.sweep()
+    assert len(stack.dm(PRIYA)) == 1
+    stack.standin.add_user("U0PRIYA2", "priya.new@example.com", "Priya Shah")
+    moved = sample_org().replace(
+        "{email: priya.shah@example.com, name: Priya Shah}",
+        "{email: priya.shah@example.com, name: Priya Shah, slack_id: U0PRIYA2}",
+    )
+    assert "U0PRIYA2" in moved
+    import_org(stack.db, stack.clock.now(), moved)
+    stack.post_score(evaluation(id="ev-tom", agent={"email": TOM}))
+    stack.sweep()
+    assert len(stack.dm(PRIYA)) == 1
+    moved_dms = stack.dm("U0PRIYA2")
+    assert [m["metadata"]["event_payload"]["dedupe_key"] for m in moved_dms] == ["case:2:leader_dm"]

@@ -331,7 +331,8 @@ def import_records(
         history = [r.data for r, kind in sorted_records if kind == HISTORY and r.data is not None]
         insert_history(session, history, [rows[id(d)] for d in history])
         taken = [(r.data, kind) for r, kind in sorted_records if kind in to_intake and r.data is not None]
-        # The webhook's intake: in bulk where it can be, the rest one by one in the file's order.
+        # The webhook's intake: in bulk where it can be, then the rest one by one in the file's order
+        # (with every later evaluation of their agents, so each agent's take effect in file order).
         results = intake_many(session, [Incoming(data, actor) for data, _ in taken], now) if taken else []
         for (data, kind), result in zip(taken, results, strict=True):
             if result is None:

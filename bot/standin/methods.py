@@ -221,7 +221,7 @@ class WebApiMethods:
             raise ApiError("not_in_channel")
         # Newest first, between `oldest` and `latest` (each left out unless `inclusive`), a page of
         # `limit` (at most 999) at a time, the next one from `response_metadata.next_cursor`.
-        oldest, latest = float(args.get("oldest") or 0), args.get("latest")
+        oldest, latest = float(args.get("oldest") or 0), args.get("latest") or None
         inclusive = _truthy(args.get("inclusive"))
         limit = min(int(args.get("limit") or 100), 999)
         cursor = str(args.get("cursor") or "")
