@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from slack_sdk import WebClient
@@ -551,14 +550,16 @@ class OutboxSweep:
         oldest = f"{(job.created_at - CLOCK_SKEW).timestamp():.6f}"
         cursor: str | None = None
         for _ in range(HISTORY_PAGES):
-            read = partial(
-                self.slack.conversations_history,
-                channel=channel,
-                include_all_metadata=True,
-                limit=HISTORY_PAGE,
-                oldest=oldest,
-                cursor=cursor,
-            )
+
+            def read(after: str | None = cursor) -> Any:
+                return self.slack.conversations_history(
+                    channel=channel,
+                    include_all_metadata=True,
+                    limit=HISTORY_PAGE,
+                    oldest=oldest,
+                    cursor=after,
+                )
+
             page = self._call(job, "conversations.history", read)
             for message in page.get("messages") or []:
                 payload = (message.get("metadata") or {}).get("event_payload") or {}
