@@ -228,6 +228,20 @@ def test_a_post_is_found_again_behind_a_page_of_later_messages(stack: Stack) -> 
     assert len(stack.standin.calls_to("chat.postMessage")) == 1
 
 
+def test_a_history_check_slack_rate_limits_waits_and_still_finds_the_post(stack: Stack) -> None:
+    """A 429 on the history check is not an attempt that might have posted, nor one that shows the post
+    absent: the row waits for Retry-After and checks again."""
+    stack.post_score(evaluation())
+    crash_after_the_post(stack)
+    stack.standin.add_fault(Fault("conversations.history", "ratelimited", times=1, retry_after=5))
+    stack.clock.advance(timedelta(minutes=3))
+    assert stack.sweep().outbox.retried == 1
+    assert len(stack.standin.calls_to("chat.postMessage")) == 1 and rows(stack)[0].status == "pending"
+    stack.clock.advance(timedelta(seconds=5))
+    assert stack.sweep().outbox.recovered == 1
+    assert len(stack.dm(PRIYA)) == 1 and rows(stack)[0].status == "sent"
+
+
 def test_a_post_that_cannot_be_told_apart_from_a_long_history_is_not_sent_again(stack: Stack) -> None:
     """Past HISTORY_PAGES pages, whether the earlier attempt posted it cannot be told: it is not sent
     again (that could double it), and an admin is told."""
