@@ -4,6 +4,7 @@ the Slack stand-in, and the whole app served over HTTP."""
 from __future__ import annotations
 
 import base64
+import http.client
 import os
 import secrets
 import threading
@@ -189,6 +190,19 @@ class Stack:
     @property
     def url(self) -> str:
         return self.server.url
+
+    def status_of_headers(self, path: str, headers: dict[str, str]) -> int:
+        """POST only the headers (a Content-Length promising a body) and read the answer: for answers
+        the server gives before reading the body, which sending it could meet closed."""
+        conn = http.client.HTTPConnection(self.server.host, self.server.port, timeout=10)
+        try:
+            conn.putrequest("POST", path)
+            for name, value in headers.items():
+                conn.putheader(name, value)
+            conn.endheaders()
+            return conn.getresponse().status
+        finally:
+            conn.close()
 
     def post_score(self, payload: dict[str, Any], at: datetime | None = None) -> tuple[int, Any]:
         return post_score(self.url, self.services.settings.qa_webhook_secret, payload, at or self.clock.now())
