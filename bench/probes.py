@@ -114,13 +114,18 @@ class ServeProcess:
         _wait_ready(f"{self.url}/readyz", self.proc, self.log.name)
 
     def rss_mb(self) -> tuple[float, float]:
-        """(resident now, peak resident) in MB, from /proc."""
-        fields = {}
-        with open(f"/proc/{self.proc.pid}/status", encoding="ascii") as fh:
-            for line in fh:
-                name, _, value = line.partition(":")
-                fields[name] = value.strip()
-        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+        """(resident now, peak resident) in MB from /proc, of the web server and its sweeper together
+        (the peak is the sum of each one's own peak)."""
+        now = peak = 0.0
+        for pid in [self.proc.pid, *_children(self.proc.pid)]:
+            fields = {}
+            with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+                for line in fh:
+                    name, _, value = line.partition(":")
+                    fields[name] = value.strip()
+            now += int(fields["VmRSS"].split()[0]) / 1024
+            peak += int(fields["VmHWM"].split()[0]) / 1024
+        return now, peak
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -131,6 +136,20 @@ class ServeProcess:
             self.proc.wait()
         self.log.close()
         os.unlink(self.log.name)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
 
 
 class NoopProcess:

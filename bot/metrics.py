@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -23,22 +27,9 @@ ACK_SECONDS = Histogram(
     ["kind"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 3.0, 5.0),
 )
-CONNECTOR_LAG = Gauge(
-    "coachloop_connector_lag_seconds",
-    "How far behind now a pulling connector's cursor is (at scrape)",
-    ["connector", "scope"],
-)
-POLL_FAILURES = Gauge(
-    "coachloop_poll_consecutive_failures", "Failed polls in a row (at scrape)", ["connector", "scope"]
-)
 POLLS = Counter("coachloop_polls_total", "Polls by result", ["connector", "result"])
 PULLED = Counter(
     "coachloop_pulled_evaluations_total", "Pulled evaluations by outcome", ["connector", "outcome"]
-)
-CASES = Gauge("coachloop_cases", "Coaching cases by state (read from the database at scrape)", ["state"])
-OUTBOX_QUEUED = Gauge("coachloop_outbox_queued", "Messages due or waiting to be sent (at scrape)")
-OUTBOX_LAG = Gauge(
-    "coachloop_outbox_lag_seconds", "How long the oldest queued message has been due (0 when none)"
 )
 STATES = ("awaiting_conversation", "agreed", "acknowledged", "discussion_requested", "closed", "waived")
 
@@ -49,21 +40,66 @@ def error_code(error: str) -> str:
     return head[:40] or "unknown"
 
 
-def refresh_from_database(session: Session, now: datetime) -> None:
-    """Set the gauges that describe the database (every replica reports the same figures)."""
+def database_figures(session: Session, now: datetime) -> list[Metric]:
+    """The gauges that describe the database, read at scrape (every replica reports the same figures).
+    Built afresh each time, so a cursor row deleted (a workspace no longer polled) leaves no figure."""
     counts: dict[str, int] = {
         state: n for state, n in session.execute(select(Case.state, func.count()).group_by(Case.state))
     }
+    cases = GaugeMetricFamily(
+        "coachloop_cases", "Coaching cases by state (read from the database at scrape)", labels=["state"]
+    )
     for state in sorted(set(STATES) | set(counts)):
-        CASES.labels(state).set(counts.get(state, 0))
+        cases.add_metric([state], counts.get(state, 0))
     queued = OutboxMessage.status.in_(("pending", "sending"))
-    OUTBOX_QUEUED.set(session.scalar(select(func.count()).where(queued)) or 0)
     oldest = session.scalar(select(func.min(OutboxMessage.due_at)).where(queued, OutboxMessage.due_at <= now))
-    OUTBOX_LAG.set(max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
-    CONNECTOR_LAG.clear()  # a cursor row deleted (a workspace no longer polled) leaves no figure behind
-    POLL_FAILURES.clear()
+    lag = GaugeMetricFamily(
+        "coachloop_connector_lag_seconds",
+        "How far behind now a pulling connector's cursor is (at scrape)",
+        labels=["connector", "scope"],
+    )
+    failures = GaugeMetricFamily(
+        "coachloop_poll_consecutive_failures",
+        "Failed polls in a row (at scrape)",
+        labels=["connector", "scope"],
+    )
     for cursor in session.scalars(select(PollCursor)):
-        POLL_FAILURES.labels(cursor.connector, cursor.scope).set(cursor.consecutive_failures)
+        labels = [cursor.connector, cursor.scope]
+        failures.add_metric(labels, cursor.consecutive_failures)
         if cursor.position is not None:  # a cursor that never read a window has no lag yet
-            lag = (now - cursor.position).total_seconds()
-            CONNECTOR_LAG.labels(cursor.connector, cursor.scope).set(max(0.0, lag))
+            lag.add_metric(labels, max(0.0, (now - cursor.position).total_seconds()))
+    return [
+        cases,
+        GaugeMetricFamily(
+            "coachloop_outbox_queued",
+            "Messages due or waiting to be sent (at scrape)",
+            value=session.scalar(select(func.count()).where(queued)) or 0,
+        ),
+        GaugeMetricFamily(
+            "coachloop_outbox_lag_seconds",
+            "How long the oldest queued message has been due (0 when none)",
+            value=max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0,
+        ),
+        lag,
+        failures,
+    ]
+
+
+class _Figures(Collector):
+    def __init__(self, figures: list[Metric]) -> None:
+        self.figures = figures
+
+    def collect(self) -> list[Metric]:
+        return self.figures
+
+
+def exposition(figures: list[Metric]) -> bytes:
+    """The Prometheus text: this process's counters and histograms (and, when `serve` runs its sweeper
+    beside it, the sweeper's, added up by prometheus_client's multiprocess mode), then `figures`."""
+    registry: CollectorRegistry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+    read_now = CollectorRegistry(auto_describe=False)
+    read_now.register(_Figures(figures))
+    return generate_latest(registry) + generate_latest(read_now)

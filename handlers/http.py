@@ -7,7 +7,8 @@ import logging
 import time
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.core import Metric
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from slack_bolt.request.internals import parse_body
@@ -23,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.app.services import Services
 from bot.contract import openapi_text
-from bot.metrics import ACK_SECONDS, refresh_from_database
+from bot.metrics import ACK_SECONDS, database_figures, exposition
 from handlers import ingest
 from storage import logcontext
 
@@ -126,16 +127,17 @@ def create_web_app(services: Services, bolt_app: App) -> Starlette:
             return JSONResponse({"ready": False, "database": type(exc).__name__}, status_code=503)
         return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
-    def database_figures() -> None:
-        with services.db.unit_of_work() as session:
-            refresh_from_database(session, services.clock.now())
+    def figures() -> list[Metric]:
+        with services.db.read() as session:
+            return database_figures(session, services.clock.now())
 
     async def metrics(_: Request) -> Response:
         try:
-            await run_in_threadpool(database_figures)
+            read = await run_in_threadpool(figures)
         except SQLAlchemyError as exc:  # the process's own figures are still worth serving
             log.warning("metrics: the database figures are unavailable (%s)", type(exc).__name__)
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+            read = []
+        return Response(exposition(read), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(_: Request) -> Response:
         return Response(openapi_text(), media_type="application/json")

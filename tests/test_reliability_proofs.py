@@ -171,6 +171,7 @@ def start_serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
         env={**env, "PORT": str(port)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the web server and its sweeper, killed together
     )
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: ready(url) or proc.poll() is not None, timeout=60, what="serve to start")
@@ -209,7 +210,7 @@ def test_serve_killed_repeatedly_loses_no_score_and_doubles_no_dm(
         for t in senders:
             t.start()
         time.sleep(1.5)
-        os.kill(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         stop.set()
         for t in senders:

@@ -7,11 +7,13 @@ import base64
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bot.app.demo import post_score, sample_scores
 from bot.app.server import free_port
@@ -28,26 +30,53 @@ def _ready(url: str) -> bool:
         return False
 
 
-def test_serve_carries_a_score_to_an_acknowledged_agreement(standin: SlackStandIn, tmp_path: Path) -> None:
+def children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the living processes whose parent is `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except OSError:
+            continue  # it ended meanwhile
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append((int(entry.name), cmdline))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def serve_env(standin: SlackStandIn, tmp_path: Path) -> dict[str, str]:
     org = tmp_path / "org.yml"
     org.write_text(sample_org())
-    port = free_port()
-    signing = secrets.token_hex(16)
-    webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "COACHLOOP_", "DATABASE_URL"))},
         "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
         "SLACK_BOT_TOKEN": standin.token,
-        "SLACK_SIGNING_SECRET": signing,
-        "QA_WEBHOOK_SECRET": webhook_secret,
+        "SLACK_SIGNING_SECRET": secrets.token_hex(16),
+        "QA_WEBHOOK_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
         "SLACK_API_URL": standin.url,
         "COACHLOOP_ORG": str(org),
-        "PORT": str(port),
+        "SWEEP_INTERVAL_SECONDS": "3600",  # every DM below goes out because serve woke its sweeper
+        "PORT": str(free_port()),
     }
     migrated = subprocess.run(
         [sys.executable, "-m", "bot.app.cli", "db", "upgrade"], env=env, capture_output=True, text=True
     )
     assert migrated.returncode == 0, migrated.stderr
+    return env
+
+
+def start_serve(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot.app.cli", "serve"],
         env=env,
@@ -55,19 +84,45 @@ def test_serve_carries_a_score_to_an_acknowledged_agreement(standin: SlackStandI
         stderr=subprocess.STDOUT,
         text=True,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{env['PORT']}"
+    wait_for(lambda: _ready(url) or proc.poll() is not None, timeout=20, what="serve to start")
+    assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+    return proc, url
+
+
+def sweepers(pid: int) -> list[int]:
+    return [child for child, cmdline in children(pid) if "sweeper" in cmdline]
+
+
+def metric(url: str, sample: str) -> float:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(sample + " ")]
+    assert len(values) == 1, (sample, text)
+    return values[0]
+
+
+def dm(standin: SlackStandIn, user: str, kind: str, containing: str = "") -> dict[str, Any] | None:
+    for m in standin.messages(standin.dm_of(user)):
+        key = (m.get("metadata") or {}).get("event_payload", {}).get("dedupe_key", "")
+        if kind in key and containing in json.dumps(m["blocks"]):
+            return m
+    return None
+
+
+def test_serve_carries_a_score_to_an_acknowledged_agreement(standin: SlackStandIn, tmp_path: Path) -> None:
+    """Every message goes out from the sweeper process `serve` started, woken at once across processes
+    (its own schedule is an hour away), and the web server's /metrics counts what the sweeper sent."""
+    env = serve_env(standin, tmp_path)
+    signing, webhook_secret = env["SLACK_SIGNING_SECRET"], env["QA_WEBHOOK_SECRET"]
+    proc, url = start_serve(env)
     try:
-        wait_for(lambda: _ready(url) or proc.poll() is not None, timeout=20, what="serve to start")
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        assert len(sweepers(proc.pid)) == 1, children(proc.pid)
         status, answer = post_score(url, webhook_secret, sample_scores(datetime.now(UTC))[0])
         assert status == 202 and answer["status"] == "case_opened"
 
-        def message(user: str, kind: str, containing: str = "") -> dict | None:  # type: ignore[type-arg]
-            for m in standin.messages(standin.dm_of(user)):
-                key = (m.get("metadata") or {}).get("event_payload", {}).get("dedupe_key", "")
-                if kind in key and containing in json.dumps(m["blocks"]):
-                    return m
-            return None
+        def message(user: str, kind: str, containing: str = "") -> dict[str, Any] | None:
+            return dm(standin, user, kind, containing)
 
         people = SlackUserAgent(url, signing, standin)
         leader_dm = wait_for(lambda: message("U0PRIYA", "leader_dm"), timeout=10, what="the leader's DM")
@@ -80,6 +135,32 @@ def test_serve_carries_a_score_to_an_acknowledged_agreement(standin: SlackStandI
             timeout=10,
             what="the leader's DM to show the acknowledgement",
         )
+        # The leader's DM, the agreement and the leader's DM again (Home re-publishes count apart).
+        assert metric(url, 'coachloop_outbox_total{result="sent"}') >= 3
+        assert metric(url, 'coachloop_webhooks_total{outcome="case_opened"}') == 1
+        sweeper = sweepers(proc.pid)[0]
     finally:
         proc.terminate()
+        code = proc.wait(timeout=30)
+    assert code == 0
+    assert not alive(sweeper)
+
+
+def test_a_sweeper_that_dies_is_replaced_and_none_outlives_a_killed_serve(
+    standin: SlackStandIn, tmp_path: Path
+) -> None:
+    env = serve_env(standin, tmp_path)
+    proc, url = start_serve(env)
+    try:
+        (first,) = sweepers(proc.pid)
+        os.kill(first, signal.SIGKILL)
+        second = wait_for(
+            lambda: next(iter(set(sweepers(proc.pid)) - {first}), None), timeout=20, what="another sweeper"
+        )
+        status, _ = post_score(url, env["QA_WEBHOOK_SECRET"], sample_scores(datetime.now(UTC))[0])
+        assert status == 202
+        wait_for(lambda: dm(standin, "U0PRIYA", "leader_dm"), timeout=10, what="the DM, from the new sweeper")
+    finally:
+        proc.kill()
         proc.wait(timeout=10)
+    wait_for(lambda: not alive(second), timeout=20, what="the sweeper to end with serve")

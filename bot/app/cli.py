@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -18,18 +20,39 @@ _database = dbcli.database_url
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    metrics_dir = _metrics_shared_between_processes()
+    try:
+        return _serve()
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_shared_between_processes() -> str | None:
+    """A directory where this process and its sweeper keep their counters, so that `/metrics` adds them
+    up (prometheus_client's multiprocess mode; it must be chosen before the library is imported). None
+    when the operator gave one in PROMETHEUS_MULTIPROC_DIR (theirs to empty between runs)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    if "prometheus_client" in sys.modules:  # serve called in-process, after the library: no sharing
+        return None
+    path = tempfile.mkdtemp(prefix="coachloop-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
+
+
+def _serve() -> int:
     import uvicorn
 
     from bot.app.factory import build_services, create_bolt_app
     from bot.app.server import exit_cleanly_on_sigterm
+    from bot.app.sweeper import SweeperProcess
     from bot.app.zendesk_qa_settings import zendesk_qa_connection
     from handlers.http import create_web_app
-    from scheduler.runner import start_scheduler
-    from scheduler.zendesk_qa_poll import start_poller
 
     exit_cleanly_on_sigterm()
     settings = load_settings()
-    zendesk_qa = zendesk_qa_connection(settings.org_file)
+    zendesk_qa = zendesk_qa_connection(settings.org_file)  # a mistake in it stops serve, not only its sweeper
     services = build_services(settings, SystemClock())
     if settings.org_file:
         imported = _import_org(services.db, settings.org_file, services.slack)
@@ -37,9 +60,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print("coachloop: not started, because the org file was not imported.", file=sys.stderr)
             return imported
     bolt_app = create_bolt_app(services)
-    scheduler = start_scheduler(services, interval=settings.sweep_interval)
+    sweeper = SweeperProcess().start()
+    services.wake_sweeps = sweeper.wake
     if zendesk_qa is not None:
-        start_poller(scheduler, services, zendesk_qa)
         print(f"polling Zendesk QA workspace(s) {', '.join(zendesk_qa.workspaces)}")
     socket_handler = None
     if settings.slack_app_token:
@@ -57,10 +80,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_config=None,  # keep coachloop's handler (LOG_FORMAT) for uvicorn's lines too
         )
     finally:
-        scheduler.shutdown(wait=True)  # let a sweep in flight record what it sent
+        sweeper.stop()  # it finishes the sweep in flight, recording what it sent
         if socket_handler is not None:
             socket_handler.close()
     return 0
+
+
+def cmd_sweeper(args: argparse.Namespace) -> int:
+    from bot.app.server import exit_cleanly_on_sigterm
+    from bot.app.sweeper import run_sweeper
+
+    exit_cleanly_on_sigterm()
+    return run_sweeper(load_settings(), stdin_wakes=args.stdin_wakes)
 
 
 def _import_org(db: object, path: str, slack: object | None) -> int:
@@ -288,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sweep", help="run every sweep once at the current time and exit").set_defaults(
         func=cmd_sweep
     )
+    sweeper = sub.add_parser(
+        "sweeper", help="run the sweeps until stopped (serve starts one of its own)"
+    )
+    sweeper.add_argument("--stdin-wakes", action="store_true", help=argparse.SUPPRESS)
+    sweeper.set_defaults(func=cmd_sweeper)
     demo = sub.add_parser("demo", help="run the whole loop against a local stand-in of Slack")
     demo.add_argument("--db", help="keep the demo's SQLite database at this path (for coachloop report)")
     demo.add_argument(
