@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any, cast
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bot import coaching
 from bot.app.services import Services
@@ -226,3 +227,24 @@ def test_bulk_intake_leaves_what_one_by_one_intake_leaves(
         assert [bulk.answer(a) for a in bulk_answers] == [single.answer(a) for a in single_answers]
         for table in bulk.tables:
             assert bulk.tables[table] == single.tables[table], table
+
+
+@pytest.mark.parametrize("gather", [0.0, 0.5])
+def test_a_score_sent_moments_after_another_joins_its_transaction(tmp_path: Path, gather: float) -> None:
+    """The writer waits `gather` seconds after a batch's first score for others: one sent 0.1 s later
+    goes in the same transaction (one commit); with no wait it takes a transaction of its own."""
+    db = Database(f"sqlite:///{tmp_path / 'gather.db'}")
+    db.create_schema()
+    clock = FixedClock(START)
+    with db.unit_of_work() as session:
+        apply_org(session, parse_org(org(0)), {}, clock.now())
+    commits = Counter[str]()
+    event.listen(db.engine, "commit", lambda _conn: commits.update(["commit"]))
+    writer = IntakeWriter(cast(Services, SimpleNamespace(db=db, clock=clock)), gather=gather)
+    first = writer.submit(parse_evaluation(payload(0, {}, START, (0, 0, 1, True, 0))))
+    time.sleep(0.1)
+    second = writer.submit(parse_evaluation(payload(0, {}, START, (1, 1, 1, True, 0))))
+    answers = [first.result(timeout=10), second.result(timeout=10)]
+    assert [a.status for a in answers] == ["case_opened", "case_opened"]
+    assert commits["commit"] == (1 if gather else 2)
+    db.dispose()
