@@ -116,16 +116,19 @@ class ServeProcess:
     def rss_mb(self) -> tuple[float, float]:
         """(resident now, peak resident) in MB from /proc, of the web server and its sweeper together
         (the peak is the sum of each one's own peak)."""
-        now = peak = 0.0
+        parts = self.memory_parts()
+        return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+    def memory_parts(self) -> list[tuple[float, float, float]]:
+        """(resident, peak resident, proportional set size) in MB of the web server, then its sweeper.
+        The proportional size counts a page shared by n processes as 1/n in each: it does not count
+        twice what the two share."""
+        parts = []
         for pid in [self.proc.pid, *_children(self.proc.pid)]:
-            fields = {}
-            with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-                for line in fh:
-                    name, _, value = line.partition(":")
-                    fields[name] = value.strip()
-            now += int(fields["VmRSS"].split()[0]) / 1024
-            peak += int(fields["VmHWM"].split()[0]) / 1024
-        return now, peak
+            fields = _proc_fields(f"/proc/{pid}/status")
+            pss = _proc_fields(f"/proc/{pid}/smaps_rollup").get("Pss", "0 kB")
+            parts.append(tuple(int(v.split()[0]) / 1024 for v in (fields["VmRSS"], fields["VmHWM"], pss)))
+        return parts  # type: ignore[return-value]
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -136,6 +139,15 @@ class ServeProcess:
             self.proc.wait()
         self.log.close()
         os.unlink(self.log.name)
+
+
+def _proc_fields(path: str) -> dict[str, str]:
+    fields = {}
+    with open(path, encoding="ascii", errors="replace") as fh:
+        for line in fh:
+            name, _, value = line.partition(":")
+            fields[name] = value.strip()
+    return fields
 
 
 def _children(pid: int) -> list[int]:

@@ -435,6 +435,7 @@ def memory_benchmark(backend: str, tmp: str, world: World, args: argparse.Namesp
         took = (time.perf_counter() - start) / 20
         time.sleep(3)
         rss, peak = serve.rss_mb()
+        parts = serve.memory_parts()
     finally:
         serve.stop()
         standin.stop()
@@ -443,6 +444,8 @@ def memory_benchmark(backend: str, tmp: str, world: World, args: argparse.Namesp
     line(f"  6. memory of coachloop serve with {count:,} open cases (after Home, /coach, scores and sweeps)")
     line(f"     resident {rss:,.0f} MB, peak {peak:,.0f} MB; with the 1,000-agent org alone peak "
          f"{base_peak:,.0f} MB; ratio {peak / base_peak:.2f}x  (goal < 200 MB)")
+    line("     web server / sweeper: " + "; ".join(
+        f"resident {r:,.0f} MB, peak {h:,.0f} MB, proportional {p:,.0f} MB" for r, h, p in parts))
     line(f"     (a score took {ms(took)} on average meanwhile)")
 
 

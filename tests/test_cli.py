@@ -45,6 +45,7 @@ def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Completed
         ({"PORT": "99999"}, "PORT"),
         ({"DATABASE_URL": "not a url"}, "DATABASE_URL"),
         ({"COACHLOOP_ORG": "/nonexistent/org.yml"}, "COACHLOOP_ORG"),
+        ({"SWEEPS": "thread"}, "SWEEPS 'thread' must be 'process'"),
     ],
 )
 def test_bad_settings_are_named(change: dict[str, str], named: str) -> None:

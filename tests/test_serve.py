@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.app.demo import post_score, sample_scores
 from bot.app.server import free_port
 from bot.standin.client import SlackUserAgent, wait_for
@@ -110,14 +112,18 @@ def dm(standin: SlackStandIn, user: str, kind: str, containing: str = "") -> dic
     return None
 
 
-def test_serve_carries_a_score_to_an_acknowledged_agreement(standin: SlackStandIn, tmp_path: Path) -> None:
-    """Every message goes out from the sweeper process `serve` started, woken at once across processes
-    (its own schedule is an hour away), and the web server's /metrics counts what the sweeper sent."""
-    env = serve_env(standin, tmp_path)
+@pytest.mark.parametrize("sweeps", ["process", "in-process"])
+def test_serve_carries_a_score_to_an_acknowledged_agreement(
+    standin: SlackStandIn, tmp_path: Path, sweeps: str
+) -> None:
+    """By default every message goes out from the sweeper process `serve` started, woken at once across
+    processes (its own schedule is an hour away), and the web server's /metrics counts what the sweeper
+    sent; with SWEEPS=in-process there is one process, and the same happens."""
+    env = {**serve_env(standin, tmp_path), "SWEEPS": sweeps}
     signing, webhook_secret = env["SLACK_SIGNING_SECRET"], env["QA_WEBHOOK_SECRET"]
     proc, url = start_serve(env)
     try:
-        assert len(sweepers(proc.pid)) == 1, children(proc.pid)
+        assert len(sweepers(proc.pid)) == (1 if sweeps == "process" else 0), children(proc.pid)
         status, answer = post_score(url, webhook_secret, sample_scores(datetime.now(UTC))[0])
         assert status == 202 and answer["status"] == "case_opened"
 
@@ -138,12 +144,12 @@ def test_serve_carries_a_score_to_an_acknowledged_agreement(standin: SlackStandI
         # The leader's DM, the agreement and the leader's DM again (Home re-publishes count apart).
         assert metric(url, 'coachloop_outbox_total{result="sent"}') >= 3
         assert metric(url, 'coachloop_webhooks_total{outcome="case_opened"}') == 1
-        sweeper = sweepers(proc.pid)[0]
+        child = sweepers(proc.pid)
     finally:
         proc.terminate()
         code = proc.wait(timeout=30)
     assert code == 0
-    assert not alive(sweeper)
+    assert not any(alive(pid) for pid in child)
 
 
 def test_a_sweeper_that_dies_is_replaced_and_none_outlives_a_killed_serve(

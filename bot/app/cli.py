@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bot.app import check, dbcli, logs, privacycli
-from bot.app.config import ConfigError, load_settings
+from bot.app.config import ConfigError, Settings, load_settings
 from bot.clock import SystemClock
 from storage.schema import SchemaError
 
@@ -20,9 +20,10 @@ _database = dbcli.database_url
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    metrics_dir = _metrics_shared_between_processes()
+    settings = load_settings()
+    metrics_dir = _metrics_shared_between_processes() if settings.sweeps == "process" else None
     try:
-        return _serve()
+        return _serve(settings)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -41,17 +42,16 @@ def _metrics_shared_between_processes() -> str | None:
     return path
 
 
-def _serve() -> int:
+def _serve(settings: Settings) -> int:
     import uvicorn
 
     from bot.app.factory import build_services, create_bolt_app
     from bot.app.server import exit_cleanly_on_sigterm
-    from bot.app.sweeper import SweeperProcess
+    from bot.app.sweeper import in_a_process_of_its_own, in_process
     from bot.app.zendesk_qa_settings import zendesk_qa_connection
     from handlers.http import create_web_app
 
     exit_cleanly_on_sigterm()
-    settings = load_settings()
     zendesk_qa = zendesk_qa_connection(settings.org_file)  # a mistake in it stops serve, not only its sweeper
     services = build_services(settings, SystemClock())
     if settings.org_file:
@@ -60,8 +60,8 @@ def _serve() -> int:
             print("coachloop: not started, because the org file was not imported.", file=sys.stderr)
             return imported
     bolt_app = create_bolt_app(services)
-    sweeper = SweeperProcess().start()
-    services.wake_sweeps = sweeper.wake
+    start = in_a_process_of_its_own if settings.sweeps == "process" else in_process
+    stop_sweeps = start(services, zendesk_qa)
     if zendesk_qa is not None:
         print(f"polling Zendesk QA workspace(s) {', '.join(zendesk_qa.workspaces)}")
     socket_handler = None
@@ -80,7 +80,7 @@ def _serve() -> int:
             log_config=None,  # keep coachloop's handler (LOG_FORMAT) for uvicorn's lines too
         )
     finally:
-        sweeper.stop()  # it finishes the sweep in flight, recording what it sent
+        stop_sweeps()  # a sweep in flight finishes, recording what it sent
         if socket_handler is not None:
             socket_handler.close()
     return 0

@@ -10,6 +10,8 @@ from urllib.parse import urlparse
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+SWEEPS = ("process", "in-process")
+
 
 class ConfigError(Exception):
     """A missing or malformed setting; exits with code 2."""
@@ -27,6 +29,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 3000
     sweep_interval: float = 30.0
+    sweeps: str = "process"  # "process": serve's sweeper is a child process; "in-process": a thread of serve
 
 
 def _need(env: Mapping[str, str], name: str, what: str) -> str:
@@ -86,6 +89,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(
             f"SWEEP_INTERVAL_SECONDS {interval_raw!r} must be a number of seconds from 0.5 to 3600."
         )
+    sweeps = env.get("SWEEPS", "").strip() or "process"
+    if sweeps not in SWEEPS:
+        raise ConfigError(
+            f"SWEEPS {sweeps!r} must be 'process' (the sweeps in a process of their own beside the web "
+            "server, the default) or 'in-process' (one process: less memory, slower under load)."
+        )
     return Settings(
         database_url=database_url,
         slack_bot_token=token,
@@ -97,4 +106,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         host=env.get("HOST", "").strip() or "127.0.0.1",
         port=int(port_raw),
         sweep_interval=sweep_interval,
+        sweeps=sweeps,
     )

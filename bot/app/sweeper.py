@@ -4,7 +4,8 @@ Delivering DMs and re-publishing Homes is CPU work; in the web process it took t
 the score intake and the listeners. `serve` therefore starts `coachloop sweeper --stdin-wakes` as a child
 and writes a byte to its stdin whenever a transaction queued work, so a new case's DM still goes out at
 once. The child ends when its stdin closes: when `serve` stops, and also when `serve` is killed, so no
-sweeper outlives it. Should the child die, `serve` starts another.
+sweeper outlives it. Should the child die, `serve` starts another. `SWEEPS=in-process` keeps the sweeps
+on a thread of `serve` instead: one process, less memory, slower under load.
 """
 
 from __future__ import annotations
@@ -14,10 +15,16 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
 from bot.app.config import Settings
+from bot.app.services import Services
 from bot.clock import SystemClock
+
+if TYPE_CHECKING:
+    from connectors.zendesk_qa import ZendeskQAConnection
 
 log = logging.getLogger("coachloop.sweeper")
 RESTART_SECONDS = 1.0  # the pause before a sweeper that died is started again
@@ -88,19 +95,34 @@ class SweeperProcess:
             proc.wait()
 
 
-def run_sweeper(settings: Settings, *, stdin_wakes: bool) -> int:
-    """The child's side: the sweeps (and any Zendesk QA polling) until stdin closes, or until SIGTERM
-    when it runs on its own (`stdin_wakes=False`, e.g. as a service of its own beside web-only replicas)."""
-    from bot.app.factory import build_services
-    from bot.app.zendesk_qa_settings import zendesk_qa_connection
+def in_a_process_of_its_own(services: Services, zendesk_qa: ZendeskQAConnection | None) -> Callable[[], None]:
+    """`serve`'s sweeps in a child process (SWEEPS=process), which reads the Zendesk QA settings itself;
+    returns what stops them."""
+    sweeper = SweeperProcess().start()
+    services.wake_sweeps = sweeper.wake
+    return sweeper.stop
+
+
+def in_process(services: Services, zendesk_qa: ZendeskQAConnection | None) -> Callable[[], None]:
+    """`serve`'s sweeps on a thread of its own process (SWEEPS=in-process); returns what stops them."""
     from scheduler.runner import start_scheduler
     from scheduler.zendesk_qa_poll import start_poller
 
-    zendesk_qa = zendesk_qa_connection(settings.org_file)
-    services = build_services(settings, SystemClock())
-    scheduler = start_scheduler(services, interval=settings.sweep_interval)
+    scheduler = start_scheduler(services, interval=services.settings.sweep_interval)
     if zendesk_qa is not None:
         start_poller(scheduler, services, zendesk_qa)
+    return lambda: scheduler.shutdown(wait=True)
+
+
+def run_sweeper(settings: Settings, *, stdin_wakes: bool) -> int:
+    """The child's side: the sweeps (and any Zendesk QA polling) until stdin closes, or until SIGTERM
+    when it runs on its own (`stdin_wakes=False`)."""
+    from bot.app.factory import build_services
+    from bot.app.zendesk_qa_settings import zendesk_qa_connection
+
+    zendesk_qa = zendesk_qa_connection(settings.org_file)
+    services = build_services(settings, SystemClock())
+    stop = in_process(services, zendesk_qa)
     try:
         if stdin_wakes:
             while os.read(sys.stdin.fileno(), 4096):
@@ -110,6 +132,6 @@ def run_sweeper(settings: Settings, *, stdin_wakes: bool) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        scheduler.shutdown(wait=True)  # let a sweep in flight record what it sent
+        stop()  # let a sweep in flight record what it sent
         services.db.dispose()
     return 0
