@@ -93,10 +93,11 @@ class Secrets:
 class ServeProcess:
     """`coachloop serve` as an operator runs it, pointed at the stand-in."""
 
-    def __init__(self, url: str, standin: SlackStandIn, keys: Secrets) -> None:
+    def __init__(self, url: str, standin: SlackStandIn, keys: Secrets, sweeps: str = "process") -> None:
         self.port = free_port()
         env = {
             **os.environ,
+            "SWEEPS": sweeps,
             "DATABASE_URL": url,
             "SLACK_BOT_TOKEN": standin.token,
             "SLACK_SIGNING_SECRET": keys.signing,

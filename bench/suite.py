@@ -211,7 +211,7 @@ def serve_benchmarks(backend: str, tmp: str, world: World, args: argparse.Namesp
     agents_file = os.path.join(tmp, "agents.txt")
     with open(agents_file, "w", encoding="utf-8") as fh:
         fh.write("\n".join(world.load_emails()))
-    serve = ServeProcess(bdb.url, standin, keys)
+    serve = ServeProcess(bdb.url, standin, keys, args.sweeps)
     noop = NoopProcess()
     try:
         probes = Probes(serve, keys, standin, world)
@@ -421,7 +421,7 @@ def memory_benchmark(backend: str, tmp: str, world: World, args: argparse.Namesp
     with bdb.db.unit_of_work() as s:
         count = s.scalar(select(func.count()).select_from(Case).where(Case.state == "awaiting_conversation"))
     keys = Secrets.new()
-    serve = ServeProcess(bdb.url, standin, keys)
+    serve = ServeProcess(bdb.url, standin, keys, args.sweeps)
     try:
         probes = Probes(serve, keys, standin, world)
         time.sleep(2)  # the first sweep
@@ -456,6 +456,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes and shorter runs")
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--only", default="1,2,3,4,5,6", help="which benchmarks (comma-separated)")
+    parser.add_argument(
+        "--sweeps", choices=("process", "in-process"), default="process", help="serve's SWEEPS setting"
+    )
     parser.add_argument("--profile", metavar="DIR", help="record serve under ingest with py-spy into DIR")
     args = parser.parse_args()
     quick = args.quick
@@ -473,7 +476,7 @@ def main() -> None:
     world = World()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     for backend in backends:
-        line(f"== {backend}{' (quick)' if quick else ''}")
+        line(f"== {backend}{' (quick)' if quick else ''}, SWEEPS={args.sweeps}")
         with tempfile.TemporaryDirectory(prefix="coachloop-bench-") as tmp:
             small = (float("nan"), float("nan"))
             if only & {1, 2, 3, 6}:
