@@ -66,7 +66,7 @@ class SweeperProcess:
                 os.write(self._proc.stdin.fileno(), b".")
 
     def _watch(self) -> None:
-        while not self._stopping.is_set():
+        while True:
             proc = self._proc
             assert proc is not None
             code = proc.wait()
@@ -76,7 +76,14 @@ class SweeperProcess:
             with self._guard:
                 if proc.stdin is not None:
                     proc.stdin.close()
-            self._spawn()
+            while True:
+                try:
+                    self._spawn()
+                    break
+                except OSError:
+                    log.exception("the sweeper process could not be started; trying again")
+                    if self._stopping.wait(RESTART_SECONDS):
+                        return
 
     def stop(self, timeout: float = 30.0) -> None:
         """Close the child's stdin and wait for it to finish the sweep in flight."""
