@@ -319,9 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sweep", help="run every sweep once at the current time and exit").set_defaults(
         func=cmd_sweep
     )
-    sweeper = sub.add_parser(
-        "sweeper", help="run the sweeps until stopped (serve starts one of its own)"
-    )
+    sweeper = sub.add_parser("sweeper", help="run the sweeps until stopped (serve starts one of its own)")
     sweeper.add_argument("--stdin-wakes", action="store_true", help=argparse.SUPPRESS)
     sweeper.set_defaults(func=cmd_sweeper)
     demo = sub.add_parser("demo", help="run the whole loop against a local stand-in of Slack")
