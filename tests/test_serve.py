@@ -8,8 +8,11 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,12 +99,21 @@ def sweepers(pid: int) -> list[int]:
     return [child for child, cmdline in children(pid) if "sweeper" in cmdline]
 
 
-def metric(url: str, sample: str) -> float:
+def metric(url: str, sample: str, default: float | None = None) -> float:
     with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
         text = resp.read().decode()
     values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(sample + " ")]
+    if not values and default is not None:
+        return default
     assert len(values) == 1, (sample, text)
     return values[0]
+
+
+SWEEPS_DONE = 'coachloop_sweep_seconds_count{sweep="outbox"}'
+
+
+def sweeps_done(url: str) -> float:
+    return metric(url, SWEEPS_DONE, default=0.0)
 
 
 def dm(standin: SlackStandIn, user: str, kind: str, containing: str = "") -> dict[str, Any] | None:
@@ -159,10 +171,15 @@ def test_a_sweeper_that_dies_is_replaced_and_none_outlives_a_killed_serve(
     proc, url = start_serve(env)
     try:
         (first,) = sweepers(proc.pid)
+        wait_for(lambda: sweeps_done(url) >= 1, timeout=20, what="the first sweeper's first sweep")
+        before = sweeps_done(url)
         os.kill(first, signal.SIGKILL)
         second = wait_for(
             lambda: next(iter(set(sweepers(proc.pid)) - {first}), None), timeout=20, what="another sweeper"
         )
+        # Its first sweep is over: the DM below goes out because serve wakes the new sweeper.
+        wait_for(lambda: sweeps_done(url) > before, timeout=20, what="the new sweeper's first sweep")
+        assert metric(url, "coachloop_sweeper_restarts_total") == 1
         status, _ = post_score(url, env["QA_WEBHOOK_SECRET"], sample_scores(datetime.now(UTC))[0])
         assert status == 202
         wait_for(lambda: dm(standin, "U0PRIYA", "leader_dm"), timeout=10, what="the DM, from the new sweeper")
@@ -170,3 +187,41 @@ def test_a_sweeper_that_dies_is_replaced_and_none_outlives_a_killed_serve(
         proc.kill()
         proc.wait(timeout=10)
     wait_for(lambda: not alive(second), timeout=20, what="the sweeper to end with serve")
+
+
+def test_stopping_serve_and_its_sweeper_together_starts_no_other_sweeper(
+    standin: SlackStandIn, tmp_path: Path
+) -> None:
+    """systemd (KillMode=control-group) and Ctrl-C signal every process of the group: serve does not
+    take its sweeper's end for a crash and start another while it drains. Metrics directories left by a
+    killed serve are removed when the next one starts."""
+    ended = subprocess.Popen(["true"])
+    ended.wait()  # its process id no longer runs
+    left = Path(tempfile.gettempdir()) / f"coachloop-metrics-{ended.pid}-left"
+    left.mkdir()
+    env = serve_env(standin, tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.app.cli", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{env['PORT']}"
+    wait_for(lambda: _ready(url) or proc.poll() is not None, timeout=20, what="serve to start")
+    (sweeper,) = sweepers(proc.pid)
+    assert not left.exists()
+    # A request in flight keeps the web server draining for two seconds after the signal.
+    with socket.create_connection(("127.0.0.1", int(env["PORT"])), timeout=30) as held:
+        held.sendall(b"POST /webhooks/qa HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{")
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGTERM)
+        time.sleep(2)
+        held.sendall(b"}")
+        assert held.recv(100).startswith(b"HTTP/1.1 401")
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    assert "starting another" not in output, output
+    assert not alive(sweeper)
+    assert not left.exists()

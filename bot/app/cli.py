@@ -29,17 +29,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+METRICS_DIR_PREFIX = "coachloop-metrics-"
+
+
 def _metrics_shared_between_processes() -> str | None:
     """A directory where this process and its sweeper keep their counters, so that `/metrics` adds them
     up (prometheus_client's multiprocess mode; it must be chosen before the library is imported). None
-    when the operator gave one in PROMETHEUS_MULTIPROC_DIR (theirs to empty between runs)."""
+    when the operator gave one in PROMETHEUS_MULTIPROC_DIR (theirs to empty between runs). Directories
+    left by a `serve` that was killed are removed."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return None
-    if "prometheus_client" in sys.modules:  # serve called in-process, after the library: no sharing
+    if "prometheus_client" in sys.modules:
+        logging.getLogger("coachloop").warning(
+            "prometheus_client was imported before serve started: /metrics shows the web server's "
+            "counters only, not its sweeper's"
+        )
         return None
-    path = tempfile.mkdtemp(prefix="coachloop-metrics-")
+    base = tempfile.gettempdir()
+    for name in os.listdir(base):
+        owner = name.removeprefix(METRICS_DIR_PREFIX).split("-", 1)[0]
+        if name.startswith(METRICS_DIR_PREFIX) and owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+    path = tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
     return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _serve(settings: Settings) -> int:
@@ -90,7 +113,8 @@ def cmd_sweeper(args: argparse.Namespace) -> int:
     from bot.app.server import exit_cleanly_on_sigterm
     from bot.app.sweeper import run_sweeper
 
-    exit_cleanly_on_sigterm()
+    if not args.stdin_wakes:
+        exit_cleanly_on_sigterm()
     return run_sweeper(load_settings(), stdin_wakes=args.stdin_wakes)
 
 
