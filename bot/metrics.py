@@ -28,7 +28,7 @@ ACK_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 3.0, 5.0),
 )
 SWEEPER_RESTARTS = Counter(
-    "coachloop_sweeper_restarts_total", "Sweeper processes serve started again after one ended"
+    "coachloop_sweeper_restarts_total", "Sweeper processes serve started again after one crashed"
 )
 POLLS = Counter("coachloop_polls_total", "Polls by result", ["connector", "result"])
 PULLED = Counter(
