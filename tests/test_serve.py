@@ -81,13 +81,15 @@ def serve_env(standin: SlackStandIn, tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def start_serve(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+def start_serve(env: dict[str, str], *, own_group: bool = False) -> tuple[subprocess.Popen[str], str]:
+    """`own_group`: in a process group of its own, with its sweeper, to be signalled as one."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot.app.cli", "serve"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=own_group,
     )
     url = f"http://127.0.0.1:{env['PORT']}"
     wait_for(lambda: _ready(url) or proc.poll() is not None, timeout=20, what="serve to start")
@@ -200,16 +202,7 @@ def test_stopping_serve_and_its_sweeper_together_starts_no_other_sweeper(
     left = Path(tempfile.gettempdir()) / f"coachloop-metrics-{ended.pid}-left"
     left.mkdir()
     env = serve_env(standin, tmp_path)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.app.cli", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{env['PORT']}"
-    wait_for(lambda: _ready(url) or proc.poll() is not None, timeout=20, what="serve to start")
+    proc, _ = start_serve(env, own_group=True)
     (sweeper,) = sweepers(proc.pid)
     assert not left.exists()
     # A request in flight keeps the web server draining for two seconds after the signal.
