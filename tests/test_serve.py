@@ -111,11 +111,8 @@ def metric(url: str, sample: str, default: float | None = None) -> float:
     return values[0]
 
 
-SWEEPS_DONE = 'coachloop_sweep_seconds_count{sweep="outbox"}'
-
-
 def sweeps_done(url: str) -> float:
-    return metric(url, SWEEPS_DONE, default=0.0)
+    return metric(url, 'coachloop_sweep_seconds_count{sweep="outbox"}', default=0.0)
 
 
 def dm(standin: SlackStandIn, user: str, kind: str, containing: str = "") -> dict[str, Any] | None:
@@ -141,17 +138,16 @@ def test_serve_carries_a_score_to_an_acknowledged_agreement(
         status, answer = post_score(url, webhook_secret, sample_scores(datetime.now(UTC))[0])
         assert status == 202 and answer["status"] == "case_opened"
 
-        def message(user: str, kind: str, containing: str = "") -> dict[str, Any] | None:
-            return dm(standin, user, kind, containing)
-
         people = SlackUserAgent(url, signing, standin)
-        leader_dm = wait_for(lambda: message("U0PRIYA", "leader_dm"), timeout=10, what="the leader's DM")
+        leader_dm = wait_for(lambda: dm(standin, "U0PRIYA", "leader_dm"), timeout=10, what="the leader's DM")
         view = people.open_modal("U0PRIYA", standin.dm_of("U0PRIYA"), leader_dm, "open_plan")
         assert people.submit("U0PRIYA", view) == (200, None)
-        agreement = wait_for(lambda: message("U0ANA", "agent_agreement"), timeout=10, what="the agreement")
+        agreement = wait_for(
+            lambda: dm(standin, "U0ANA", "agent_agreement"), timeout=10, what="the agreement"
+        )
         people.click("U0ANA", standin.dm_of("U0ANA"), agreement, "ack_agreement")
         wait_for(
-            lambda: message("U0PRIYA", "leader_dm", "acknowledged the action"),
+            lambda: dm(standin, "U0PRIYA", "leader_dm", "acknowledged the action"),
             timeout=10,
             what="the leader's DM to show the acknowledgement",
         )

@@ -83,8 +83,10 @@ def _serve(settings: Settings) -> int:
             print("coachloop: not started, because the org file was not imported.", file=sys.stderr)
             return imported
     bolt_app = create_bolt_app(services)
-    start = in_a_process_of_its_own if settings.sweeps == "process" else in_process
-    stop_sweeps = start(services, zendesk_qa)
+    if settings.sweeps == "process":
+        stop_sweeps = in_a_process_of_its_own(services)
+    else:
+        stop_sweeps = in_process(services, zendesk_qa)
     if zendesk_qa is not None:
         print(f"polling Zendesk QA workspace(s) {', '.join(zendesk_qa.workspaces)}")
     socket_handler = None

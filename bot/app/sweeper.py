@@ -118,7 +118,7 @@ class SweeperProcess:
         self._watcher.join(timeout=5)
 
 
-def in_a_process_of_its_own(services: Services, zendesk_qa: ZendeskQAConnection | None) -> Callable[[], None]:
+def in_a_process_of_its_own(services: Services) -> Callable[[], None]:
     """`serve`'s sweeps in a child process (SWEEPS=process), which reads the Zendesk QA settings itself;
     returns what stops them."""
     sweeper = SweeperProcess().start()
