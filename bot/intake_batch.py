@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import case as case_when
 from sqlalchemy.orm import Session
 
 from bot import development, timers
@@ -34,14 +35,7 @@ from storage.models import (
     Team,
     TeamAgent,
 )
-from storage.outbox import (
-    audit_all,
-    enqueue_all,
-    enqueue_homes,
-    enqueue_refreshes,
-    outbox_row,
-    schedule_timers,
-)
+from storage.outbox import audit_all, enqueue_all, home_rows, outbox_row, refresh_rows, schedule_timers
 
 CASES = Base.metadata.tables[Case.__tablename__]
 EVALUATIONS = Base.metadata.tables[Evaluation.__tablename__]
@@ -130,35 +124,48 @@ class _Stored:
     agent_id: int | None
 
 
+_EV = EVALUATIONS.c
+_STORED = select(
+    _EV.external_id, _EV.id, _EV.case_id, _EV.intake_status, _EV.content_hash, _EV.agent_id
+).where(_EV.source == bindparam("source"), _EV.external_id.in_(bindparam("ids", expanding=True)))
+
+
 def _stored(session: Session, batch: list[EvaluationInput]) -> dict[tuple[str, str], _Stored]:
     found: dict[tuple[str, str], _Stored] = {}
+    conn = session.connection()
     for source in {d.source for d in batch}:
         ids = [d.external_id for d in batch if d.source == source]
-        rows = session.execute(
-            select(
-                Evaluation.external_id, Evaluation.id, Evaluation.case_id, Evaluation.intake_status,
-                Evaluation.content_hash, Evaluation.agent_id,
-            ).where(Evaluation.source == source, Evaluation.external_id.in_(ids))
-        )  # fmt: skip
-        for ext, ev_id, case_id, status, content_hash, agent_id in rows:
+        for ext, ev_id, case_id, status, content_hash, agent_id in conn.execute(
+            _STORED, {"source": source, "ids": ids}
+        ):
             found[(source, ext)] = _Stored(ev_id, case_id, status, content_hash, agent_id)
     return found
+
+
+_AGENTS = (
+    select(Person.email, Person.id, TeamAgent.team_id)
+    .join(TeamAgent, TeamAgent.person_id == Person.id)
+    .where(Person.email.in_(bindparam("emails", expanding=True)))
+)
 
 
 def _agents(session: Session, emails: set[str]) -> dict[str, tuple[int, int]]:
     """email -> (person id, team id) for the agents of a team among `emails`."""
     if not emails:
         return {}
-    rows = session.execute(
-        select(Person.email, Person.id, TeamAgent.team_id)
-        .join(TeamAgent, TeamAgent.person_id == Person.id)
-        .where(Person.email.in_(sorted(emails)))
-    )
+    rows = session.connection().execute(_AGENTS, {"emails": sorted(emails)})
     return {email: (person_id, team_id) for email, person_id, team_id in rows}
 
 
 def _shortfall(d: EvaluationInput) -> bool:
     return d.score < d.max_score or any(item.score < item.max_score for item in d.items)
+
+
+_TEAMS = select(Team).where(Team.id.in_(bindparam("ids", expanding=True)))
+_C = CASES.c
+_AWAITING = select(_C.id, _C.agent_id, _C.team_id, _C.leader_id, _C.leader_dm_version, _C.due_at).where(
+    _C.state == queries.AWAITING, _C.agent_id.in_(bindparam("agents", expanding=True))
+)
 
 
 def _store(
@@ -172,13 +179,12 @@ def _store(
     agent_ids = sorted({agents[scores[i].data.agent_email][0] for i in fast})
     queries.lock_people(session, agent_ids)
     team_ids = {agents[scores[i].data.agent_email][1] for i in fast}
-    teams = {t.id: t for t in session.scalars(select(Team).where(Team.id.in_(team_ids)))}
+    teams = {t.id: t for t in session.scalars(_TEAMS, {"ids": list(team_ids)})}
     awaiting = {
         agent_id: _Join(case_id, teams.get(team_id) or session.get_one(Team, team_id), leader_id, agent_id,
                         version or 0, due_at)  # fmt: skip
-        for case_id, agent_id, team_id, leader_id, version, due_at in session.execute(
-            select(Case.id, Case.agent_id, Case.team_id, Case.leader_id, Case.leader_dm_version, Case.due_at)
-            .where(Case.state == queries.AWAITING, Case.agent_id.in_(agent_ids))
+        for case_id, agent_id, team_id, leader_id, version, due_at in session.connection().execute(
+            _AWAITING, {"agents": agent_ids}
         )
     }
     holders = _holders(session, [t.leader_id for t in teams.values()])
@@ -249,12 +255,13 @@ def _store(
     insert_items(conn, [row for i in order for row in item_rows(ev_of[i], scores[i].data.items)])
     for i in order:
         results[i] = IntakeResult(ev_of[i], case_of[i], statuses[i], created=True)
-    _follow_ons(session, scores, opened, list(joins.values()), ev_of, now)
+    messages = _follow_ons(session, scores, opened, list(joins.values()), ev_of, now)
     # As `coaching.homes_changed`: the agent's Home too when their case opens, not when one joins it.
     people = {p for j in joins.values() for p in (j.leader_id, j.team.leader_id)}
     people |= {case.agent_id for case in opened}
-    enqueue_homes(session, people, now, team_ids={j.team.id for j in joins.values()},
-                  request_id=scores[fast[0]].request_id)  # fmt: skip
+    messages += home_rows(session, people, now, team_ids={j.team.id for j in joins.values()},
+                          request_id=scores[fast[0]].request_id)  # fmt: skip
+    enqueue_all(session, messages)  # new cases' messages, then refreshes, then Homes: one statement
 
 
 def _follow_ons(
@@ -264,9 +271,10 @@ def _follow_ons(
     joins: list[_Join],
     ev_of: dict[int, int],
     now: datetime,
-) -> None:
+) -> list[dict[str, Any]]:
     """What opening and joining cases queue, as `coaching.attach_to_case` does: audit entries, the new
-    cases' DMs, timers and preparation requests, the joined cases' DM refreshes and changed kinds."""
+    cases' DMs, timers and preparation requests, the joined cases' DM refreshes and changed kinds. The
+    messages are returned, to go out in one insert with the Home re-publishes."""
     audits: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
     new_timers: list[tuple[str, str, int | None, datetime]] = []
@@ -288,7 +296,7 @@ def _follow_ons(
             audits.append(_audit(now, "coachloop", "prep_asked", case.id))
     schedule_timers(session, new_timers)
     if preps:
-        session.execute(insert(DevelopmentPrep), preps)
+        session.connection().execute(_INSERT_PREP, preps)
 
     refreshes: dict[str, tuple[int, str, str | None]] = {}
     joined = {j.case_id: j for j in joins if j.positions}
@@ -300,16 +308,28 @@ def _follow_ons(
             refreshes.setdefault(dm, (join.case_id, f"joined-{ev_of[i]}", request_id))
     existing = [j.case_id for j in joined.values() if j.new is None]
     if existing:
-        session.execute(update(Case).where(Case.id.in_(existing)).values(suggested_key=None))
         shortfall = [
             j.case_id for j in joined.values()
             if j.new is None and any(_shortfall(scores[i].data) for i in j.positions)
         ]  # fmt: skip
-        if shortfall:
-            session.execute(update(Case).where(Case.id.in_(shortfall)).values(kind=PERFORMANCE))
+        session.connection().execute(_JOINED, {"cases": existing, "shortfall": shortfall})
     audit_all(session, audits)
-    enqueue_all(session, messages)
-    enqueue_refreshes(session, refreshes, now)
+    return messages + refresh_rows(session, refreshes, now)
+
+
+_INSERT_PREP = insert(Base.metadata.tables[DevelopmentPrep.__tablename__])
+# A joined case forgets its suggested behaviour (re-ranked when next shown); one joined by a shortfall
+# becomes a performance conversation.
+_JOINED = (
+    update(CASES)
+    .where(CASES.c.id.in_(bindparam("cases", expanding=True)))
+    .values(
+        suggested_key=None,
+        kind=case_when(
+            (CASES.c.id.in_(bindparam("shortfall", expanding=True)), PERFORMANCE), else_=CASES.c.kind
+        ),
+    )
+)
 
 
 def _holders(session: Session, leader_ids: list[int]) -> dict[int, int]:

@@ -7,16 +7,18 @@ to outlast one Slack call, not a whole batch: a crashed sweeper's rows are free 
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, insert, or_, select, union, update
+from sqlalchemy import Table, bindparam, case, insert, or_, select, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql import Insert, Select
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from storage.logcontext import REQUEST_ID
 from storage.models import AuditEntry, Base, OutboxMessage, Person, TeamEscalation, TeamQALead, Timer
@@ -46,9 +48,17 @@ def _insert_all_once(session: Session, model: type[Base], rows: list[dict[str, A
     """`_insert_once` for many rows in one statement."""
     if not rows:
         return
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(model.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    session.execute(statement, rows)  # executemany: one compiled statement, whatever the count
+    session.flush()  # as `Session.execute` would: rows it holds go first (a new case a timer names)
+    conn = session.connection()
+    conn.execute(_insert_skipping_twins(conn.dialect.name, model.__table__), rows)
+
+
+@functools.cache
+def _insert_skipping_twins(dialect_name: str, table: Table) -> Insert:
+    """INSERT ... ON CONFLICT (dedupe_key) DO NOTHING, built once per table: an executemany of it
+    costs one compiled statement, whatever the count."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
 
 
 def outbox_row(
@@ -126,24 +136,27 @@ def enqueue_refreshes(
 ) -> None:
     """`enqueue_refresh` for many messages at once: updates key -> (case id, what, request id; None for
     the current request's), in two statements however many."""
+    enqueue_all(session, refresh_rows(session, wanted, now))
+
+
+_PENDING_UPDATES = select(OutboxMessage.updates_key).where(
+    OutboxMessage.updates_key.in_(bindparam("keys", expanding=True)), OutboxMessage.status == "pending"
+)
+
+
+def refresh_rows(
+    session: Session, wanted: dict[str, tuple[int, str, str | None]], now: datetime
+) -> list[dict[str, Any]]:
+    """The outbox rows `enqueue_refreshes` would insert (for one insert with other rows)."""
     if not wanted:
-        return
-    pending = set(
-        session.scalars(
-            select(OutboxMessage.updates_key).where(
-                OutboxMessage.updates_key.in_(list(wanted)), OutboxMessage.status == "pending"
-            )
-        )
-    )
-    enqueue_all(
-        session,
-        [
-            outbox_row(f"{key}:refresh:{what}:{uuid.uuid4().hex[:12]}", "refresh", now=now, case_id=case_id,
-                       updates_key=key, request_id=request_id)  # fmt: skip
-            for key, (case_id, what, request_id) in wanted.items()
-            if key not in pending
-        ],
-    )
+        return []
+    pending = set(session.connection().scalars(_PENDING_UPDATES, {"keys": list(wanted)}))
+    return [
+        outbox_row(f"{key}:refresh:{what}:{uuid.uuid4().hex[:12]}", "refresh", now=now, case_id=case_id,
+                   updates_key=key, request_id=request_id)  # fmt: skip
+        for key, (case_id, what, request_id) in wanted.items()
+        if key not in pending
+    ]
 
 
 def enqueue_home(session: Session, person_id: int, now: datetime) -> None:
@@ -166,25 +179,45 @@ def enqueue_homes(
     """`enqueue_home` for these people and the escalation contacts and QA leads of `team_ids`, in two
     statements however many people: those with no Slack id, or with a re-publish already pending, are
     left out (coalesced: one pending Home per person covers every change until it goes out)."""
-    teams = sorted(set(team_ids))
-    wanted: ColumnElement[bool] = Person.id.in_(list(person_ids))
-    if teams:
+    enqueue_all(session, home_rows(session, person_ids, now, team_ids=team_ids, request_id=request_id))
+
+
+def _homes_due(with_teams: bool) -> Select[Any]:
+    wanted: ColumnElement[bool] = Person.id.in_(bindparam("people", expanding=True))
+    if with_teams:
         # One set of ids, not an OR of conditions: PostgreSQL reads the whole people table for an OR.
+        teams: BindParameter[Any] = bindparam("teams", expanding=True)
         contacts = select(TeamEscalation.person_id).where(TeamEscalation.team_id.in_(teams))
         qa_leads = select(TeamQALead.person_id).where(TeamQALead.team_id.in_(teams))
         wanted = Person.id.in_(union(select(Person.id).where(wanted), contacts, qa_leads))
     pending = select(OutboxMessage.person_id).where(
         OutboxMessage.kind == "home", OutboxMessage.status == "pending", OutboxMessage.person_id.is_not(None)
     )
-    due = session.scalars(
-        select(Person.id).where(wanted, Person.slack_id.is_not(None), Person.id.not_in(pending))
-    )
-    rows = [
+    return select(Person.id).where(wanted, Person.slack_id.is_not(None), Person.id.not_in(pending))
+
+
+_HOMES_DUE = {with_teams: _homes_due(with_teams) for with_teams in (False, True)}
+
+
+def home_rows(
+    session: Session,
+    person_ids: Iterable[int],
+    now: datetime,
+    *,
+    team_ids: Iterable[int] = (),
+    request_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """The outbox rows `enqueue_homes` would insert (for one insert with other rows)."""
+    teams = sorted(set(team_ids))
+    values: dict[str, Any] = {"people": list(person_ids)}
+    if teams:
+        values["teams"] = teams
+    due = session.connection().scalars(_HOMES_DUE[bool(teams)], values)
+    return [
         outbox_row(f"home:{person_id}:{uuid.uuid4().hex[:12]}", "home", now=now, person_id=person_id,
                    request_id=request_id)  # fmt: skip
         for person_id in sorted(set(due))
     ]
-    enqueue_all(session, rows)
 
 
 # New messages first, then in-place updates of messages already shown, then Home re-publishes: under a
@@ -315,7 +348,10 @@ def audit(
     session.add(AuditEntry(at=now, actor=actor, case_id=case_id, action=action, detail=detail))
 
 
+_INSERT_AUDIT = insert(Base.metadata.tables[AuditEntry.__tablename__])
+
+
 def audit_all(session: Session, entries: list[dict[str, Any]]) -> None:
     """Many audit entries (at, actor, case_id, action, detail) in one statement."""
     if entries:
-        session.connection().execute(insert(Base.metadata.tables[AuditEntry.__tablename__]), entries)
+        session.connection().execute(_INSERT_AUDIT, entries)

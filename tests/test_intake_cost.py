@@ -15,7 +15,7 @@ from bot.intake_batch import Incoming, intake_many
 from storage.db import Database
 from storage.models import Case, Evaluation, EvaluationItem, OutboxMessage, Team, TeamAgent
 from tests.conftest import MONDAY_AFTERNOON, Stack
-from tests.payloads import evaluation
+from tests.payloads import evaluation, perfect
 from tests.scenario import ANA, LENA, PRIYA, TOM, import_org, person, plan, score
 
 NOW = MONDAY_AFTERNOON
@@ -133,6 +133,39 @@ def test_a_batch_of_scores_costs_the_same_statements_whatever_its_size(db: Datab
     assert opens_one == opens_two <= MOST_STATEMENTS, (opens_one, opens_two)
     assert joins_one == joins_many <= MOST_STATEMENTS, (joins_one, joins_many)
     assert repeats == 1  # one lookup answers every repeat
+
+
+def test_a_batch_queues_its_messages_in_one_insert_and_updates_joined_cases_in_one(db: Database) -> None:
+    """A batch that opens one case and joins another with a shortfall: the new case's DM, the joined
+    DM's refresh and the Homes go out in one INSERT; the joined case is re-ranked and becomes a
+    performance conversation in one UPDATE."""
+    import_org(db, NOW)
+    tom_case = batch_cost(db, [perfect("p-1", email=TOM)])[1][0].case_id
+    with db.unit_of_work() as session:
+        person(session, PRIYA).slack_id = "U0PRIYA"  # the leader, whose Home shows the queue
+        case = session.get_one(Case, tom_case)
+        assert case.kind == "developmental"
+        case.suggested_key = "acknowledge"  # as when its DM was shown
+        session.execute(update(OutboxMessage).values(status="sent"))
+    payloads = [evaluation(id="p-2"), evaluation(id="p-3", agent={"email": TOM})]
+    scores = [Incoming(parse_evaluation(p), "test") for p in payloads]
+    with db.unit_of_work() as session, statements(db) as seen:
+        results = intake_many(session, scores, NOW)
+    assert [r.status if r else None for r in results] == ["case_opened", "joined_case"]
+    assert len([s for s in seen if s.startswith("INSERT INTO outbox")]) == 1, seen
+    assert len([s for s in seen if s.startswith("UPDATE cases")]) == 1, seen
+    with db.read() as session:
+        joined = session.get_one(Case, tom_case)
+        assert (joined.kind, joined.suggested_key) == ("performance", None)
+        queued = session.scalars(select(OutboxMessage).where(OutboxMessage.status == "pending")).all()
+    kinds = {(row.kind, row.case_id) for row in queued if row.kind != "home"}
+    assert ("leader_case", results[0].case_id) in kinds and ("refresh", tom_case) in kinds, kinds
+    assert [row.person_id for row in queued if row.kind == "home"] == [priya_id(db)]
+
+
+def priya_id(db: Database) -> int:
+    with db.read() as session:
+        return person(session, PRIYA).id
 
 
 def pending(db: Database) -> tuple[dict[int, int], dict[str, int]]:
