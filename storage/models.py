@@ -269,9 +269,23 @@ class Timer(Base):
     fired_at: Mapped[datetime | None]
 
 
+PENDING_HOMES_ONLY = "status = 'pending' AND kind = 'home'"
+
+
 class OutboxMessage(Base):
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "due_at"),
+        # What an intake asks for each batch: is an update of this message, or a re-publish of this
+        # person's Home, already pending? Answered from the pending rows alone, however long the backlog.
+        Index("ix_outbox_updates", "updates_key", "status"),
+        Index(
+            "ix_outbox_pending_homes",
+            "person_id",
+            sqlite_where=text(PENDING_HOMES_ONLY),
+            postgresql_where=text(PENDING_HOMES_ONLY),
+        ),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(40))

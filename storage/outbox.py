@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, insert, or_, select, union, update
+from sqlalchemy import Table, and_, bindparam, case, insert, or_, select, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -159,11 +159,12 @@ def refresh_rows(
     ]
 
 
+_PENDING_HOME = and_(OutboxMessage.status == "pending", OutboxMessage.kind == "home")
+
+
 def enqueue_home(session: Session, person_id: int, now: datetime) -> None:
     """Queue a re-publish of someone's App Home (one pending at a time; it renders when it goes out)."""
-    pending = select(OutboxMessage.id).where(
-        OutboxMessage.kind == "home", OutboxMessage.person_id == person_id, OutboxMessage.status == "pending"
-    )
+    pending = select(OutboxMessage.id).where(_PENDING_HOME, OutboxMessage.person_id == person_id)
     if session.scalar(pending.limit(1)) is None:
         enqueue(session, f"home:{person_id}:{uuid.uuid4().hex[:12]}", "home", now=now, person_id=person_id)
 
@@ -190,10 +191,8 @@ def _homes_due(with_teams: bool) -> Select[Any]:
         contacts = select(TeamEscalation.person_id).where(TeamEscalation.team_id.in_(teams))
         qa_leads = select(TeamQALead.person_id).where(TeamQALead.team_id.in_(teams))
         wanted = Person.id.in_(union(select(Person.id).where(wanted), contacts, qa_leads))
-    pending = select(OutboxMessage.person_id).where(
-        OutboxMessage.kind == "home", OutboxMessage.status == "pending", OutboxMessage.person_id.is_not(None)
-    )
-    return select(Person.id).where(wanted, Person.slack_id.is_not(None), Person.id.not_in(pending))
+    pending = select(OutboxMessage.id).where(_PENDING_HOME, OutboxMessage.person_id == Person.id)
+    return select(Person.id).where(wanted, Person.slack_id.is_not(None), ~pending.exists())
 
 
 _HOMES_DUE = {with_teams: _homes_due(with_teams) for with_teams in (False, True)}

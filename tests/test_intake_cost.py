@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, func, insert, select, update
@@ -161,6 +162,50 @@ def test_a_batch_queues_its_messages_in_one_insert_and_updates_joined_cases_in_o
     kinds = {(row.kind, row.case_id) for row in queued if row.kind != "home"}
     assert ("leader_case", results[0].case_id) in kinds and ("refresh", tom_case) in kinds, kinds
     assert [row.person_id for row in queued if row.kind == "home"] == [priya_id(db)]
+
+
+GROWING = ("cases", "outbox", "evaluations", "evaluation_items", "audit_log", "timers")
+
+
+def test_a_batch_reads_the_growing_tables_only_through_indexes_on_its_own_rows(tmp_path: Path) -> None:
+    """Open cases by the hundred thousand and a backlog of messages queued behind Slack's rate limits
+    must not slow an intake down: every lookup of a batch (its scores already stored? its agents' awaiting
+    cases? this DM's update, this person's Home re-publish, already queued?) is, in SQLite's plan, an
+    index search on the batch's own keys, never a scan, nor a search of every awaiting case or every
+    pending message."""
+    db = Database(f"sqlite:///{tmp_path / 'plans.db'}")
+    db.create_schema()
+    import_org(db, NOW)
+    with db.unit_of_work() as session:
+        person(session, PRIYA).slack_id = "U0PRIYA"  # the leader, whose Home the batch re-publishes
+    batch_cost(db, [evaluation(id="i-1")])  # Ana's case, which the next batch joins
+    seen: list[tuple[str, Any]] = []
+
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    payloads = [evaluation(id="i-2"), evaluation(id="i-3", agent={"email": TOM})]
+    with db.unit_of_work() as session:
+        event.listen(db.engine, "before_cursor_execute", keep)
+        try:
+            results = intake_many(session, [Incoming(parse_evaluation(p), "test") for p in payloads], NOW)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", keep)
+        assert [r.status if r else None for r in results] == ["joined_case", "case_opened"]
+        conn = session.connection()
+        plans = {
+            sql: [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
+            for sql, params in seen
+            if sql.lstrip().startswith("SELECT")
+        }
+    steps = [step for plan in plans.values() for step in plan]
+    assert any("uq_cases_one_awaiting_per_agent (agent_id=?)" in step for step in steps), plans
+    assert any("ix_outbox_updates (updates_key=? AND status=?)" in step for step in steps), plans
+    assert any("ix_outbox_pending_homes (person_id=?)" in step for step in steps), plans
+    for sql, found in plans.items():
+        for step in found:
+            assert not any(step.startswith(f"SCAN {table}") for table in GROWING), (sql, found)
+            assert "ix_cases_state" not in step and "ix_outbox_due" not in step, (sql, found)
 
 
 def priya_id(db: Database) -> int:
