@@ -168,6 +168,10 @@ _AWAITING = select(_C.id, _C.agent_id, _C.team_id, _C.leader_id, _C.leader_dm_ve
 )
 
 
+_INSERT_CASES = insert(CASES).returning(_C.agent_id, _C.id)
+_INSERT_EVALUATIONS = insert(EVALUATIONS).returning(_EV.source, _EV.external_id, _EV.id)
+
+
 def _store(
     session: Session,
     scores: Sequence[Incoming],
@@ -225,7 +229,7 @@ def _store(
         new_ids: dict[int, int] = {
             agent_id: case_id
             for agent_id, case_id in session.connection().execute(
-                insert(CASES).returning(CASES.c.agent_id, CASES.c.id),
+                _INSERT_CASES,
                 [
                     dict(agent_id=c.agent_id, team_id=c.team.id, leader_id=c.leader_id, kind=c.final_kind,
                          state=queries.AWAITING, opened_at=now, due_at=c.due_at, leader_dm_version=0)
@@ -246,7 +250,7 @@ def _store(
     stored_ids = {
         (source, ext): ev_id
         for source, ext, ev_id in conn.execute(
-            insert(EVALUATIONS).returning(EVALUATIONS.c.source, EVALUATIONS.c.external_id, EVALUATIONS.c.id),
+            _INSERT_EVALUATIONS,
             [_evaluation_row(scores[i].data, agents[scores[i].data.agent_email][0], case_of[i], statuses[i],
                              now) for i in order],
         )

@@ -48,7 +48,6 @@ def _insert_all_once(session: Session, model: type[Base], rows: list[dict[str, A
     """`_insert_once` for many rows in one statement."""
     if not rows:
         return
-    session.flush()  # as `Session.execute` would: rows it holds go first (a new case a timer names)
     conn = session.connection()
     conn.execute(_insert_skipping_twins(conn.dialect.name, model.__table__), rows)
 
