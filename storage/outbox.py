@@ -149,6 +149,7 @@ def refresh_rows(
     """The outbox rows `enqueue_refreshes` would insert (for one insert with other rows)."""
     if not wanted:
         return []
+    session.flush()  # as the ORM's own queries would: what this transaction changed counts
     pending = set(session.connection().scalars(_PENDING_UPDATES, {"keys": list(wanted)}))
     return [
         outbox_row(f"{key}:refresh:{what}:{uuid.uuid4().hex[:12]}", "refresh", now=now, case_id=case_id,
@@ -210,6 +211,7 @@ def home_rows(
     values: dict[str, Any] = {"people": list(person_ids)}
     if teams:
         values["teams"] = teams
+    session.flush()  # as the ORM's own queries would: what this transaction changed counts
     due = session.connection().scalars(_HOMES_DUE[bool(teams)], values)
     return [
         outbox_row(f"home:{person_id}:{uuid.uuid4().hex[:12]}", "home", now=now, person_id=person_id,

@@ -15,6 +15,7 @@ from bot.evaluation_input import parse_evaluation
 from bot.intake_batch import Incoming, intake_many
 from storage.db import Database
 from storage.models import Case, Evaluation, EvaluationItem, OutboxMessage, Team, TeamAgent
+from storage.outbox import enqueue_homes, enqueue_refreshes
 from tests.conftest import MONDAY_AFTERNOON, Stack
 from tests.payloads import evaluation, perfect
 from tests.scenario import ANA, LENA, PRIYA, TOM, import_org, person, plan, score
@@ -241,6 +242,32 @@ def test_a_burst_of_scores_queues_one_refresh_per_message_and_per_home(db: Datab
         ana = person(session, ANA)
         case = session.scalar(select(Case).where(Case.agent_id == ana.id))
         assert case is not None and len(case.evaluations) == 8
+
+
+def test_homes_and_refreshes_see_what_their_own_transaction_changed(db: Database) -> None:
+    """A person given a Slack id, and an update sent, earlier in the same transaction (not yet
+    written out) count: the person's Home is queued, and the sent update no longer holds back a
+    refresh."""
+    import_org(db, NOW)
+    first = score(db, NOW, id="own-1").case_id or 0
+    key = f"case:{first}:leader_dm"
+    queue_refresh(db, key, first)
+    with db.unit_of_work() as session:
+        ana = person(session, ANA)
+        ana.slack_id = "U0ANA"
+        for row in session.scalars(select(OutboxMessage).where(OutboxMessage.updates_key == key)):
+            row.status = "sent"
+        enqueue_refreshes(session, {key: (first, "again", None)}, NOW)
+        enqueue_homes(session, [ana.id], NOW)
+        ana_id = ana.id
+    homes, updates = pending(db)
+    assert homes.get(ana_id) == 1, homes
+    assert updates.get(key) == 1, updates
+
+
+def queue_refresh(db: Database, key: str, case_id: int) -> None:
+    with db.unit_of_work() as session:
+        enqueue_refreshes(session, {key: (case_id, "first", None)}, NOW)
 
 
 def test_coalesced_refreshes_lose_nothing(stack: Stack) -> None:
