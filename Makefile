@@ -30,7 +30,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	PYTHONPATH=. $(BIN)/python -m bench.suite $(BENCH)
-	PYTHONPATH=. $(BIN)/python bench/intake_writer.py
+	PYTHONPATH=. $(BIN)/python bench/intake_writer.py $(BENCH)
 	PYTHONPATH=. $(BIN)/python bench/import_backfill.py
 
 clean:

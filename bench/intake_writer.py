@@ -3,7 +3,7 @@
 costs here is the floor under benchmark 1's round trip.
 
     PYTHONPATH=. .venv/bin/python bench/intake_writer.py [--backend sqlite|postgres|both] [--batches 300]
-        [--statements]
+        [--quick] [--statements]
 
 Prints milliseconds per batch and scores per second; `--statements` adds each statement's time.
 """
@@ -92,10 +92,13 @@ def main() -> None:
     )
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--batches", type=int, default=300)
+    parser.add_argument("--quick", action="store_true", help="100 batches")
     parser.add_argument("--statements", action="store_true", help="time each statement too")
-    args = parser.parse_args()
+    # `make bench` passes on the suite's options (BENCH=...): --backend and --quick apply here too.
+    args, _suite_only = parser.parse_known_args()
+    batches = 100 if args.quick else args.batches
     for backend in ["sqlite", "postgres"] if args.backend == "both" else [args.backend]:
-        run(backend, args.batches, args.statements)
+        run(backend, batches, args.statements)
 
 
 if __name__ == "__main__":

@@ -269,6 +269,7 @@ class Timer(Base):
     fired_at: Mapped[datetime | None]
 
 
+UPDATES_ONLY = "updates_key IS NOT NULL"  # most rows are messages of their own, not updates of one
 PENDING_HOMES_ONLY = "status = 'pending' AND kind = 'home'"
 
 
@@ -278,7 +279,13 @@ class OutboxMessage(Base):
         Index("ix_outbox_due", "status", "due_at"),
         # What an intake asks for each batch: is an update of this message, or a re-publish of this
         # person's Home, already pending? Answered from the pending rows alone, however long the backlog.
-        Index("ix_outbox_updates", "updates_key", "status"),
+        Index(
+            "ix_outbox_updates",
+            "updates_key",
+            "status",
+            sqlite_where=text(UPDATES_ONLY),
+            postgresql_where=text(UPDATES_ONLY),
+        ),
         Index(
             "ix_outbox_pending_homes",
             "person_id",

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, case, insert, or_, select, union, update
+from sqlalchemy import Table, and_, bindparam, case, insert, literal_column, or_, select, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -48,6 +48,7 @@ def _insert_all_once(session: Session, model: type[Base], rows: list[dict[str, A
     """`_insert_once` for many rows in one statement."""
     if not rows:
         return
+    session.flush()  # as `Session.execute` would: what this transaction changed is written out first
     conn = session.connection()
     conn.execute(_insert_skipping_twins(conn.dialect.name, model.__table__), rows)
 
@@ -159,7 +160,11 @@ def refresh_rows(
     ]
 
 
-_PENDING_HOME = and_(OutboxMessage.status == "pending", OutboxMessage.kind == "home")
+# Written out, not bound: the partial index ix_outbox_pending_homes then serves the query under any
+# plan, including a generic plan PostgreSQL makes without the values.
+_PENDING_HOME = and_(
+    OutboxMessage.status == literal_column("'pending'"), OutboxMessage.kind == literal_column("'home'")
+)
 
 
 def enqueue_home(session: Session, person_id: int, now: datetime) -> None:

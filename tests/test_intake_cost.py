@@ -15,7 +15,7 @@ from bot.evaluation_input import parse_evaluation
 from bot.intake_batch import Incoming, intake_many
 from storage.db import Database
 from storage.models import Case, Evaluation, EvaluationItem, OutboxMessage, Team, TeamAgent
-from storage.outbox import enqueue_homes, enqueue_refreshes
+from storage.outbox import enqueue_all, enqueue_homes, enqueue_refreshes, outbox_row
 from tests.conftest import MONDAY_AFTERNOON, Stack
 from tests.payloads import evaluation, perfect
 from tests.scenario import ANA, LENA, PRIYA, TOM, import_org, person, plan, score
@@ -138,30 +138,35 @@ def test_a_batch_of_scores_costs_the_same_statements_whatever_its_size(db: Datab
 
 
 def test_a_batch_queues_its_messages_in_one_insert_and_updates_joined_cases_in_one(db: Database) -> None:
-    """A batch that opens one case and joins another with a shortfall: the new case's DM, the joined
-    DM's refresh and the Homes go out in one INSERT; the joined case is re-ranked and becomes a
-    performance conversation in one UPDATE."""
+    """A batch that opens one case and joins two: the new case's DM, the joined DMs' refreshes and the
+    Homes go out in one INSERT; in one UPDATE both joined cases are re-ranked, and only the one joined
+    by a shortfall becomes a performance conversation."""
     import_org(db, NOW)
-    tom_case = batch_cost(db, [perfect("p-1", email=TOM)])[1][0].case_id
+    opened = batch_cost(db, [perfect("p-1", email=TOM), perfect("p-0", email=LENA)])[1]
+    tom_case, lena_case = (result.case_id for result in opened)
     with db.unit_of_work() as session:
         person(session, PRIYA).slack_id = "U0PRIYA"  # the leader, whose Home shows the queue
-        case = session.get_one(Case, tom_case)
-        assert case.kind == "developmental"
-        case.suggested_key = "acknowledge"  # as when its DM was shown
+        for case_id in (tom_case, lena_case):
+            case = session.get_one(Case, case_id)
+            assert case.kind == "developmental"
+            case.suggested_key = "acknowledge"  # as when its DM was shown
         session.execute(update(OutboxMessage).values(status="sent"))
-    payloads = [evaluation(id="p-2"), evaluation(id="p-3", agent={"email": TOM})]
+    # Ana's case opens; Tom's is joined by a shortfall, Lena's by a perfect score.
+    payloads = [evaluation(id="p-2"), evaluation(id="p-3", agent={"email": TOM}), perfect("p-4", email=LENA)]
     scores = [Incoming(parse_evaluation(p), "test") for p in payloads]
     with db.unit_of_work() as session, statements(db) as seen:
         results = intake_many(session, scores, NOW)
-    assert [r.status if r else None for r in results] == ["case_opened", "joined_case"]
+    assert [r.status if r else None for r in results] == ["case_opened", "joined_case", "joined_case"]
     assert len([s for s in seen if s.startswith("INSERT INTO outbox")]) == 1, seen
     assert len([s for s in seen if s.startswith("UPDATE cases")]) == 1, seen
     with db.read() as session:
         joined = session.get_one(Case, tom_case)
         assert (joined.kind, joined.suggested_key) == ("performance", None)
+        joined = session.get_one(Case, lena_case)
+        assert (joined.kind, joined.suggested_key) == ("developmental", None)
         queued = session.scalars(select(OutboxMessage).where(OutboxMessage.status == "pending")).all()
     kinds = {(row.kind, row.case_id) for row in queued if row.kind != "home"}
-    assert ("leader_case", results[0].case_id) in kinds and ("refresh", tom_case) in kinds, kinds
+    assert {("leader_case", results[0].case_id), ("refresh", tom_case), ("refresh", lena_case)} <= kinds
     assert [row.person_id for row in queued if row.kind == "home"] == [priya_id(db)]
 
 
@@ -175,30 +180,33 @@ def test_a_batch_reads_the_growing_tables_only_through_indexes_on_its_own_rows(t
     index search on the batch's own keys, never a scan, nor a search of every awaiting case or every
     pending message."""
     db = Database(f"sqlite:///{tmp_path / 'plans.db'}")
-    db.create_schema()
-    import_org(db, NOW)
-    with db.unit_of_work() as session:
-        person(session, PRIYA).slack_id = "U0PRIYA"  # the leader, whose Home the batch re-publishes
-    batch_cost(db, [evaluation(id="i-1")])  # Ana's case, which the next batch joins
-    seen: list[tuple[str, Any]] = []
+    try:
+        db.create_schema()
+        import_org(db, NOW)
+        with db.unit_of_work() as session:
+            person(session, PRIYA).slack_id = "U0PRIYA"  # the leader, whose Home the batch re-publishes
+        batch_cost(db, [evaluation(id="i-1")])  # Ana's case, which the next batch joins
+        seen: list[tuple[str, Any]] = []
 
-    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        seen.append((statement, parameters))
+        def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+            seen.append((statement, parameters))
 
-    payloads = [evaluation(id="i-2"), evaluation(id="i-3", agent={"email": TOM})]
-    with db.unit_of_work() as session:
-        event.listen(db.engine, "before_cursor_execute", keep)
-        try:
-            results = intake_many(session, [Incoming(parse_evaluation(p), "test") for p in payloads], NOW)
-        finally:
-            event.remove(db.engine, "before_cursor_execute", keep)
-        assert [r.status if r else None for r in results] == ["joined_case", "case_opened"]
-        conn = session.connection()
-        plans = {
-            sql: [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
-            for sql, params in seen
-            if sql.lstrip().startswith("SELECT")
-        }
+        payloads = [evaluation(id="i-2"), evaluation(id="i-3", agent={"email": TOM})]
+        with db.unit_of_work() as session:
+            event.listen(db.engine, "before_cursor_execute", keep)
+            try:
+                results = intake_many(session, [Incoming(parse_evaluation(p), "test") for p in payloads], NOW)
+            finally:
+                event.remove(db.engine, "before_cursor_execute", keep)
+            assert [r.status if r else None for r in results] == ["joined_case", "case_opened"]
+            conn = session.connection()
+            plans = {
+                sql: [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
+                for sql, params in seen
+                if sql.lstrip().startswith("SELECT")
+            }
+    finally:
+        db.dispose()
     steps = [step for plan in plans.values() for step in plan]
     assert any("uq_cases_one_awaiting_per_agent (agent_id=?)" in step for step in steps), plans
     assert any("ix_outbox_updates (updates_key=? AND status=?)" in step for step in steps), plans
@@ -263,6 +271,23 @@ def test_homes_and_refreshes_see_what_their_own_transaction_changed(db: Database
     homes, updates = pending(db)
     assert homes.get(ana_id) == 1, homes
     assert updates.get(key) == 1, updates
+
+
+def test_a_message_queued_again_after_its_row_was_deleted_in_the_same_transaction_is_kept(
+    db: Database,
+) -> None:
+    """The bulk insert writes out what its transaction changed first (as `Session.execute` does): a
+    deleted row's dedupe key is free again, and the new row is not skipped as a twin of it."""
+    import_org(db, NOW)
+    with db.unit_of_work() as session:
+        enqueue_all(session, [outbox_row("again:1", "digest", now=NOW, payload={"n": 1})])
+    with db.unit_of_work() as session:
+        old = session.scalars(select(OutboxMessage).where(OutboxMessage.dedupe_key == "again:1")).one()
+        session.delete(old)
+        enqueue_all(session, [outbox_row("again:1", "digest", now=NOW, payload={"n": 2})])
+    with db.read() as session:
+        rows = session.scalars(select(OutboxMessage).where(OutboxMessage.dedupe_key == "again:1")).all()
+        assert [row.payload for row in rows] == [{"n": 2}]
 
 
 def queue_refresh(db: Database, key: str, case_id: int) -> None:

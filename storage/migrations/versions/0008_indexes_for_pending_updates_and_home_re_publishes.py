@@ -17,12 +17,19 @@ down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+UPDATES_ONLY = "updates_key IS NOT NULL"
 PENDING_HOMES_ONLY = "status = 'pending' AND kind = 'home'"
 
 
 def upgrade() -> None:
     with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.create_index("ix_outbox_updates", ["updates_key", "status"], unique=False)
+        batch_op.create_index(
+            "ix_outbox_updates",
+            ["updates_key", "status"],
+            unique=False,
+            sqlite_where=sa.text(UPDATES_ONLY),
+            postgresql_where=sa.text(UPDATES_ONLY),
+        )
         batch_op.create_index(
             "ix_outbox_pending_homes",
             ["person_id"],
