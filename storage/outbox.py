@@ -61,6 +61,13 @@ def _insert_skipping_twins(dialect_name: str, table: Table) -> Insert:
     return dialect.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
 
 
+def _scalars(session: Session, statement: Select[Any], values: dict[str, Any]) -> list[Any]:
+    """A prebuilt query's first column, run on the transaction's connection (without the ORM's work per
+    statement), after writing out what the transaction changed, as the ORM's own queries do."""
+    session.flush()
+    return list(session.connection().scalars(statement, values))
+
+
 def outbox_row(
     key: str,
     kind: str,
@@ -150,8 +157,7 @@ def refresh_rows(
     """The outbox rows `enqueue_refreshes` would insert (for one insert with other rows)."""
     if not wanted:
         return []
-    session.flush()  # as the ORM's own queries would: what this transaction changed counts
-    pending = set(session.connection().scalars(_PENDING_UPDATES, {"keys": list(wanted)}))
+    pending = set(_scalars(session, _PENDING_UPDATES, {"keys": list(wanted)}))
     return [
         outbox_row(f"{key}:refresh:{what}:{uuid.uuid4().hex[:12]}", "refresh", now=now, case_id=case_id,
                    updates_key=key, request_id=request_id)  # fmt: skip
@@ -216,8 +222,7 @@ def home_rows(
     values: dict[str, Any] = {"people": list(person_ids)}
     if teams:
         values["teams"] = teams
-    session.flush()  # as the ORM's own queries would: what this transaction changed counts
-    due = session.connection().scalars(_HOMES_DUE[bool(teams)], values)
+    due = _scalars(session, _HOMES_DUE[bool(teams)], values)
     return [
         outbox_row(f"home:{person_id}:{uuid.uuid4().hex[:12]}", "home", now=now, person_id=person_id,
                    request_id=request_id)  # fmt: skip
