@@ -82,7 +82,7 @@ def intake_many(session: Session, scores: Sequence[Incoming], now: datetime) -> 
     """Store what can be stored in bulk; None where the caller must call `coaching.intake` itself
     (after this returns, in the order given)."""
     results: list[IntakeResult | None] = [None] * len(scores)
-    session.flush()  # the lookups below run on the connection: what the transaction changed is written
+    session.flush()  # its lookups run on the connection: write out what the transaction changed first
     stored = _stored(session, [score.data for score in scores])
     slow_emails: set[str] = set()  # agents (by the score's email, and by the stored score's agent) whose
     slow_agents: set[int] = set()  # scores in this batch all go one at a time
