@@ -37,6 +37,33 @@ def test_models_and_migrations_agree(db: Database) -> None:
     assert differences == [], f"models and migrations differ; write a revision: {differences}"
 
 
+def test_partial_indexes_keep_the_models_conditions(tmp_path: Path) -> None:
+    """Alembic's comparison does not read a partial index's condition: compare the indexes SQLite
+    holds after the migrations with those the models make, condition included."""
+    migrated = Database(f"sqlite:///{tmp_path / 'migrated.db'}")
+    made = Database(f"sqlite:///{tmp_path / 'made.db'}")
+    try:
+        migrated.create_schema()
+        Base.metadata.create_all(made.engine)
+
+        def partial(db: Database) -> dict[str, str]:
+            with db.engine.connect() as conn:
+                rows = conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'index'")
+                return {
+                    name: " ".join(sql.replace('"', "").split()).partition(" WHERE ")[2]
+                    for name, sql in rows
+                    if sql and " WHERE " in sql
+                }
+
+        found = partial(migrated)
+        assert found == partial(made)
+        partial_ones = {"uq_cases_one_awaiting_per_agent", "ix_outbox_updates", "ix_outbox_pending_homes"}
+        assert partial_ones <= found.keys()
+    finally:
+        migrated.dispose()
+        made.dispose()
+
+
 def first_revision_rows() -> dict[str, list[dict[str, Any]]]:
     """Rows as the first release stored them: a team, its people, a case in every state with its
     evaluation and items, pending and fired timers, sent, pending and failed outbox rows, audit entries."""
