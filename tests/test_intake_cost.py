@@ -259,7 +259,8 @@ def test_homes_and_refreshes_see_what_their_own_transaction_changed(db: Database
     import_org(db, NOW)
     first = score(db, NOW, id="own-1").case_id or 0
     key = f"case:{first}:leader_dm"
-    queue_refresh(db, key, first)
+    with db.unit_of_work() as session:
+        enqueue_refreshes(session, {key: (first, "first", None)}, NOW)
     with db.unit_of_work() as session:
         ana = person(session, ANA)
         ana.slack_id = "U0ANA"
@@ -288,11 +289,6 @@ def test_a_message_queued_again_after_its_row_was_deleted_in_the_same_transactio
     with db.read() as session:
         rows = session.scalars(select(OutboxMessage).where(OutboxMessage.dedupe_key == "again:1")).all()
         assert [row.payload for row in rows] == [{"n": 2}]
-
-
-def queue_refresh(db: Database, key: str, case_id: int) -> None:
-    with db.unit_of_work() as session:
-        enqueue_refreshes(session, {key: (case_id, "first", None)}, NOW)
 
 
 def test_coalesced_refreshes_lose_nothing(stack: Stack) -> None:
