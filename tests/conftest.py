@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import logging
 import os
 import secrets
 import threading
@@ -23,6 +24,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk.web.base_client import BaseClient
 from sqlalchemy import create_engine, text
 
+from bot.app import logs
 from bot.app.config import Settings
 from bot.app.demo import PEOPLE, post_score
 from bot.app.factory import create_bolt_app
@@ -41,6 +43,21 @@ from storage.db import Database, holding_connection
 PG_URL = os.environ.get("COACHLOOP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # Monday 23 November 2026, 14:30 in London (UTC+0 in winter).
 MONDAY_AFTERNOON = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """A command run in-process configures logging: the root level, and a handler on the stderr pytest
+    captured for that test alone. Put both back after every test, so that no later test's threads log
+    to a closed stream, or at a level (SQLAlchemy's statements at INFO) that test did not choose."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    libraries = {name: logging.getLogger(name).level for name in logs.LIBRARY_LEVELS}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, library_level in libraries.items():
+        logging.getLogger(name).setLevel(library_level)
 
 
 @pytest.fixture(autouse=True)
