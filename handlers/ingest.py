@@ -60,6 +60,8 @@ def _no_constant(name: str) -> Any:
 
 def _error(status: int, message: str, outcome: str, **extra: Any) -> JSONResponse:
     WEBHOOKS.labels(outcome).inc()
+    # The sender has something to fix; the message names the check, never the payload's text.
+    log.warning("evaluation refused (%d %s): %s", status, outcome, message)
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 

@@ -5,11 +5,12 @@ sweep that sends it (in any process, later) logs under the request that queued i
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
+
+from storage.unique import token
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 CASE_ID: ContextVar[int | None] = ContextVar("case_id", default=None)
@@ -22,7 +23,7 @@ def accept_request_id(given: str | None) -> str:
     """The caller's request id when it is a plain token of up to 64 characters, else a new one."""
     if given and _GOOD_ID.fullmatch(given):
         return given
-    return uuid.uuid4().hex
+    return token()
 
 
 def current() -> dict[str, Any]:

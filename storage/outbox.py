@@ -22,6 +22,7 @@ from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from storage.logcontext import REQUEST_ID
 from storage.models import AuditEntry, Base, OutboxMessage, Person, TeamEscalation, TeamQALead, Timer
+from storage.unique import token
 
 LEASE = timedelta(seconds=30)  # > one Slack call (10 s timeout, no retries inside a call)
 
@@ -159,7 +160,7 @@ def refresh_rows(
         return []
     pending = set(_scalars(session, _PENDING_UPDATES, {"keys": list(wanted)}))
     return [
-        outbox_row(f"{key}:refresh:{what}:{uuid.uuid4().hex[:12]}", "refresh", now=now, case_id=case_id,
+        outbox_row(f"{key}:refresh:{what}:{token()}", "refresh", now=now, case_id=case_id,
                    updates_key=key, request_id=request_id)  # fmt: skip
         for key, (case_id, what, request_id) in wanted.items()
         if key not in pending
@@ -177,7 +178,7 @@ def enqueue_home(session: Session, person_id: int, now: datetime) -> None:
     """Queue a re-publish of someone's App Home (one pending at a time; it renders when it goes out)."""
     pending = select(OutboxMessage.id).where(_PENDING_HOME, OutboxMessage.person_id == person_id)
     if session.scalar(pending.limit(1)) is None:
-        enqueue(session, f"home:{person_id}:{uuid.uuid4().hex[:12]}", "home", now=now, person_id=person_id)
+        enqueue(session, f"home:{person_id}:{token()}", "home", now=now, person_id=person_id)
 
 
 def enqueue_homes(
@@ -224,7 +225,7 @@ def home_rows(
         values["teams"] = teams
     due = _scalars(session, _HOMES_DUE[bool(teams)], values)
     return [
-        outbox_row(f"home:{person_id}:{uuid.uuid4().hex[:12]}", "home", now=now, person_id=person_id,
+        outbox_row(f"home:{person_id}:{token()}", "home", now=now, person_id=person_id,
                    request_id=request_id)  # fmt: skip
         for person_id in sorted(set(due))
     ]

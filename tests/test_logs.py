@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -108,7 +109,7 @@ def test_the_whole_loop_logs_ids_and_no_sensitive_text(any_stack: Stack, log_lin
         stack,
         with_comment(COMMENT, id="ev-tom-1", agent={"email": "tom.hale@example.com", "name": "Tom Hale"}),
     )
-    assert status == 202 and len(generated) == 32
+    assert status == 202 and generated and logcontext.accept_request_id(generated) == generated
     stack.sweep()
     with stack.db.unit_of_work() as session:  # the retry's back-off has passed
         for row in session.query(OutboxMessage).filter(OutboxMessage.status == "pending"):
@@ -190,6 +191,33 @@ def test_text_format_shows_ids_and_scrubs_tokens() -> None:
     first, second = stream.getvalue().splitlines()
     assert first.endswith("INFO coachloop.test [request_id=r1 case_id=7]: token [hidden] and [hidden]")
     assert second.endswith("Unhandled request ([hidden]")
+
+
+def test_in_the_background_lines_keep_their_order_and_ids_and_are_written_by_their_own_thread() -> None:
+    class Stream(io.StringIO):
+        writers: set[str] = set()
+
+        def write(self, text: str) -> int:
+            self.writers.add(threading.current_thread().name)
+            return super().write(text)
+
+    stream = Stream()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        handler = logs.configure({}, secrets=["s3cret-signing"], stream=stream, background=True)
+        log = logging.getLogger("coachloop.test")
+        for n in range(500):
+            with logcontext.bound(request_id=f"r{n}"):
+                log.info("line %d with s3cret-signing", n)
+        handler.flush()
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    lines = stream.getvalue().splitlines()
+    assert [line.split(": ", 1)[1] for line in lines] == [f"line {n} with [hidden]" for n in range(500)]
+    assert all(f"[request_id=r{n}]" in line for n, line in enumerate(lines))
+    assert Stream.writers == {"log-writer"}
 
 
 def test_a_bad_log_setting_stops_the_command_with_exit_2(tmp_path: Any) -> None:

@@ -135,6 +135,7 @@ def test_serve_carries_a_score_to_an_acknowledged_agreement(
     proc, url = start_serve(env)
     try:
         assert len(sweepers(proc.pid)) == (1 if sweeps == "process" else 0), children(proc.pid)
+        assert post_score(url, "whsec_" + "A" * 32, sample_scores(datetime.now(UTC))[0])[0] == 401
         status, answer = post_score(url, webhook_secret, sample_scores(datetime.now(UTC))[0])
         assert status == 202 and answer["status"] == "case_opened"
 
@@ -160,6 +161,12 @@ def test_serve_carries_a_score_to_an_acknowledged_agreement(
         code = proc.wait(timeout=30)
     assert code == 0
     assert not any(alive(pid) for pid in child)
+    # Its log (written from a thread of its own, all of it by the time serve ends): each score's
+    # outcome, each refusal's reason, and no line per request.
+    output = proc.stdout.read() if proc.stdout else ""
+    assert f"evaluation {answer['evaluation_id']}: case_opened" in output
+    assert "evaluation refused (401 unauthorized): signature rejected: no signature matches" in output
+    assert "POST /webhooks/qa" not in output
 
 
 def test_a_sweeper_that_dies_is_replaced_and_none_outlives_a_killed_serve(

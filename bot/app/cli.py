@@ -103,6 +103,9 @@ def _serve(settings: Settings) -> int:
             host=settings.host,
             port=settings.port,
             log_config=None,  # keep coachloop's handler (LOG_FORMAT) for uvicorn's lines too
+            # A line per request costs the event loop more than a score's own line: each accepted score
+            # logs its evaluation and status, each refused one why (handlers.ingest).
+            access_log=False,
         )
     finally:
         stop_sweeps()  # a sweep in flight finishes, recording what it sent
@@ -396,12 +399,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
-        logs.configure(os.environ, secrets=[os.environ.get(name, "") for name in logs.SECRET_SETTINGS])
+        logs.configure(
+            os.environ,
+            secrets=[os.environ.get(name, "") for name in logs.SECRET_SETTINGS],
+            background=args.func in (cmd_serve, cmd_sweeper),  # the long-running ones
+        )
     except ValueError as exc:
         print(f"coachloop: {exc}", file=sys.stderr)
         return 2
-    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except (ConfigError, SchemaError) as exc:

@@ -9,13 +9,17 @@ scrubbed of Slack tokens, webhook secrets and the configured secrets before it i
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import json
 import logging
+import queue
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -103,10 +107,60 @@ class JsonFormatter(logging.Formatter):
         return self.scrub(json.dumps(out, ensure_ascii=False, default=str))
 
 
+class BackgroundHandler(logging.Handler):
+    """Formats each record in the thread that logged it (its ids, its arguments as they were) and
+    writes the lines from a thread of its own. A write to the stream lets go of the interpreter lock,
+    and in `serve` the thread that logged (the event loop, the score intake) would then wait to get it
+    back from a busy thread, up to the switch interval, once per line. Lines keep their order; `flush`
+    waits for those logged before it, and so does the end of the process."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__()
+        self.stream = stream
+        self._lines: queue.SimpleQueue[str | threading.Event] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write, name="log-writer", daemon=True)
+        self._writer.start()
+        atexit.register(self.flush)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.put(self.format(record))
+        except Exception:  # noqa: BLE001 - logging never raises into the caller
+            self.handleError(record)
+
+    def flush(self) -> None:
+        if self._writer.is_alive():
+            written = threading.Event()
+            self._lines.put(written)
+            written.wait(timeout=10)
+
+    def _write(self) -> None:
+        while True:
+            batch = [self._lines.get()]
+            with suppress(queue.Empty):
+                while len(batch) < 1000:
+                    batch.append(self._lines.get_nowait())
+            try:
+                for item in batch:
+                    if isinstance(item, str):
+                        self.stream.write(item + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):  # a closed or broken stream: the lines have nowhere to go
+                pass
+            for item in batch:
+                if isinstance(item, threading.Event):
+                    item.set()
+
+
 def configure(
-    env: Mapping[str, str], *, secrets: Iterable[str] = (), stream: IO[str] | None = None
+    env: Mapping[str, str],
+    *,
+    secrets: Iterable[str] = (),
+    stream: IO[str] | None = None,
+    background: bool = False,
 ) -> logging.Handler:
-    """Replace the root logger's handlers with one writing LOG_FORMAT (text|json) at LOG_LEVEL."""
+    """Replace the root logger's handlers with one writing LOG_FORMAT (text|json) at LOG_LEVEL;
+    `background` writes from a thread of its own (`BackgroundHandler`, for `serve`'s hot threads)."""
     fmt = (env.get("LOG_FORMAT") or "text").strip().lower()
     if fmt not in ("text", "json"):
         raise ValueError(f"LOG_FORMAT {fmt!r} must be text or json")
@@ -115,7 +169,8 @@ def configure(
     if not isinstance(level, int):
         raise ValueError(f"LOG_LEVEL {level_name!r} must be DEBUG, INFO, WARNING or ERROR")
     scrub = Scrubber(secrets)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    out = stream or sys.stderr
+    handler = BackgroundHandler(out) if background else logging.StreamHandler(out)
     handler.setFormatter(JsonFormatter(scrub) if fmt == "json" else TextFormatter(scrub))
     handler.addFilter(ContextFilter())
     root = logging.getLogger()
