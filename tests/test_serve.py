@@ -4,6 +4,7 @@ a signed score travels to an acknowledged agreement through standard Slack paylo
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import os
 import secrets
@@ -221,3 +222,16 @@ def test_stopping_serve_and_its_sweeper_together_starts_no_other_sweeper(
     assert "starting another" not in output, output
     assert not alive(sweeper)
     assert not left.exists()
+
+
+def test_what_startup_built_is_left_out_of_the_collectors_walks() -> None:
+    from bot.app.server import freeze_startup_objects
+
+    built = [[n] for n in range(1000)]  # containers the collector would walk
+    try:
+        freeze_startup_objects()
+        assert gc.get_freeze_count() >= len(built)
+        walked = {id(obj) for generation in range(3) for obj in gc.get_objects(generation=generation)}
+        assert not any(id(b) in walked for b in built)
+    finally:
+        gc.unfreeze()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import socket
 import threading
@@ -21,6 +22,14 @@ def exit_cleanly_on_sigterm() -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
+
+
+def freeze_startup_objects() -> None:
+    """Leave what startup built (SQLAlchemy's mappers and statements, Bolt's listeners, the calendars)
+    out of the cycle collector's walks from now on. Otherwise each full collection walks all of it
+    (about 160,000 objects, 80 ms here) in the middle of whatever request is running."""
+    gc.collect()
+    gc.freeze()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
