@@ -120,6 +120,16 @@ class ServeProcess:
         parts = self.memory_parts()
         return sum(p[0] for p in parts), sum(p[1] for p in parts)
 
+    def cpu_seconds(self) -> list[float]:
+        """CPU time (user and system) used so far by the web server, then by its sweeper."""
+        tick = os.sysconf("SC_CLK_TCK")
+        used = []
+        for pid in [self.proc.pid, *_children(self.proc.pid)]:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            used.append((int(fields[11]) + int(fields[12])) / tick)  # utime, stime
+        return used
+
     def memory_parts(self) -> list[tuple[float, float, float]]:
         """(resident, peak resident, proportional set size) in MB of the web server, then its sweeper.
         The proportional size counts a page shared by n processes as 1/n in each: it does not count

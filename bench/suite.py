@@ -268,8 +268,10 @@ def serve_benchmarks(backend: str, tmp: str, world: World, args: argparse.Namesp
                  "--nonblocking", "--threads"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
+        cpu_before = serve.cpu_seconds()
         try:
             serve_load = run_loadgen(serve.url, keys.webhook, agents_file, args.seconds, args.connections)
+            cpu = [after - before for before, after in zip(cpu_before, serve.cpu_seconds(), strict=False)]
         finally:
             if profiler is not None:
                 profiler.wait(timeout=60)
@@ -283,6 +285,10 @@ def serve_benchmarks(backend: str, tmp: str, world: World, args: argparse.Namesp
              f"{serve_load['body_bytes']:,.0f}-byte bodies, 1,000 agents in 40 teams)")
         line(f"     coachloop serve: {serve_load['rate']:,.0f} scores/s, p50 {ms(serve_load['p50'])}, "
              f"p99 {ms(serve_load['p99'])}, max {ms(serve_load['max'])}; answers {serve_load['statuses']}")
+        scores = max(serve_load["requests"], 1)
+        line(f"     CPU per score: {1000 * sum(cpu) / scores:.2f} ms (web server "
+             + "; sweeper ".join(f"{1000 * c / scores:.2f} ms" for c in cpu)
+             + f"; the acks and DM probes included), {sum(cpu) / serve_load['seconds']:.2f} cores")
         line(f"     no-op endpoint:  {noop_load['rate']:,.0f} requests/s, p50 {ms(noop_load['p50'])}, "
              f"p99 {ms(noop_load['p99'])}")
         line(f"     ratio serve/no-op: {ratio:.3f}x  (goal >= 1,000 scores/s, p99 < 50 ms, >= 0.15x)")
