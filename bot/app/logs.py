@@ -9,7 +9,6 @@ scrubbed of Slack tokens, webhook secrets and the configured secrets before it i
 
 from __future__ import annotations
 
-import atexit
 import contextvars
 import json
 import logging
@@ -119,8 +118,7 @@ class BackgroundHandler(logging.Handler):
         self.stream = stream
         self._lines: queue.SimpleQueue[str | threading.Event] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write, name="log-writer", daemon=True)
-        self._writer.start()
-        atexit.register(self.flush)
+        self._writer.start()  # logging's own shutdown at exit flushes it
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
