@@ -220,6 +220,33 @@ def test_in_the_background_lines_keep_their_order_and_ids_and_are_written_by_the
     assert Stream.writers == {"log-writer"}
 
 
+def test_a_stream_that_fails_once_loses_those_lines_only() -> None:
+    class Flaky(io.StringIO):
+        failed = False
+
+        def write(self, text: str) -> int:
+            if "fails" in text and not self.failed:
+                self.failed = True
+                raise OSError("no space left on device")
+            return super().write(text)
+
+    stream = Flaky()
+    handler = logs.BackgroundHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("coachloop.test.flaky")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("this one fails")
+        handler.flush()
+        log.warning("this one is written")
+        handler.flush()
+    finally:
+        log.removeHandler(handler)
+        log.propagate = True
+    assert stream.failed and stream.getvalue() == "this one is written\n"
+
+
 def test_a_bad_log_setting_stops_the_command_with_exit_2(tmp_path: Any) -> None:
     from tests.test_cli import run
 

@@ -138,13 +138,13 @@ class BackgroundHandler(logging.Handler):
             with suppress(queue.Empty):
                 while len(batch) < 1000:
                     batch.append(self._lines.get_nowait())
-            try:
+            # A stream that fails: these lines have nowhere to go, and the thread lives on for the next
+            # ones (were it to end, the queue would grow unread).
+            with suppress(Exception):
                 for item in batch:
                     if isinstance(item, str):
                         self.stream.write(item + "\n")
                 self.stream.flush()
-            except (OSError, ValueError):  # a closed or broken stream: the lines have nowhere to go
-                pass
             for item in batch:
                 if isinstance(item, threading.Event):
                     item.set()
