@@ -158,7 +158,7 @@ class Picture:
         key = re.sub(r"case:(\d+)", lambda m: f"case:{self.cases.get(int(m[1]))}", key)
         key = re.sub(r"(joined|revised|moved)-(\d+)", lambda m: f"{m[1]}-{self.label(int(m[2]))}", key)
         key = re.sub(r"home:(\d+)", lambda m: f"home:{self.emails.get(int(m[1]))}", key)
-        return re.sub(r":[0-9a-f]{12}$", "", key)
+        return re.sub(r":[0-9a-f]{17,32}$", "", key)  # a one-off key's token
 
     def detail(self, detail: dict[str, Any]) -> str:
         named = {}

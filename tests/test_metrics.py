@@ -58,4 +58,6 @@ def test_every_response_carries_a_request_id(stack: Stack) -> None:
     bad = urllib.request.Request(f"{stack.url}/healthz", headers={"X-Request-Id": "no spaces <script>"})
     with urllib.request.urlopen(bad, timeout=5) as resp:
         made = resp.headers["X-Request-Id"]
-    assert len(made) == 32 and made.isalnum()
+    assert 17 <= len(made) <= 32 and made.isalnum()  # a fresh token, not the caller's
+    with urllib.request.urlopen(f"{stack.url}/healthz", timeout=5) as resp:
+        assert resp.headers["X-Request-Id"] not in (made, "")
