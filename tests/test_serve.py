@@ -153,8 +153,13 @@ def test_serve_carries_a_score_to_an_acknowledged_agreement(
             timeout=10,
             what="the leader's DM to show the acknowledgement",
         )
-        # The leader's DM, the agreement and the leader's DM again (Home re-publishes count apart).
-        assert metric(url, 'coachloop_outbox_total{result="sent"}') >= 3
+        # The leader's DM, the agreement and the leader's DM again (Home re-publishes count apart),
+        # counted once the sweep has recorded the last one (Slack has it a moment before).
+        wait_for(
+            lambda: metric(url, 'coachloop_outbox_total{result="sent"}') >= 3,
+            timeout=10,
+            what="the sweep to count the three messages",
+        )
         assert metric(url, 'coachloop_webhooks_total{outcome="case_opened"}') == 1
         child = sweepers(proc.pid)
     finally:
