@@ -8,7 +8,6 @@ to outlast one Slack call, not a whole batch: a crashed sweeper's rows are free 
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +27,7 @@ LEASE = timedelta(seconds=30)  # > one Slack call (10 s timeout, no retries insi
 
 
 def new_owner() -> str:
-    return uuid.uuid4().hex
+    return token()
 
 
 def _insert_once(session: Session, model: type[Base], values: dict[str, Any]) -> int | None:
