@@ -31,10 +31,11 @@ from bot.slack.home import home_view
 from bot.slack.messages import message_metadata
 from bot.slack.outbox import render
 from bot.team_calendar import calendar_for
+from scheduler.pacing import SlackLimits
 from storage import logcontext
 from storage.db import Database
 from storage.models import Case, OutboxMessage, Person
-from storage.outbox import LEASE, claim_outbox, enqueue, held_row, new_owner, renew_lease
+from storage.outbox import LEASE, claim_outbox, enqueue, held_row, held_rows, new_owner, renew_lease
 
 log = logging.getLogger("coachloop.delivery")
 
@@ -60,9 +61,6 @@ HISTORY_PAGE = 200  # messages per page when looking for a post an earlier attem
 HISTORY_PAGES = 10  # pages read at most; past them, whether it was posted cannot be told
 CLOCK_SKEW = timedelta(hours=1)  # how far this host's clock may be from Slack's
 FRESH_LEASE = LEASE.total_seconds() / 3  # a lease younger than this outlasts the Slack call ahead
-# Slack allows views.publish about 100 times a minute (Tier 4), shared with the Homes people open
-# themselves: the outbox's re-publishes keep to 60, leaving the rest to them.
-HOME_PUBLISHES_PER_MINUTE = 60
 
 
 class PermanentFailure(Exception):
@@ -78,8 +76,8 @@ class UnexpectedAnswer(Exception):
 
 
 class HeldBack(Exception):
-    """Slack rate-limited this call's method (or, for a post, its channel) a moment ago: the row waits
-    until `until` without calling Slack, as Slack asks of a caller it has limited."""
+    """The call would go over one of Slack's limits (`SlackLimits`): the row waits until `until`
+    without calling Slack."""
 
     def __init__(self, until: datetime) -> None:
         super().__init__(f"rate-limited until {until.isoformat()}")
@@ -114,6 +112,7 @@ class _Job:
     home_for: int | None = None  # the person whose Home to render (after the claim's transaction)
     message: _Rendering | None = None  # the message to render (after the claim's transaction)
     leased_at: float | None = None  # when preparing it renewed the lease (monotonic seconds)
+    paced: str | None = None  # the limit whose turn preparing it took (that of its first call)
     chart: WeeklySeries | None = None  # drawn after the transaction closes
     upload: bytes | None = None  # a file ready to upload (the coaching blocks' calendar)
     filename: str = "coaching-hit-rate.png"
@@ -127,6 +126,16 @@ class _Rendering:
     case_id: int | None
     payload: dict[str, Any]
     person_id: int | None
+
+
+class _Later:
+    """A row to start again once the rest of its batch is delivered."""
+
+
+LATER = _Later()
+# What starting a row gave; a started row is its id, case and request (for the logs) and that.
+_Start = _Job | str | HeldBack | _Later | Exception
+_Started = tuple[int, int | None, str | None, _Start]
 
 
 @dataclass
@@ -171,25 +180,6 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=base * random.uniform(0.8, 1.2))
 
 
-class Pace:
-    """At most `per_minute` a minute, a minute's worth at once: `wait` takes one and says None, or
-    says when the next one is free."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute, self.free = per_minute, float(per_minute)
-        self.at: datetime | None = None
-
-    def wait(self, now: datetime) -> datetime | None:
-        if self.at is not None:
-            elapsed = max(0.0, (now - self.at).total_seconds())
-            self.free = min(self.per_minute, self.free + elapsed * self.per_minute / 60)
-        self.at = now
-        if self.free >= 1:
-            self.free -= 1
-            return None
-        return now + timedelta(seconds=(1 - self.free) * 60 / self.per_minute)
-
-
 def retry_after(exc: SlackApiError) -> int | None:
     """The seconds Slack asks to wait when it rate-limited the call (429 `ratelimited`), else None."""
     if exc.response.status_code != 429 and exc.response.get("error") != "ratelimited":
@@ -219,33 +209,52 @@ class OutboxSweep:
         self.db, self.slack, self.clock, self.batch = db, slack, clock, batch
         self.postgres = not db.is_sqlite
         self.owner = new_owner()
-        # Until when Slack asked this sweeper to leave a method alone (a post: its channel).
-        self._held: dict[str, datetime] = {}
-        self._home_pace = Pace(HOME_PUBLISHES_PER_MINUTE)
+        self.limits = SlackLimits()
+        self._opened: dict[str, str] = {}  # Slack user -> DM conversation opened in this batch
 
     def run_once(self) -> SweepResult:
+        """Claim a few due rows and, in the same transaction, start an attempt on each (`_start`); then
+        render and send them one at a time, with no transaction open. An update of a message posted in
+        the same batch starts once that post has gone (it needs the post's `ts`)."""
         result = SweepResult()
         now = self.clock.now()
+        self._opened = {}
         with self.db.unit_of_work() as session:
             ids = claim_outbox(session, now, limit=self.batch, postgres=self.postgres, owner=self.owner)
-            claimed = session.execute(
-                select(OutboxMessage.id, OutboxMessage.case_id, OutboxMessage.request_id, OutboxMessage.kind)
-                .where(OutboxMessage.id.in_(ids))
-                .order_by(OutboxMessage.due_at, OutboxMessage.id)
-            ).all()
-        for row_id, case_id, request_id, kind in claimed:
+            started = self._start_rows(session, ids, now, mates=set(ids))
+        later = self._deliver_rows(started, now, result)
+        if later:
+            now = self.clock.now()
+            with self.db.unit_of_work() as session:
+                started = self._start_rows(session, later, now, mates=set())
+            self._deliver_rows(started, now, result)
+        return result
+
+    def _start_rows(self, session: Session, ids: list[int], now: datetime, mates: set[int]) -> list[_Started]:
+        """Start an attempt on each of the rows `ids` this sweeper holds, in the order they came due."""
+        started: list[_Started] = []
+        for row in held_rows(session, ids, self.owner):
+            row_id, case_id, request_id = row.id, row.case_id, row.request_id
             # Log lines of this delivery carry the row, its case and the request that queued it.
             with logcontext.bound(outbox_id=row_id, case_id=case_id, request_id=request_id):
-                until = self._home_turn(self.clock.now()) if kind == "home" else None
-                if until is not None:
-                    # Not rendered: a Home re-publish waits for its turn, so a burst renders each once.
-                    reason = "held: Home re-publishes keep under Slack's views.publish limit"
-                    self._defer(row_id, until, reason, attempted=False)
-                    result.retried += 1
-                    OUTBOX.labels("held").inc()
-                    continue
-                self._deliver(row_id, result)
-        return result
+                try:
+                    with session.begin_nested():  # a row that cannot be started leaves the others be
+                        start: _Start = self._start(row, session, now, mates)
+                except Exception as exc:  # noqa: BLE001 - one bad row must not stop the sweep
+                    start = exc
+            started.append((row_id, case_id, request_id, start))
+        return started
+
+    def _deliver_rows(self, started: list[_Started], now: datetime, result: SweepResult) -> list[int]:
+        """Deliver each started row; return those to start again after the others."""
+        later = []
+        for row_id, case_id, request_id, start in started:
+            if isinstance(start, _Later):
+                later.append(row_id)
+                continue
+            with logcontext.bound(outbox_id=row_id, case_id=case_id, request_id=request_id):
+                self._deliver(row_id, start, now, result)
+        return later
 
     def drain(self, rows: int = 1000) -> SweepResult:
         """Sweep until nothing due is left (or about `rows` rows were taken). Each round claims a few
@@ -262,49 +271,72 @@ class OutboxSweep:
 
     # -- one row --------------------------------------------------------------------------
 
-    def _prepare(self, row_id: int, now: datetime) -> _Job | str:
-        """Start an attempt on a row this sweeper holds: decide what to send, or why nothing."""
-        with self.db.unit_of_work() as session:
-            row = held_row(session, row_id, self.owner)
-            if row is None:
-                return "gone"
-            if row.attempts >= MAX_ATTEMPTS:
-                # Earlier attempts ended with no outcome recorded (the sending process died).
-                raise PermanentFailure(f"gave up after {MAX_ATTEMPTS} attempts that ended without an answer")
-            if row.kind == "home":
-                job = self._prepare_home(row, session, now)
-            elif row.kind == "digest_chart":
-                job = self._prepare_chart(row, session, now)
-            elif row.kind == "block_ics":
-                job = self._prepare_calendar(row, session, now)
-            else:
-                job = self._recheck_and_render(row, session, now)
-            if isinstance(job, _Job):
-                # Only posts carry their dedupe key in metadata; updates, Home views and uploads are
-                # idempotent or cannot be found again.
-                only_posts = job.update_ts is None and job.home_for is None
-                only_posts = only_posts and job.chart is None and job.upload is None
-                job.check_history = row.attempts > 0 and only_posts
-                row.attempts += 1
-                row.lease_until = now + LEASE  # the first Slack call needs no renewal of its own
-                job.leased_at = time.monotonic()
-        if isinstance(job, _Job) and (until := self._held_until(_first_limit(job), now)) is not None:
-            raise HeldBack(until)  # not rendered: Slack would not take it yet
-        if isinstance(job, _Job) and job.home_for is not None:
-            # A Home reads many figures: it renders in a read transaction, holding no write lock.
+    def _start(
+        self, row: OutboxMessage, session: Session, now: datetime, mates: set[int]
+    ) -> _Job | str | HeldBack | _Later:
+        """Start an attempt on a row just claimed: decide what to send, or why nothing. A row whose
+        first call must wait under Slack's limits goes back to the queue until its turn, not rendered
+        and with no attempt counted (the `HeldBack` returned says until when)."""
+        if row.attempts >= MAX_ATTEMPTS:
+            # Earlier attempts ended with no outcome recorded (the sending process died).
+            raise PermanentFailure(f"gave up after {MAX_ATTEMPTS} attempts that ended without an answer")
+        job: _Job | str | _Later
+        if row.kind == "home":
+            job = self._prepare_home(row, session, now)
+        elif row.kind == "digest_chart":
+            job = self._prepare_chart(row, session, now)
+        elif row.kind == "block_ics":
+            job = self._prepare_calendar(row, session, now)
+        else:
+            job = self._recheck_and_render(row, session, now, mates)
+        if not isinstance(job, _Job):
+            return job
+        # Only posts carry their dedupe key in metadata; updates, Home views and uploads are idempotent
+        # or cannot be found again.
+        only_posts = (
+            job.update_ts is None and job.home_for is None and job.chart is None and job.upload is None
+        )
+        job.check_history = row.attempts > 0 and only_posts
+        job.paced = _first_limit(job)
+        held = self.limits.turn(job.paced, row.id, now)
+        if held is not None:
+            row.status, row.lease_until = "pending", None
+            row.due_at, row.last_error = held, "held: waiting for its turn under Slack's rate limits"
+            return HeldBack(held)
+        row.attempts += 1
+        row.lease_until = now + LEASE  # the first Slack call needs no renewal of its own
+        job.leased_at = time.monotonic()
+        return job
+
+    def _first_call_waits(self, job: _Job, now: datetime) -> datetime | None:
+        """Until when the job's first call must wait, now that the rows started before it in its batch
+        have been delivered: one may have opened its person's conversation (its first call is then
+        the post), or met a 429 under the same limit."""
+        if job.channel is None and job.person_slack_id in self._opened:
+            job.channel = self._opened[job.person_slack_id]
+        first = _first_limit(job)
+        if first == job.paced:
+            return self.limits.held_until(first, now)
+        job.paced = first
+        return self.limits.turn(first, job.row_id, now)
+
+    def _render(self, job: _Job, now: datetime) -> None:
+        """Render what the job sends, in a read transaction: it holds no write lock, so scores and
+        clicks are not kept waiting while a Home reads its figures or a message its case."""
+        if job.home_for is not None:
             with self.db.read() as session:
                 job.home_view = home_view(session, session.get(Person, job.home_for), now)
-        if isinstance(job, _Job) and job.message is not None:
-            # So does a message: scores and clicks are not kept waiting while it renders.
+        if job.message is not None:
             what = job.message
             with self.db.read() as session:
                 case = session.get(Case, what.case_id) if what.case_id else None
                 person = session.get(Person, what.person_id) if what.person_id else None
                 message = render(session, what.kind, case, what.payload, now, person)
             job.text, job.blocks = message.text, message.blocks
-        return job
 
-    def _recheck_and_render(self, row: OutboxMessage, session: Session, now: datetime) -> _Job | str:
+    def _recheck_and_render(
+        self, row: OutboxMessage, session: Session, now: datetime, mates: set[int]
+    ) -> _Job | str | _Later:
         """The one place a queued message meets the current state at send time: re-check that it is
         still due, and say what to render from the case as it is now (or why nothing goes out)."""
         if row.kind == "block_start" and not coaching_blocks.waiting_cases(session, row.person_id or 0):
@@ -317,6 +349,8 @@ class OutboxSweep:
         person = row.person
         if row.updates_key:
             target = session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == row.updates_key))
+            if target is not None and target.status == "sending" and target.id in mates:
+                return LATER  # this sweeper is about to send it
             if target is not None and target.status == "sending":
                 # The post is in flight with what it rendered before this change: update it after.
                 row.status, row.lease_until, row.claimed_by = "pending", None, None
@@ -394,23 +428,33 @@ class OutboxSweep:
             filename="coaching-blocks.ics",
         )
 
-    def _deliver(self, row_id: int, result: SweepResult) -> None:
+    def _deliver(
+        self, row_id: int, start: _Job | str | Exception, started_at: datetime, result: SweepResult
+    ) -> None:
+        """Carry a started row through: render it, send it, record the outcome."""
         now = self.clock.now()
+        if isinstance(start, HeldBack):  # already back in the queue
+            result.retried += 1
+            OUTBOX.labels("held").inc()
+            return
+        if isinstance(start, str):
+            result.skipped += 1
+            OUTBOX.labels("skipped").inc()
+            return
+        if isinstance(start, PermanentFailure):
+            self._fail(row_id, now, str(start), result)
+            return
+        job = start
+        if isinstance(job, _Job) and (until := self._first_call_waits(job, now)) is not None:
+            self._hold(row_id, until, result)  # not rendered: Slack would not take it yet
+            return
         try:
-            job = self._prepare(row_id, now)
-        except PermanentFailure as exc:
-            self._fail(row_id, now, str(exc), result)
-            return
-        except HeldBack as exc:
-            self._hold(row_id, exc.until, result)
-            return
+            if isinstance(job, Exception):  # starting it failed on what it read
+                raise job
+            self._render(job, started_at)
         except Exception as exc:  # a rendering bug must not stop the sweep or lose the row
             log.exception("could not render outbox row %s", row_id)
             self._fail(row_id, now, f"render_error: {type(exc).__name__}", result)
-            return
-        if isinstance(job, str):
-            result.skipped += 1
-            OUTBOX.labels("skipped").inc()
             return
         try:
             outcome = self._send(job)
@@ -455,19 +499,15 @@ class OutboxSweep:
             if not renew_lease(session, job.row_id, self.owner, self.clock.now()):
                 raise LeaseLost(job.row_id)
 
-    def _held_until(self, limit: str, now: datetime) -> datetime | None:
-        """Until when a 429 asked this sweeper to leave `limit` alone, if that is still to come."""
-        until = self._held.get(limit)
-        return until if until is not None and until > now else None
-
-    def _home_turn(self, now: datetime) -> datetime | None:
-        """None when a Home may be re-published now (its place in the pace is taken), else when."""
-        return self._held_until("views.publish", now) or self._home_pace.wait(now)
-
     def _call(self, job: _Job, limit: str, call: Callable[[], Any]) -> Any:
-        """One Slack call for the row: held back while Slack's limit on `limit` (a method, or a post's
-        channel) is in force, else made after renewing the lease. A 429 puts the limit in force."""
-        until = self._held_until(limit, self.clock.now())
+        """One Slack call for the row under `limit` (a method, or a post's channel): held back until
+        its turn under Slack's limits (preparing the row took the first call's), else made after
+        renewing the lease. A 429 puts the limit in force for its Retry-After."""
+        now = self.clock.now()
+        if limit == job.paced:
+            job.paced, until = None, self.limits.held_until(limit, now)
+        else:
+            until = self.limits.turn(limit, job.row_id, now)
         if until is not None:
             raise HeldBack(until)
         self._renew(job)
@@ -477,8 +517,7 @@ class OutboxSweep:
             wait = retry_after(exc)
             if wait is not None:
                 now = self.clock.now()
-                self._held = {key: at for key, at in self._held.items() if at > now}
-                self._held[limit] = now + timedelta(seconds=wait)
+                self.limits.hold(limit, now + timedelta(seconds=wait), now)
             raise
 
     def _send(self, job: _Job) -> _Outcome:
@@ -529,7 +568,8 @@ class OutboxSweep:
 
     def _dm_channel(self, job: _Job) -> str:
         """Open the DM conversation with the job's person, and keep it on the person at once: a post
-        Slack holds back, and the next message to them (prepared after this), do not open it again."""
+        Slack holds back, and the next message to them, do not open it again (one started in the same
+        batch, before it was kept, finds it in `_opened`)."""
         user = job.person_slack_id
         if not user:
             raise PermanentFailure("no_slack_id")
@@ -541,6 +581,7 @@ class OutboxSweep:
                 .where(Person.slack_id == user, Person.dm_channel.is_(None))
                 .values(dm_channel=channel)
             )
+        self._opened[user] = channel
         return channel
 
     def _already_sent(self, job: _Job, channel: str) -> str | None:
@@ -610,15 +651,14 @@ class OutboxSweep:
         result.retried += 1
         OUTBOX.labels("held").inc()
 
-    def _defer(self, row_id: int, until: datetime, reason: str, *, attempted: bool = True) -> None:
+    def _defer(self, row_id: int, until: datetime, reason: str) -> None:
         """Back to pending until `until`. An attempt Slack refused to carry out is not counted."""
         with self.db.unit_of_work() as session:
             row = held_row(session, row_id, self.owner)
             if row is None:
                 return
             row.status, row.lease_until = "pending", None
-            if attempted:
-                row.attempts = max(0, row.attempts - 1)
+            row.attempts = max(0, row.attempts - 1)
             row.due_at, row.last_error = until, reason
 
     def _retry_or_fail(self, row_id: int, now: datetime, error: str, result: SweepResult) -> None:

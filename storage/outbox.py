@@ -295,6 +295,19 @@ def held_row(session: Session, row_id: int, owner: str) -> OutboxMessage | None:
     )
 
 
+def held_rows(session: Session, ids: list[int], owner: str) -> list[OutboxMessage]:
+    """Those of the rows `ids` that `owner` still holds, locked, in the order they came due."""
+    return list(
+        session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids), OutboxMessage.claimed_by == owner)
+            .where(OutboxMessage.status == "sending")
+            .order_by(OutboxMessage.due_at, OutboxMessage.id)
+            .with_for_update(of=OutboxMessage)
+        )
+    )
+
+
 def insert_once(session: Session, row: object) -> bool:
     """Add `row` in a savepoint: False (and nothing added) when another transaction already holds its
     unique key, so that concurrent sweeps each do a piece of once-only work at most once."""

@@ -21,7 +21,8 @@ from sqlalchemy import select, text
 from bot.app.services import slack_client
 from bot.clock import FixedClock
 from bot.standin.server import Fault, SlackStandIn
-from scheduler.delivery import MAX_ATTEMPTS, OutboxSweep, Pace
+from scheduler.delivery import MAX_ATTEMPTS, OutboxSweep
+from scheduler.pacing import Pace
 from storage.db import Database
 from storage.models import OutboxMessage, Person
 from storage.outbox import enqueue_homes
@@ -430,7 +431,7 @@ def test_home_re_publishes_keep_to_a_pace_that_leaves_slacks_limit_to_people(sta
     """A burst of Home re-publishes goes out at the outbox's pace (each rendered once, when its
     turn comes), none refused by Slack; meanwhile a person opening their Home is answered at once."""
     stack.sweep()  # what the org import queued
-    stack.sweeps.outbox._home_pace = Pace(2)  # two a minute, so five take a while
+    stack.sweeps.outbox.limits.paces["views.publish"] = Pace(2)  # two a minute, so five take a while
     with stack.db.unit_of_work() as session:
         people = list(session.scalars(select(Person.id).where(Person.slack_id.is_not(None)).limit(5)))
         enqueue_homes(session, people, stack.clock.now())
@@ -447,6 +448,47 @@ def test_home_re_publishes_keep_to_a_pace_that_leaves_slacks_limit_to_people(sta
         stack.clock.advance(timedelta(seconds=30))
         stack.sweep()
     assert published() == before + 3 + 3 and all(r.status == "sent" for r in home_rows(stack))
+
+
+def test_a_backlog_under_the_post_pace_is_deferred_once_per_row_and_goes_in_order(
+    sqlite_db: Database, standin: SlackStandIn, clock: FixedClock
+) -> None:
+    """More posts than the workspace pace lets through: those it lets through go, each other one is
+    given its place (not rendered, no attempt counted) and is not claimed again before it; at its
+    place it goes, in the order the posts were queued, and Slack refuses none."""
+    billing = sample_org().replace(
+        "      - {email: tom.hale@example.com, name: Tom Hale, slack_id: U0TOMHALE}\n",
+        "      - {email: tom.hale@example.com, name: Tom Hale, slack_id: U0TOMHALE}\n"
+        + "".join(f"      - {{email: agent{n}@example.com, name: Agent {n}}}\n" for n in range(3)),
+    )
+    stack = build_stack(sqlite_db, standin, clock, billing)
+    try:
+        stack.sweep()  # what the org import queued
+        stack.sweeps.outbox.limits.paces["chat.postMessage"] = Pace(2)  # two a minute, so five wait
+        for n, agent in enumerate([ANA, TOM] + [f"agent{n}@example.com" for n in range(3)]):
+            payload = evaluation(id=f"ev-{n}")
+            payload["agent"] = {"email": agent}
+            assert stack.post_score(payload)[0] == 202
+        posts = lambda ok: len(standin.calls_to("chat.postMessage", ok=ok))  # noqa: E731
+        before = posts(True)
+        stack.sweep()
+        assert posts(True) == before + 2
+        waiting = sorted((r for r in rows(stack) if r.status == "pending"), key=lambda r: r.id)
+        assert len(waiting) == 3 and all(r.attempts == 0 for r in waiting)
+        places = [r.due_at for r in waiting]
+        assert places == sorted(places) and len(set(places)) == 3 and places[0] > stack.clock.now()
+        stack.sweep()  # nothing due: none of them is claimed again
+        still = [(r.due_at, r.attempts) for r in rows(stack) if r.status == "pending"]
+        assert still == [(place, 0) for place in places]
+        for place in places:
+            stack.clock.set(place)
+            stack.sweep()
+        assert posts(True) == before + 5 and posts(False) == 0
+        dms = [(r.sent_at, r.id) for r in rows(stack) if r.kind == "leader_case" and r.sent_at is not None]
+        assert len(dms) == 5 and [i for _, i in sorted(dms)] == sorted(i for _, i in dms)
+        assert all(n == 1 for n in delivered_keys(stack).values())
+    finally:
+        stack.stop()
 
 
 def home_rows(stack: Stack) -> list[OutboxMessage]:
