@@ -309,8 +309,9 @@ def _follow_ons(
         for i in join.positions:
             actor, request_id = scores[i].actor, scores[i].request_id
             audits.append(_audit(now, actor, "evaluation_joined", join.case_id, evaluation_id=ev_of[i]))
-            dm = leader_dm_key_of(join.case_id, join.leader_dm_version)
-            refreshes.setdefault(dm, (join.case_id, f"joined-{ev_of[i]}", request_id))
+            if join.new is None:  # a DM this batch queues shows its joined scores when it goes out
+                dm = leader_dm_key_of(join.case_id, join.leader_dm_version)
+                refreshes.setdefault(dm, (join.case_id, f"joined-{ev_of[i]}", request_id))
     existing = [j.case_id for j in joined.values() if j.new is None]
     if existing:
         shortfall = [

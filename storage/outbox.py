@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, case, insert, literal_column, or_, select, union, update
+from sqlalchemy import Table, and_, bindparam, case, func, insert, literal_column, or_, select, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -133,8 +133,8 @@ def enqueue_all(session: Session, rows: list[dict[str, Any]]) -> None:
 
 
 def enqueue_refresh(session: Session, updates_key: str, *, case_id: int, what: str, now: datetime) -> None:
-    """Queue an in-place update of a sent message. One pending update is enough: it renders the
-    state as it is when it goes out, so later changes ride along with it."""
+    """Queue an in-place update of a message. One pending update is enough, and none while the message
+    itself waits to go: each renders the state as it is when it goes out, so later changes ride along."""
     enqueue_refreshes(session, {updates_key: (case_id, what, None)}, now)
 
 
@@ -146,18 +146,33 @@ def enqueue_refreshes(
     enqueue_all(session, refresh_rows(session, wanted, now))
 
 
-_PENDING_UPDATES = select(OutboxMessage.updates_key).where(
-    OutboxMessage.updates_key.in_(bindparam("keys", expanding=True)), OutboxMessage.status == "pending"
+_KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
+# Messages that will show a change without a refresh of their own: an update of them is pending, or
+# they have not been tried yet (each renders the state as it is when it goes out). On PostgreSQL a
+# row a sweeper is claiming at this moment is passed over (a refresh is queued, as for a message being
+# sent), and one found stays locked until this transaction ends, so no sweeper claims and renders it
+# before the change is visible.
+_SHOWS_CHANGES = (
+    select(func.coalesce(OutboxMessage.updates_key, OutboxMessage.dedupe_key))
+    .where(
+        or_(
+            and_(OutboxMessage.updates_key.in_(_KEYS), OutboxMessage.status == "pending"),
+            and_(OutboxMessage.dedupe_key.in_(_KEYS), OutboxMessage.status == "pending")
+            & (OutboxMessage.attempts == 0),
+        )
+    )
+    .with_for_update(read=True, skip_locked=True)
 )
 
 
 def refresh_rows(
     session: Session, wanted: dict[str, tuple[int, str, str | None]], now: datetime
 ) -> list[dict[str, Any]]:
-    """The outbox rows `enqueue_refreshes` would insert (for one insert with other rows)."""
+    """The outbox rows `enqueue_refreshes` would insert (for one insert with other rows): none for a
+    message that will show the change anyway."""
     if not wanted:
         return []
-    pending = set(_scalars(session, _PENDING_UPDATES, {"keys": list(wanted)}))
+    pending = set(_scalars(session, _SHOWS_CHANGES, {"keys": list(wanted)}))
     return [
         outbox_row(f"{key}:refresh:{what}:{token()}", "refresh", now=now, case_id=case_id,
                    updates_key=key, request_id=request_id)  # fmt: skip

@@ -9,14 +9,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event, func, insert, select, update
 
 from bot.evaluation_input import parse_evaluation
 from bot.intake_batch import Incoming, intake_many
 from storage.db import Database
 from storage.models import Case, Evaluation, EvaluationItem, OutboxMessage, Team, TeamAgent
-from storage.outbox import enqueue_all, enqueue_homes, enqueue_refreshes, outbox_row
-from tests.conftest import MONDAY_AFTERNOON, Stack
+from storage.outbox import claim_outbox, enqueue_all, enqueue_homes, enqueue_refreshes, outbox_row
+from tests.conftest import MONDAY_AFTERNOON, Stack, make_database
 from tests.payloads import evaluation, perfect
 from tests.scenario import ANA, LENA, PRIYA, TOM, import_org, person, plan, score
 
@@ -260,6 +261,7 @@ def test_homes_and_refreshes_see_what_their_own_transaction_changed(db: Database
     first = score(db, NOW, id="own-1").case_id or 0
     key = f"case:{first}:leader_dm"
     with db.unit_of_work() as session:
+        session.execute(update(OutboxMessage).values(status="sent"))  # as after a sweep: the DM went out
         enqueue_refreshes(session, {key: (first, "first", None)}, NOW)
     with db.unit_of_work() as session:
         ana = person(session, ANA)
@@ -394,3 +396,66 @@ def test_logging_a_conversation_costs_the_same_statements_whatever_the_history(s
             assert stack.people.submit("U0PRIYA", view) == (200, None)
         costs.append(len([s for s in seen if not s.startswith("BEGIN")]))
     assert costs[0] == costs[1] <= MOST_FOR_A_CONVERSATION, costs
+
+
+@pytest.fixture
+def postgres_db(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    return make_database("postgres", tmp_path, request)  # dropped by its own finalizer
+
+
+def refreshes_of(db: Database, key: str) -> int:
+    with db.read() as session:
+        return len(session.scalars(select(OutboxMessage).where(OutboxMessage.updates_key == key)).all())
+
+
+def test_a_dm_still_to_go_out_gets_no_refresh_it_shows_the_change_when_it_goes(db: Database) -> None:
+    """A score joining a case whose DM has not gone out queues no refresh: the DM renders the case as
+    it is when it goes. Once the DM has been tried (it may be in Slack already) or sent, a joining
+    score queues one."""
+    import_org(db, NOW)
+    first = score(db, NOW, id="w-1").case_id
+    key = f"case:{first}:leader_dm"
+    assert score(db, NOW, id="w-2").status == "joined_case"
+    assert refreshes_of(db, key) == 0
+    with db.unit_of_work() as session:  # as after a send whose answer was lost: retried later
+        session.execute(update(OutboxMessage).where(OutboxMessage.dedupe_key == key).values(attempts=1))
+    score(db, NOW, id="w-3")
+    assert refreshes_of(db, key) == 1
+    with db.unit_of_work() as session:
+        session.execute(update(OutboxMessage).values(status="sent"))
+    score(db, NOW, id="w-4")
+    assert refreshes_of(db, key) == 2
+
+
+@pytest.mark.postgres
+def test_a_dm_a_sweeper_is_claiming_while_a_score_joins_gets_its_refresh(postgres_db: Database) -> None:
+    """The DM is claimed, not yet committed, when a joining score looks: the score does not wait for
+    the sweeper, and queues a refresh (the sweeper may render the case before the score commits)."""
+    db = postgres_db
+    import_org(db, NOW)
+    first = score(db, NOW, id="c-1").case_id
+    key = f"case:{first}:leader_dm"
+    with db.unit_of_work() as sweeper:
+        claimed = claim_outbox(sweeper, NOW, limit=100, postgres=True, owner="a-sweeper")
+        assert sweeper.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == key)) in claimed
+        assert score(db, NOW, id="c-2").status == "joined_case"
+    assert refreshes_of(db, key) == 1
+
+
+@pytest.mark.postgres
+def test_a_sweeper_leaves_a_dm_alone_while_a_score_needing_no_refresh_commits(postgres_db: Database) -> None:
+    """A joining score that found the DM still to go out keeps it until it commits: a sweeper claiming
+    meanwhile passes it over, so the DM is rendered only once the joined score can be seen."""
+    db = postgres_db
+    import_org(db, NOW)
+    first = score(db, NOW, id="s-1").case_id or 0
+    key = f"case:{first}:leader_dm"
+    with db.unit_of_work() as intake:
+        enqueue_refreshes(intake, {key: (first, "joined", None)}, NOW)
+        with db.unit_of_work() as sweeper:
+            claimed = claim_outbox(sweeper, NOW, limit=100, postgres=True, owner="a-sweeper")
+            dm = sweeper.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == key))
+            assert dm not in claimed
+    assert refreshes_of(db, key) == 0
+    with db.unit_of_work() as sweeper:
+        assert dm in claim_outbox(sweeper, NOW, limit=100, postgres=True, owner="a-sweeper")
