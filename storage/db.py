@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -44,36 +45,63 @@ def lock_key(name: str) -> int:
 
 class TurnLock:
     """A re-entrant lock handed over in the order it was asked for. (`threading.RLock` is not fair: a
-    thread writing in a loop, like the score intake, could take it again and again before a click.)"""
+    thread writing in a loop, like the score intake, could take it again and again before a click.)
 
-    def __init__(self) -> None:
+    With `path`, the thread holding it also holds an exclusive `flock` on that file, taken in turn
+    with the other processes using it: a process waits there, woken as soon as the lock is free."""
+
+    def __init__(self, path: str | None = None) -> None:
         self._mutex = threading.Lock()
         self._owner: int | None = None
         self._depth = 0
         self._waiting: deque[tuple[int, threading.Lock]] = deque()
+        self._path = path
+        self._file: tuple[int, int] | None = None  # (the process that opened it, its descriptor)
 
     def __enter__(self) -> None:
         me = threading.get_ident()
+        turn: threading.Lock | None = None
         with self._mutex:
             if self._owner == me or (self._owner is None and not self._waiting):
                 self._owner, self._depth = me, self._depth + 1
-                return
-            turn = threading.Lock()
-            turn.acquire()
-            self._waiting.append((me, turn))
-        turn.acquire()  # released by the holder before us, who made this thread the owner
+                if self._depth > 1:
+                    return
+            else:
+                turn = threading.Lock()
+                turn.acquire()
+                self._waiting.append((me, turn))
+        if turn is not None:
+            turn.acquire()  # released by the holder before us, who made this thread the owner
+        if self._path is not None:
+            try:
+                fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
+            except BaseException:
+                self._release(locked=False)
+                raise
 
     def __exit__(self, *_: object) -> None:
+        self._release(locked=self._path is not None)
+
+    def _release(self, *, locked: bool) -> None:
         with self._mutex:
             self._depth -= 1
             if self._depth:
                 return
+            if locked:
+                fcntl.flock(self._descriptor(), fcntl.LOCK_UN)
             if not self._waiting:
                 self._owner = None
                 return
             self._owner, turn = self._waiting.popleft()
             self._depth = 1
             turn.release()
+
+    def _descriptor(self) -> int:
+        """The lock file, opened once by each process (a forked child opens its own)."""
+        if self._file is None or self._file[0] != os.getpid():
+            assert self._path is not None
+            self._file = (os.getpid(), os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600))
+        return self._file[1]
 
 
 class ReadOnlyTransaction(RuntimeError):
@@ -109,9 +137,11 @@ class Database:
             self._configure_sqlite(self.read_engine, "BEGIN")
             _track_connections(self.read_engine)
         _track_connections(self.engine)
-        # SQLite has one writer at a time. Writers of this process queue here, in turn, rather than in
-        # SQLite's busy handler, whose growing sleeps let a busy writer (the score intake) starve a click.
-        self._writing = TurnLock() if self.is_sqlite else None
+        # SQLite has one writer at a time. Writers queue here, in turn, rather than in SQLite's busy
+        # handler, whose growing sleeps let a busy writer (the score intake, or a sweeper in a process of
+        # its own) starve a click: the threads of this process in order, the processes through a lock file.
+        lock_file = f"{self._sqlite_path}.write.lock" if self._sqlite_path else None
+        self._writing = TurnLock(lock_file) if self.is_sqlite else None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._readers = sessionmaker(self.read_engine, expire_on_commit=False, autoflush=False)
         self._after_commit: list[Callable[[], None]] = []

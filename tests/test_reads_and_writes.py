@@ -7,9 +7,10 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bot.standin.client import wait_for
 from storage.db import Database, ReadOnlyTransaction
@@ -114,3 +115,40 @@ def test_writers_of_one_process_take_their_turn_in_arrival_order(sqlite_db: Data
     first.join()
     second.join()
     assert order == ["click 1", "click 2", "intake"]
+
+
+def test_writers_in_two_processes_take_turns_through_the_lock_file(sqlite_db: Database) -> None:
+    """Two processes writing one SQLite file (here two `Database`s, each with its own lock file
+    descriptor, as two processes have): the second waits for the first however long it holds the
+    write lock, in the lock file, woken when the first commits. It never reaches SQLite's busy handler
+    (here told to refuse at once), whose sleeps would keep it waiting after the lock is free."""
+    path = sqlite_db.engine.url.database
+    other = Database(f"sqlite:///{path}")
+
+    @event.listens_for(other.engine, "connect")
+    def _refuse_at_once(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.execute("PRAGMA busy_timeout=0")
+
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with other.unit_of_work() as session:
+                session.add(Person(email="second@example.com", name="Second"))
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            errors.append(exc)
+
+    try:
+        with sqlite_db.unit_of_work() as session:
+            session.add(Person(email="first@example.com", name="First"))
+            session.flush()
+            second = threading.Thread(target=write)
+            second.start()
+            second.join(0.5)
+            assert second.is_alive(), "the second writer did not wait for the first"
+        second.join(10)
+        assert not second.is_alive() and errors == []
+        with sqlite_db.read() as session:
+            assert set(session.scalars(select(Person.name))) >= {"First", "Second"}
+    finally:
+        other.dispose()
