@@ -120,11 +120,15 @@ class ServeProcess:
         parts = self.memory_parts()
         return sum(p[0] for p in parts), sum(p[1] for p in parts)
 
+    def pids(self) -> list[int]:
+        """The web server's process id, then its sweeper's (when the sweeps run in a process of their own)."""
+        return [self.proc.pid, *_children(self.proc.pid)]
+
     def cpu_seconds(self) -> list[float]:
         """CPU time (user and system) used so far by the web server, then by its sweeper."""
         tick = os.sysconf("SC_CLK_TCK")
         used = []
-        for pid in [self.proc.pid, *_children(self.proc.pid)]:
+        for pid in self.pids():
             with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
                 fields = fh.read().rsplit(")", 1)[1].split()
             used.append((int(fields[11]) + int(fields[12])) / tick)  # utime, stime
@@ -135,7 +139,7 @@ class ServeProcess:
         The proportional size counts a page shared by n processes as 1/n in each: it does not count
         twice what the two share."""
         parts = []
-        for pid in [self.proc.pid, *_children(self.proc.pid)]:
+        for pid in self.pids():
             fields = _proc_fields(f"/proc/{pid}/status")
             pss = _proc_fields(f"/proc/{pid}/smaps_rollup").get("Pss", "0 kB")
             parts.append(tuple(int(v.split()[0]) / 1024 for v in (fields["VmRSS"], fields["VmHWM"], pss)))

@@ -259,21 +259,22 @@ def serve_benchmarks(backend: str, tmp: str, world: World, args: argparse.Namesp
         ]
         for th in threads:
             th.start()
-        profiler = None
-        if args.profile:
-            out = os.path.join(args.profile, f"serve-{backend}.txt")
-            profiler = subprocess.Popen(
-                [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid",
-                 str(serve.proc.pid), "--duration", str(int(args.seconds)), "--format", "raw", "-o", out,
-                 "--nonblocking", "--threads"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )
+        profilers = []
+        if args.profile:  # the web server, and its sweeper when it runs as a process of its own
+            for name, pid in zip(("serve", "sweeper"), serve.pids(), strict=False):
+                out = os.path.join(args.profile, f"{name}-{backend}.txt")
+                profilers.append(subprocess.Popen(
+                    [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid", str(pid),
+                     "--duration", str(int(args.seconds)), "--format", "raw", "-o", out, "--nonblocking",
+                     "--threads"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                ))  # fmt: skip
         cpu_before = serve.cpu_seconds()
         try:
             serve_load = run_loadgen(serve.url, keys.webhook, agents_file, args.seconds, args.connections)
             cpu = [after - before for before, after in zip(cpu_before, serve.cpu_seconds(), strict=False)]
         finally:
-            if profiler is not None:
+            for profiler in profilers:
                 profiler.wait(timeout=60)
             stop.set()
             for th in threads:
