@@ -31,11 +31,21 @@ from bot.slack.home import home_view
 from bot.slack.messages import message_metadata
 from bot.slack.outbox import render
 from bot.team_calendar import calendar_for
-from scheduler.pacing import SlackLimits
+from scheduler.pacing import POST, SlackLimits
 from storage import logcontext
 from storage.db import Database
 from storage.models import Case, OutboxMessage, Person
-from storage.outbox import LEASE, claim_outbox, enqueue, held_row, held_rows, new_owner, renew_lease
+from storage.outbox import (
+    LEASE,
+    anything_due,
+    claim_outbox,
+    enqueue,
+    held_row,
+    held_rows,
+    new_owner,
+    renew_lease,
+    update_held,
+)
 
 log = logging.getLogger("coachloop.delivery")
 
@@ -112,7 +122,7 @@ class _Job:
     home_for: int | None = None  # the person whose Home to render (after the claim's transaction)
     message: _Rendering | None = None  # the message to render (after the claim's transaction)
     leased_at: float | None = None  # when preparing it renewed the lease (monotonic seconds)
-    paced: str | None = None  # the limit whose turn preparing it took (that of its first call)
+    paced: str | None = None  # the limit whose turn starting it took (its first call's, as the row told)
     chart: WeeklySeries | None = None  # drawn after the transaction closes
     upload: bytes | None = None  # a file ready to upload (the coaching blocks' calendar)
     filename: str = "coaching-hit-rate.png"
@@ -175,6 +185,21 @@ def _first_limit(job: _Job) -> str:
     return "chat.update" if job.update_ts else f"chat.postMessage:{job.channel}"
 
 
+def _row_limit(row: OutboxMessage) -> str | None:
+    """The limit of the row's first call, as far as the row itself tells (before it is re-checked);
+    None for a file, whose first call is known once it is prepared."""
+    if row.kind == "home":
+        return "views.publish"
+    if row.kind in ("digest_chart", "block_ics"):
+        return None
+    if row.updates_key:
+        return "chat.update"
+    channel = row.channel or (row.person.dm_channel if row.person is not None else None)
+    if channel is None:
+        return "conversations.open"
+    return "conversations.history" if row.attempts > 0 else f"{POST}:{channel}"
+
+
 def backoff(attempts: int) -> timedelta:
     base = min(30 * 2 ** max(0, attempts - 1), 3600)
     return timedelta(seconds=base * random.uniform(0.8, 1.2))
@@ -219,6 +244,9 @@ class OutboxSweep:
         result = SweepResult()
         now = self.clock.now()
         self._opened = {}
+        with self.db.read() as session:
+            if not anything_due(session, now):
+                return result
         with self.db.unit_of_work() as session:
             ids = claim_outbox(session, now, limit=self.batch, postgres=self.postgres, owner=self.owner)
             started = self._start_rows(session, ids, now, mates=set(ids))
@@ -231,19 +259,32 @@ class OutboxSweep:
         return result
 
     def _start_rows(self, session: Session, ids: list[int], now: datetime, mates: set[int]) -> list[_Started]:
-        """Start an attempt on each of the rows `ids` this sweeper holds, in the order they came due."""
-        started: list[_Started] = []
-        for row in held_rows(session, ids, self.owner):
-            row_id, case_id, request_id = row.id, row.case_id, row.request_id
-            # Log lines of this delivery carry the row, its case and the request that queued it.
-            with logcontext.bound(outbox_id=row_id, case_id=case_id, request_id=request_id):
-                try:
-                    with session.begin_nested():  # a row that cannot be started leaves the others be
-                        start: _Start = self._start(row, session, now, mates)
-                except Exception as exc:  # noqa: BLE001 - one bad row must not stop the sweep
-                    start = exc
-            started.append((row_id, case_id, request_id, start))
-        return started
+        """Start an attempt on each of the rows `ids` this sweeper holds, in the order they came due:
+        all in one savepoint, or, when one of them cannot be started, each in a savepoint of its own,
+        so that it fails alone."""
+        try:
+            with session.begin_nested():
+                rows = held_rows(session, ids, self.owner)
+                return [self._start_one(session, row, now, mates, alone=False) for row in rows]
+        except Exception:  # noqa: BLE001 - started again one at a time, below
+            log.info("a row of this batch could not be started; starting them one at a time")
+        rows = held_rows(session, ids, self.owner)
+        return [self._start_one(session, row, now, mates, alone=True) for row in rows]
+
+    def _start_one(
+        self, session: Session, row: OutboxMessage, now: datetime, mates: set[int], *, alone: bool
+    ) -> _Started:
+        row_id, case_id, request_id = row.id, row.case_id, row.request_id
+        # Log lines of this delivery carry the row, its case and the request that queued it.
+        with logcontext.bound(outbox_id=row_id, case_id=case_id, request_id=request_id):
+            if not alone:
+                return row_id, case_id, request_id, self._start(row, session, now, mates)
+            try:
+                with session.begin_nested():
+                    start: _Start = self._start(row, session, now, mates)
+            except Exception as exc:  # noqa: BLE001 - one bad row must not stop the sweep
+                start = exc
+        return row_id, case_id, request_id, start
 
     def _deliver_rows(self, started: list[_Started], now: datetime, result: SweepResult) -> list[int]:
         """Deliver each started row; return those to start again after the others."""
@@ -275,11 +316,16 @@ class OutboxSweep:
         self, row: OutboxMessage, session: Session, now: datetime, mates: set[int]
     ) -> _Job | str | HeldBack | _Later:
         """Start an attempt on a row just claimed: decide what to send, or why nothing. A row whose
-        first call must wait under Slack's limits goes back to the queue until its turn, not rendered
-        and with no attempt counted (the `HeldBack` returned says until when)."""
+        first call must wait under Slack's limits goes back to the queue until its turn, not re-checked,
+        not rendered and with no attempt counted (the `HeldBack` returned says until when)."""
         if row.attempts >= MAX_ATTEMPTS:
             # Earlier attempts ended with no outcome recorded (the sending process died).
             raise PermanentFailure(f"gave up after {MAX_ATTEMPTS} attempts that ended without an answer")
+        limit = _row_limit(row)
+        if limit is not None and (held := self.limits.turn(limit, row.id, now)) is not None:
+            row.status, row.lease_until = "pending", None
+            row.due_at, row.last_error = held, "held: waiting for its turn under Slack's rate limits"
+            return HeldBack(held)
         job: _Job | str | _Later
         if row.kind == "home":
             job = self._prepare_home(row, session, now)
@@ -297,21 +343,17 @@ class OutboxSweep:
             job.update_ts is None and job.home_for is None and job.chart is None and job.upload is None
         )
         job.check_history = row.attempts > 0 and only_posts
-        job.paced = _first_limit(job)
-        held = self.limits.turn(job.paced, row.id, now)
-        if held is not None:
-            row.status, row.lease_until = "pending", None
-            row.due_at, row.last_error = held, "held: waiting for its turn under Slack's rate limits"
-            return HeldBack(held)
+        job.paced = limit
         row.attempts += 1
         row.lease_until = now + LEASE  # the first Slack call needs no renewal of its own
         job.leased_at = time.monotonic()
         return job
 
     def _first_call_waits(self, job: _Job, now: datetime) -> datetime | None:
-        """Until when the job's first call must wait, now that the rows started before it in its batch
-        have been delivered: one may have opened its person's conversation (its first call is then
-        the post), or met a 429 under the same limit."""
+        """Until when the job's first call must wait: its turn was taken for the row's first call as
+        the row told it (`_row_limit`), but preparing it (the message it updates, a file) or a row
+        delivered before it in its batch (that opened its person's conversation) may have made it
+        another; and a 429 may have come since."""
         if job.channel is None and job.person_slack_id in self._opened:
             job.channel = self._opened[job.person_slack_id]
         first = _first_limit(job)
@@ -617,13 +659,11 @@ class OutboxSweep:
     def _mark_sent(self, row_id: int, outcome: _Outcome, now: datetime) -> bool:
         """Record the message as sent, only while this sweeper still holds the row."""
         with self.db.unit_of_work() as session:
-            row = held_row(session, row_id, self.owner)
-            if row is None:
-                log.warning("outbox row %s was taken over while it was sent; the taker checks first", row_id)
-                return False
-            row.status, row.slack_channel, row.slack_ts = "sent", outcome.channel, outcome.ts
-            row.sent_at, row.lease_until, row.last_error = now, None, None
-            return True
+            sent = dict(status="sent", slack_channel=outcome.channel, slack_ts=outcome.ts, sent_at=now)
+            held = update_held(session, row_id, self.owner, **sent, lease_until=None, last_error=None)
+        if not held:
+            log.warning("outbox row %s was taken over while it was sent; the taker checks first", row_id)
+        return held
 
     def _slack_error(self, row_id: int, now: datetime, exc: SlackApiError, result: SweepResult) -> None:
         code = str(exc.response.get("error") or "")

@@ -254,6 +254,23 @@ SEND_ORDER = case(
 )
 
 
+def _due(now: datetime) -> ColumnElement[bool]:
+    """Rows a sweeper may claim: due, and pending or left sending with an expired lease."""
+    return and_(
+        OutboxMessage.due_at <= now,
+        or_(
+            OutboxMessage.status == "pending",
+            (OutboxMessage.status == "sending") & (OutboxMessage.lease_until < now),
+        ),
+    )
+
+
+def anything_due(session: Session, now: datetime) -> bool:
+    """Whether a claim now would find a row: asked in a read, so that a sweep with nothing to do takes
+    no write lock."""
+    return session.scalar(select(OutboxMessage.id).where(_due(now)).limit(1)) is not None
+
+
 def claim_outbox(
     session: Session, now: datetime, *, limit: int, postgres: bool, owner: str | None = None
 ) -> list[int]:
@@ -261,13 +278,7 @@ def claim_outbox(
     Attempts are counted when a send starts (`start_attempt`), not here."""
     query = (
         select(OutboxMessage.id)
-        .where(
-            OutboxMessage.due_at <= now,
-            or_(
-                OutboxMessage.status == "pending",
-                (OutboxMessage.status == "sending") & (OutboxMessage.lease_until < now),
-            ),
-        )
+        .where(_due(now))
         .order_by(SEND_ORDER, OutboxMessage.due_at, OutboxMessage.id)
         .limit(limit)
     )
@@ -283,8 +294,9 @@ def claim_outbox(
     return ids
 
 
-def renew_lease(session: Session, row_id: int, owner: str, now: datetime) -> bool:
-    """Extend `owner`'s lease on a row it still holds; False when another sweeper has taken it over."""
+def update_held(session: Session, row_id: int, owner: str, **values: Any) -> bool:
+    """Set `values` on a row `owner` still holds, in one statement; False (and nothing changed) when
+    another sweeper has taken it over."""
     held = session.execute(
         update(OutboxMessage)
         .where(
@@ -292,9 +304,14 @@ def renew_lease(session: Session, row_id: int, owner: str, now: datetime) -> boo
             OutboxMessage.claimed_by == owner,
             OutboxMessage.status == "sending",
         )
-        .values(lease_until=now + LEASE)
+        .values(**values)
     )
     return held.rowcount == 1  # type: ignore[attr-defined]
+
+
+def renew_lease(session: Session, row_id: int, owner: str, now: datetime) -> bool:
+    """Extend `owner`'s lease on a row it still holds; False when another sweeper has taken it over."""
+    return update_held(session, row_id, owner, lease_until=now + LEASE)
 
 
 def held_row(session: Session, row_id: int, owner: str) -> OutboxMessage | None:

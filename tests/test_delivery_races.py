@@ -114,6 +114,36 @@ def test_an_unexpected_error_fails_one_row_and_the_sweep_goes_on(stack: Stack) -
     assert len(alert) == 1 and "unexpected" in alert[0]["text"]
 
 
+def test_a_row_that_cannot_be_started_fails_alone_and_its_batch_goes_out(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are started together in their claim's transaction. When re-checking one of them raises,
+    the batch is started again one row at a time: that row fails (the admins are told) and the other
+    rows of the batch are sent, each once."""
+    stack.post_score(evaluation())
+    lena = evaluation(id="ev-lena")
+    lena["agent"] = {"email": "lena.ito@example.com"}
+    stack.post_score(lena)
+    with stack.db.read() as session:
+        priya_id = session.query(Person.id).filter(Person.slack_id == PRIYA).scalar()
+    moot = delivery.followup.skip_if_moot
+
+    def broken_for_priya(session: Any, row: Any, now: datetime) -> str | None:
+        if row.person_id == priya_id and row.kind == "leader_case":
+            raise RuntimeError("a bug in the re-check")
+        return moot(session, row, now)
+
+    monkeypatch.setattr(delivery.followup, "skip_if_moot", broken_for_priya)
+    stack.sweep()
+    failed = [r for r in rows(stack) if r.status == "failed"]
+    assert [(r.kind, r.person_id) for r in failed] == [("leader_case", priya_id)]
+    assert "render_error: RuntimeError" in (failed[0].last_error or "")
+    assert len(stack.dm("U0MARCUS")) == 1 and stack.dm(PRIYA) == []
+    others = [r for r in rows(stack) if r.id != failed[0].id and r.kind != "admin_alert"]
+    assert others and all(r.status in ("sent", "skipped") for r in others)
+    assert all(n == 1 for n in delivered_keys(stack).values())
+
+
 def test_a_killed_sweeper_delays_its_messages_by_one_short_lease(stack: Stack) -> None:
     """A `coachloop sweep` is SIGKILLed mid-batch; another sweeper takes its rows over once the lease
     of those rows runs out, and that delay is measured on the clock."""
