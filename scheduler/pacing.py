@@ -22,7 +22,8 @@ TIER_3_PER_MINUTE = 50
 # views.publish is Tier 4 (100+ a minute) and shared with the Homes people open themselves: the
 # outbox's re-publishes keep to 60, leaving the rest to them.
 HOME_PUBLISHES_PER_MINUTE = 60
-KEPT_AT_MOST = 4096  # places and channels remembered before the stale ones are dropped
+KEPT = 4096  # places (and channels) remembered before the stale ones are looked for
+FORGOTTEN_AFTER = timedelta(hours=1)  # a place passed this long ago: its row went elsewhere
 
 
 class Pace:
@@ -34,6 +35,7 @@ class Pace:
         self.burst = burst if burst is not None else max(1, int(per_minute))
         self._next: datetime | None = None
         self._kept: dict[int, datetime] = {}  # ticket (an outbox row) -> the place it was given
+        self._prune_at = KEPT
 
     def turn(self, now: datetime, ticket: int) -> datetime | None:
         """None when `ticket` may call now (its place is taken), else when its place comes."""
@@ -48,8 +50,9 @@ class Pace:
         self._next = on_time + self.interval
         if place <= now:
             return None
-        if len(self._kept) >= KEPT_AT_MOST:  # rows that went elsewhere (skipped, another sweeper's)
-            self._kept = {t: at for t, at in self._kept.items() if at > now}
+        if len(self._kept) >= self._prune_at:  # rows that went elsewhere (skipped, another sweeper's)
+            self._kept = {t: at for t, at in self._kept.items() if at > now - FORGOTTEN_AFTER}
+            self._prune_at = max(KEPT, 2 * len(self._kept))
         self._kept[ticket] = place
         return place
 
@@ -71,6 +74,7 @@ class SlackLimits:
             POST: Pace(POSTS_PER_MINUTE),
         }
         self._channels: dict[str, Pace] = {}
+        self._prune_at = KEPT
         self._held: dict[str, datetime] = {}  # until when a 429 asked to leave a limit alone
 
     def turn(self, limit: str, ticket: int, now: datetime) -> datetime | None:
@@ -96,7 +100,8 @@ class SlackLimits:
     def _channel(self, limit: str, now: datetime) -> Pace:
         pace = self._channels.get(limit)
         if pace is None:
-            if len(self._channels) >= KEPT_AT_MOST:
+            if len(self._channels) >= self._prune_at:
                 self._channels = {key: p for key, p in self._channels.items() if not p.idle(now)}
+                self._prune_at = max(KEPT, 2 * len(self._channels))
             pace = self._channels[limit] = Pace(CHANNEL_POSTS_PER_MINUTE, CHANNEL_BURST)
         return pace

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler.pacing import CHANNEL_BURST, POST, Pace, SlackLimits
+from scheduler.pacing import CHANNEL_BURST, FORGOTTEN_AFTER, KEPT, POST, Pace, SlackLimits
 
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
@@ -75,3 +75,17 @@ def test_a_429_holds_its_limit_until_retry_after_whatever_the_pace() -> None:
     assert limits.turn("chat.update", 1, NOW) == NOW + timedelta(seconds=7)
     assert limits.turn("chat.update", 1, NOW + timedelta(seconds=7)) is None
     assert limits.turn("files.getUploadURLExternal", 2, NOW) is None  # not paced: 429s only
+
+
+def test_a_backlog_longer_than_the_places_remembered_keeps_every_place() -> None:
+    """Thousands of rows waiting: each keeps its place; only a place passed long ago without its row
+    (the row went elsewhere) is forgotten."""
+    pace = Pace(60, burst=1)
+    rows = range(2 * KEPT + 10)
+    places = {row: pace.turn(NOW, row) for row in rows}
+    assert all(pace.turn(NOW, row) == places[row] for row in rows if places[row] is not None)
+    late = NOW + FORGOTTEN_AFTER + timedelta(seconds=len(rows) + 1)
+    for row in range(len(rows), len(rows) + 4 * KEPT):  # new rows, while the old places lie long past
+        pace.turn(late, row)
+    again = pace.turn(late, 1)  # row 1 never came back: its place was forgotten, it queues anew
+    assert again is not None and again > late
