@@ -349,18 +349,22 @@ def test_an_update_waits_for_a_post_still_in_flight(stack: Stack) -> None:
     assert "90/100" in json.dumps(stack.message(PRIYA, "leader_dm")["blocks"])
 
 
+def org_with_three_more_agents_for_priya() -> str:
+    """The sample org with agent0-2@example.com added to Priya's team (five agents: five leader DMs)."""
+    return sample_org().replace(
+        "      - {email: tom.hale@example.com, name: Tom Hale, slack_id: U0TOMHALE}\n",
+        "      - {email: tom.hale@example.com, name: Tom Hale, slack_id: U0TOMHALE}\n"
+        + "".join(f"      - {{email: agent{n}@example.com, name: Agent {n}}}\n" for n in range(3)),
+    )
+
+
 def test_a_channel_slack_rate_limits_is_left_alone_until_retry_after(
     sqlite_db: Database, standin: SlackStandIn, clock: FixedClock
 ) -> None:
     """Slack posts about one message a second to a channel. Once it answers 429 for Priya's DM, the
     sweep sends her nothing more until Retry-After has passed (as Slack asks), while Marcus's DM still
     goes out; every message then arrives once."""
-    billing = sample_org().replace(
-        "      - {email: tom.hale@example.com, name: Tom Hale, slack_id: U0TOMHALE}\n",
-        "      - {email: tom.hale@example.com, name: Tom Hale, slack_id: U0TOMHALE}\n"
-        + "".join(f"      - {{email: agent{n}@example.com, name: Agent {n}}}\n" for n in range(3)),
-    )
-    stack = build_stack(sqlite_db, standin, clock, billing)
+    stack = build_stack(sqlite_db, standin, clock, org_with_three_more_agents_for_priya())
     try:
         limits = standin.rate_limits
         assert limits is not None
@@ -456,12 +460,7 @@ def test_a_backlog_under_the_post_pace_is_deferred_once_per_row_and_goes_in_orde
     """More posts than the workspace pace lets through: those it lets through go, each other one is
     given its place (not rendered, no attempt counted) and is not claimed again before it; at its
     place it goes, in the order the posts were queued, and Slack refuses none."""
-    billing = sample_org().replace(
-        "      - {email: tom.hale@example.com, name: Tom Hale, slack_id: U0TOMHALE}\n",
-        "      - {email: tom.hale@example.com, name: Tom Hale, slack_id: U0TOMHALE}\n"
-        + "".join(f"      - {{email: agent{n}@example.com, name: Agent {n}}}\n" for n in range(3)),
-    )
-    stack = build_stack(sqlite_db, standin, clock, billing)
+    stack = build_stack(sqlite_db, standin, clock, org_with_three_more_agents_for_priya())
     try:
         stack.sweep()  # what the org import queued
         stack.sweeps.outbox.limits.paces["chat.postMessage"] = Pace(2)  # two a minute, so five wait
