@@ -466,7 +466,9 @@ def main() -> None:
     parser.add_argument(
         "--sweeps", choices=("process", "in-process"), default="process", help="serve's SWEEPS setting"
     )
-    parser.add_argument("--profile", metavar="DIR", help="record serve under ingest with py-spy into DIR")
+    parser.add_argument(
+        "--profile", metavar="DIR", help="record serve and its sweeper under ingest with py-spy into DIR"
+    )
     args = parser.parse_args()
     quick = args.quick
     args.seconds = 5.0 if quick else 15.0
