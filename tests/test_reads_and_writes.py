@@ -93,6 +93,15 @@ def test_home_and_coach_answer_while_a_writer_holds_the_lock(stack: Stack) -> No
         )
 
 
+def test_a_sweep_with_nothing_due_takes_no_write_lock(stack: Stack) -> None:
+    """The sweeper is woken after every batch of scores: when nothing is due it finds that out in a
+    read, and leaves the write lock to the scores."""
+    land(stack)
+    stack.sweep()
+    with write_lock_held(stack.db):
+        assert finishes(stack.sweeps.outbox.run_once, timeout=2.0), "an empty sweep waited for the writer"
+
+
 def test_writers_of_one_process_take_their_turn_in_arrival_order(sqlite_db: Database) -> None:
     """A thread that writes in a loop (the score intake) does not get the lock back before a writer that
     asked for it while it was held (a click): each waits for the writers ahead of it, no more."""
