@@ -89,3 +89,14 @@ def test_a_backlog_longer_than_the_places_remembered_keeps_every_place() -> None
         pace.turn(late, row)
     again = pace.turn(late, 1)  # row 1 never came back: its place was forgotten, it queues anew
     assert again is not None and again > late
+
+
+def test_tier_3_calls_and_home_re_publishes_keep_to_their_documented_rates() -> None:
+    """chat.update, conversations.open and conversations.history: 50 a minute (Tier 3); Home
+    re-publishes: 60 a minute, of the about 100 views.publish Slack allows (the rest is people's)."""
+    for method, per_minute in [
+        ("chat.update", 50), ("conversations.open", 50), ("conversations.history", 50), ("views.publish", 60)
+    ]:  # fmt: skip
+        limits = SlackLimits()
+        assert [limits.turn(method, row, NOW) for row in range(per_minute)] == [None] * per_minute
+        assert limits.turn(method, per_minute, NOW) == NOW + timedelta(seconds=60 / per_minute)
