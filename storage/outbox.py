@@ -316,15 +316,7 @@ def renew_lease(session: Session, row_id: int, owner: str, now: datetime) -> boo
 
 def held_row(session: Session, row_id: int, owner: str) -> OutboxMessage | None:
     """The row, locked, while `owner` still holds it (None once another sweeper took it over)."""
-    return session.scalar(
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.id == row_id,
-            OutboxMessage.claimed_by == owner,
-            OutboxMessage.status == "sending",
-        )
-        .with_for_update(of=OutboxMessage)
-    )
+    return next(iter(held_rows(session, [row_id], owner)), None)
 
 
 def held_rows(session: Session, ids: list[int], owner: str) -> list[OutboxMessage]:
