@@ -398,6 +398,12 @@ class OutboxSweep:
                 row.status, row.lease_until, row.claimed_by = "pending", None, None
                 row.due_at = now + timedelta(seconds=30)
                 return "the message it updates is being sent; updating it afterwards"
+            if target is not None and target.status == "pending" and target.attempts:
+                # An earlier attempt may have posted it, rendered before this change: its retry finds
+                # that post and keeps it, so the update goes after the retry.
+                row.status, row.lease_until, row.claimed_by = "pending", None, None
+                row.due_at = max(target.due_at, now) + timedelta(seconds=30)
+                return "the message it updates is waiting to be sent again; updating it afterwards"
             if target is None or target.status != "sent":
                 row.status, row.lease_until = "skipped", None
                 return "the message it updates is not sent; when it goes out it shows the current state"

@@ -29,7 +29,7 @@ from storage.outbox import enqueue_homes
 from tests.conftest import Stack, build_stack, make_database, sample_org
 from tests.payloads import evaluation
 from tests.scenario import ANA, TOM
-from tests.test_core_loop import MARCUS, PRIYA
+from tests.test_core_loop import MARCUS, PRIYA, texts
 
 
 def rows(stack: Stack) -> list[OutboxMessage]:
@@ -178,6 +178,27 @@ def test_a_lost_response_is_found_in_history_not_sent_again(stack: Stack) -> Non
         "true",
         True,
     )
+
+
+def test_a_score_that_joins_while_the_dm_answer_is_lost_still_reaches_the_dm(stack: Stack) -> None:
+    """The DM went out but its answer was lost; a second score joins the case before the retry. The
+    retry finds the DM as first posted: it is then updated to show both scores, not left as it was."""
+    stack.services.slack = slack_client(stack.services.settings, interactive=False)
+    stack.services.slack.timeout = 1
+    stack.sweeps.outbox = OutboxSweep(stack.db, stack.services.slack, stack.clock)
+    stack.standin.add_fault(Fault("chat.postMessage", "slow", times=1, delay=1.5))
+    stack.post_score(evaluation())
+    assert stack.sweep().outbox.retried == 1
+    later = evaluation(id="ev-2", score=80.0)
+    assert stack.post_score(later)[1]["status"] == "joined_case"
+    stack.sweep()  # the refresh is due now; the DM's retry is not
+    stack.clock.advance(timedelta(hours=1))
+    for _ in range(3):
+        stack.sweep()
+        stack.clock.advance(timedelta(minutes=5))
+    dm = stack.message(PRIYA, "leader_dm")
+    assert "2 scores for one conversation" in texts(dm) and "80/100" in texts(dm)
+    assert len(stack.dm(PRIYA)) == 1 and len(stack.standin.calls_to("chat.postMessage")) == 1
 
 
 def crash_after_the_post(stack: Stack) -> None:
