@@ -162,12 +162,16 @@ def test_a_person_without_slack_id_is_reported_not_lost(stack: Stack) -> None:
     assert "no_slack_id" in stack.dm("U0SAM")[0]["text"]
 
 
-def test_a_lost_response_is_found_in_history_not_sent_again(stack: Stack) -> None:
-    # Slack posts the message, but the answer never arrives (a timeout on our side).
+def lose_the_next_posts_answer(stack: Stack) -> None:
+    """Slack posts the next message, but its answer never arrives (a timeout on our side)."""
     stack.services.slack = slack_client(stack.services.settings, interactive=False)
     stack.services.slack.timeout = 1
     stack.sweeps.outbox = OutboxSweep(stack.db, stack.services.slack, stack.clock)
     stack.standin.add_fault(Fault("chat.postMessage", "slow", times=1, delay=1.5))
+
+
+def test_a_lost_response_is_found_in_history_not_sent_again(stack: Stack) -> None:
+    lose_the_next_posts_answer(stack)
     stack.post_score(evaluation())
     assert stack.sweep().outbox.retried == 1
     stack.clock.advance(timedelta(hours=1))
@@ -183,10 +187,7 @@ def test_a_lost_response_is_found_in_history_not_sent_again(stack: Stack) -> Non
 def test_a_score_that_joins_while_the_dm_answer_is_lost_still_reaches_the_dm(stack: Stack) -> None:
     """The DM went out but its answer was lost; a second score joins the case before the retry. The
     retry finds the DM as first posted: it is then updated to show both scores, not left as it was."""
-    stack.services.slack = slack_client(stack.services.settings, interactive=False)
-    stack.services.slack.timeout = 1
-    stack.sweeps.outbox = OutboxSweep(stack.db, stack.services.slack, stack.clock)
-    stack.standin.add_fault(Fault("chat.postMessage", "slow", times=1, delay=1.5))
+    lose_the_next_posts_answer(stack)
     stack.post_score(evaluation())
     assert stack.sweep().outbox.retried == 1
     later = evaluation(id="ev-2", score=80.0)
