@@ -393,17 +393,14 @@ class OutboxSweep:
             target = session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == row.updates_key))
             if target is not None and target.status == "sending" and target.id in mates:
                 return LATER  # this sweeper is about to send it
-            if target is not None and target.status == "sending":
-                # The post is in flight with what it rendered before this change: update it after.
-                row.status, row.lease_until, row.claimed_by = "pending", None, None
-                row.due_at = now + timedelta(seconds=30)
-                return "the message it updates is being sent; updating it afterwards"
-            if target is not None and target.status == "pending" and target.attempts:
-                # An earlier attempt may have posted it, rendered before this change: its retry finds
-                # that post and keeps it, so the update goes after the retry.
+            if target is not None and (
+                target.status == "sending" or (target.status == "pending" and target.attempts)
+            ):
+                # The post is in flight, or an earlier attempt may have made it (its retry finds it and
+                # keeps it), with what it rendered before this change: update it after.
                 row.status, row.lease_until, row.claimed_by = "pending", None, None
                 row.due_at = max(target.due_at, now) + timedelta(seconds=30)
-                return "the message it updates is waiting to be sent again; updating it afterwards"
+                return "the message it updates is being sent; updating it afterwards"
             if target is None or target.status != "sent":
                 row.status, row.lease_until = "skipped", None
                 return "the message it updates is not sent; when it goes out it shows the current state"
