@@ -662,8 +662,10 @@ class OutboxSweep:
     def _mark_sent(self, row_id: int, outcome: _Outcome, now: datetime) -> bool:
         """Record the message as sent, only while this sweeper still holds the row."""
         with self.db.unit_of_work() as session:
-            sent = dict(status="sent", slack_channel=outcome.channel, slack_ts=outcome.ts, sent_at=now)
-            held = update_held(session, row_id, self.owner, **sent, lease_until=None, last_error=None)
+            held = update_held(
+                session, row_id, self.owner, status="sent", slack_channel=outcome.channel,
+                slack_ts=outcome.ts, sent_at=now, lease_until=None, last_error=None,
+            )  # fmt: skip
         if not held:
             log.warning("outbox row %s was taken over while it was sent; the taker checks first", row_id)
         return held

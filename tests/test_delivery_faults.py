@@ -21,6 +21,7 @@ from sqlalchemy import select, text
 from bot.app.services import slack_client
 from bot.clock import FixedClock
 from bot.standin.server import Fault, SlackStandIn
+from scheduler import pacing
 from scheduler.delivery import MAX_ATTEMPTS, OutboxSweep
 from scheduler.pacing import Pace
 from storage.db import Database
@@ -476,16 +477,24 @@ def test_home_re_publishes_keep_to_a_pace_that_leaves_slacks_limit_to_people(sta
     assert published() == before + 3 + 3 and all(r.status == "sent" for r in home_rows(stack))
 
 
+@pytest.mark.parametrize("pace", ["workspace", "channel"])
 def test_a_backlog_under_the_post_pace_is_deferred_once_per_row_and_goes_in_order(
-    sqlite_db: Database, standin: SlackStandIn, clock: FixedClock
+    sqlite_db: Database, standin: SlackStandIn, clock: FixedClock, monkeypatch: pytest.MonkeyPatch, pace: str
 ) -> None:
-    """More posts than the workspace pace lets through: those it lets through go, each other one is
-    given its place (not rendered, no attempt counted) and is not claimed again before it; at its
-    place it goes, in the order the posts were queued, and Slack refuses none."""
+    """More posts than the workspace's pace, or the pace of the leader's DM, lets through: those it
+    lets through go, each other one is given its place (not rendered, no attempt counted) and is not
+    claimed again before it; at its place it goes, in the order the posts were queued, and Slack
+    refuses none."""
     stack = build_stack(sqlite_db, standin, clock, org_with_three_more_agents_for_priya())
     try:
         stack.sweep()  # what the org import queued
-        stack.sweeps.outbox.limits.paces["chat.postMessage"] = Pace(2)  # two a minute, so five wait
+        # Two a minute, so that three of the five DMs to Priya wait.
+        if pace == "workspace":
+            stack.sweeps.outbox.limits.paces["chat.postMessage"] = Pace(2)
+        else:
+            monkeypatch.setattr(pacing, "CHANNEL_POSTS_PER_MINUTE", 2)
+            monkeypatch.setattr(pacing, "CHANNEL_BURST", 2)
+            stack.sweeps.outbox.limits = pacing.SlackLimits()
         for n, agent in enumerate([ANA, TOM] + [f"agent{n}@example.com" for n in range(3)]):
             payload = evaluation(id=f"ev-{n}")
             payload["agent"] = {"email": agent}
