@@ -155,11 +155,11 @@ _KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
 _SHOWS_CHANGES = (
     select(func.coalesce(OutboxMessage.updates_key, OutboxMessage.dedupe_key))
     .where(
-        OutboxMessage.status == "pending",
-        or_(
-            OutboxMessage.updates_key.in_(_KEYS),
-            and_(OutboxMessage.dedupe_key.in_(_KEYS), OutboxMessage.attempts == 0),
-        ),
+        or_(  # each branch names `status` itself, so that SQLite reads each through its own index
+            and_(OutboxMessage.updates_key.in_(_KEYS), OutboxMessage.status == "pending"),
+            and_(OutboxMessage.dedupe_key.in_(_KEYS), OutboxMessage.status == "pending",
+                 OutboxMessage.attempts == 0),
+        )
     )
     .with_for_update(read=True, skip_locked=True)
 )
