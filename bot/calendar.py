@@ -50,6 +50,8 @@ class WorkCalendar:
     start: time = time(9, 0)
     end: time = time(17, 30)
     holidays: HolidayCalendar = field(default_factory=HolidayCalendar)
+    # (effective landing day, window) -> deadline: every score of a burst lands on one of a few days
+    _deadlines: dict[tuple[date, int], datetime] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -113,8 +115,11 @@ class WorkCalendar:
 
     def deadline(self, landed: datetime, window: int) -> datetime:
         """End of business on the `window`-th working day after the effective landing day, in UTC."""
-        due_day = self.add_working_days(self.effective_landing_day(landed), window)
-        return self.end_of_business(due_day)
+        key = (self.effective_landing_day(landed), window)
+        due = self._deadlines.get(key)
+        if due is None:
+            due = self._deadlines[key] = self.end_of_business(self.add_working_days(*key))
+        return due
 
     def working_days_between(self, start: date, end: date) -> int:
         """Working days in (start, end]; negative when end is before start."""

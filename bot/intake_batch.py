@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy import case as case_when
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from bot import development, timers
 from bot.coaching import DEVELOPMENTAL, FUTURE_TOLERANCE, PERFORMANCE, IntakeResult, leader_dm_key_of
@@ -162,7 +162,7 @@ def _shortfall(d: EvaluationInput) -> bool:
     return d.score < d.max_score or any(item.score < item.max_score for item in d.items)
 
 
-_TEAMS = select(Team).where(Team.id.in_(bindparam("ids", expanding=True)))
+_TEAMS = select(Team).where(Team.id.in_(bindparam("ids", expanding=True))).options(lazyload(Team.leader))
 _C = CASES.c
 _AWAITING = select(_C.id, _C.agent_id, _C.team_id, _C.leader_id, _C.leader_dm_version, _C.due_at).where(
     _C.state == queries.AWAITING, _C.agent_id.in_(bindparam("agents", expanding=True))
@@ -338,15 +338,17 @@ _JOINED = (
 )
 
 
+_HOLDERS = (
+    select(LeaderCover.leader_id, LeaderCover.cover_id)
+    .where(LeaderCover.leader_id.in_(bindparam("leaders", expanding=True)), LeaderCover.ended_at.is_(None))
+    .order_by(LeaderCover.id)
+)
+
+
 def _holders(session: Session, leader_ids: list[int]) -> dict[int, int]:
     """leader id -> the leader covering their queue now, where one does."""
     covers: dict[int, int] = {}
-    rows = session.execute(
-        select(LeaderCover.leader_id, LeaderCover.cover_id)
-        .where(LeaderCover.leader_id.in_(leader_ids), LeaderCover.ended_at.is_(None))
-        .order_by(LeaderCover.id)
-    )
-    for leader_id, cover_id in rows:
+    for leader_id, cover_id in session.connection().execute(_HOLDERS, {"leaders": leader_ids}):
         covers[leader_id] = cover_id  # the latest cover wins, as `queries.active_cover` reads it
     return covers
 
@@ -363,6 +365,6 @@ def _evaluation_row(
         evaluator_email=d.evaluator_email, evaluator_name=d.evaluator_name, scorecard_id=d.scorecard_id,
         scorecard_name=d.scorecard_name, score=d.score, max_score=d.max_score, landed_at=d.landed_at,
         contact_id=d.contact_id, contact_channel=d.contact_channel, contact_started_at=d.contact_started_at,
-        contact_url=d.contact_url, raw=d.raw, content_hash=d.content_hash, revision=1,
+        contact_url=d.contact_url, raw=d.raw_json, content_hash=d.content_hash, revision=1,
         source_updated_at=d.updated_at, intake_status=status, received_at=now, case_id=case_id,
     )  # fmt: skip

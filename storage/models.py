@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -39,6 +41,20 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+_SORTED_JSON = json.JSONEncoder(sort_keys=True, check_circular=False).encode
+
+
+class PayloadJSON(TypeDecorator[Any]):
+    """A received payload, stored as JSON text with sorted keys: the text its content hash digests
+    (`EvaluationInput.raw_json`). That text may be given as it is (a str), and is not encoded again."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any]:
+        return lambda value: value if value is None or isinstance(value, str) else _SORTED_JSON(value)
 
 
 class Base(DeclarativeBase):
@@ -119,7 +135,7 @@ class Evaluation(Base):
     contact_channel: Mapped[str | None] = mapped_column(String(40))
     contact_started_at: Mapped[datetime | None]
     contact_url: Mapped[str | None] = mapped_column(String(2000))
-    raw: Mapped[dict[str, Any]] = mapped_column()
+    raw: Mapped[dict[str, Any]] = mapped_column(PayloadJSON)
     content_hash: Mapped[str] = mapped_column(String(64))
     revision: Mapped[int] = mapped_column(Integer, default=1)
     # The QA platform's own version time (evaluation v1 `updated_at`): an older version changes nothing.

@@ -1,16 +1,25 @@
-"""Storage on SQLite and PostgreSQL: UTC round trips, dedupe keys, and claims that never overlap."""
+"""Storage on SQLite and PostgreSQL: UTC round trips, dedupe keys, claims that never overlap, and stored
+payloads that match their content hash."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from bot import coaching
+from bot.evaluation_input import parse_evaluation
+from bot.intake_batch import Incoming, intake_many
 from storage.db import Database
 from storage.models import OutboxMessage, Person, Timer
 from storage.outbox import claim_outbox, claim_timers, enqueue, schedule_timer
+from tests.payloads import evaluation
+from tests.scenario import ANA, TOM, import_org
 
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
@@ -100,3 +109,25 @@ def test_person_emails_are_unique(db: Database) -> None:
         s.add(Person(email="a@example.com", name="A"))
     with pytest.raises(IntegrityError), db.unit_of_work() as s:
         s.add(Person(email="a@example.com", name="B"))
+
+
+def test_a_payload_is_stored_as_the_text_its_content_hash_digests(db: Database) -> None:
+    """One by one or in bulk, a score's payload is stored as the sorted-key JSON text that its
+    `content_hash` digests: the hash can be checked against the stored row itself."""
+    import_org(db, NOW)
+    sent = {}
+    for n, email in enumerate((ANA, TOM)):
+        payload = evaluation(id=f"ev-{n}", agent={"email": email, "name": "Zoë Ångström"})
+        payload["items"][0]["comment"] = "Très bien — «merci» 👍"
+        sent[payload["id"]] = payload
+    first, second = (parse_evaluation(p) for p in sent.values())
+    with db.unit_of_work() as s:
+        coaching.intake(s, first, NOW, "test")
+    with db.unit_of_work() as s:
+        assert intake_many(s, [Incoming(second, "test")], NOW)[0] is not None
+    with db.unit_of_work() as s:
+        stored = s.execute(text("SELECT external_id, CAST(raw AS TEXT), content_hash FROM evaluations")).all()
+    assert sorted(ext for ext, _, _ in stored) == sorted(sent)
+    for ext, raw, content_hash in stored:
+        assert raw == json.dumps(sent[ext], sort_keys=True)
+        assert hashlib.sha256(raw.encode()).hexdigest() == content_hash

@@ -9,7 +9,6 @@ old score. History is written with bulk inserts, which is what makes a large bac
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -253,12 +252,11 @@ def history_rows(
         when = _sqlite_times(dialect)
         received = when(now)
         return [(_history_row(d, agents[d.agent_email], received, when), item_values(d.items)) for d in batch]
-    out: list[HistoryRow] = []
-    for d in batch:
-        row = dict(zip(HISTORY_COLUMNS, _history_row(d, agents[d.agent_email], now, _same), strict=True))
-        row["raw"] = json.loads(row["raw"])
-        out.append((row, item_values(d.items)))
-    return out
+    return [
+        (dict(zip(HISTORY_COLUMNS, _history_row(d, agents[d.agent_email], now, _same), strict=True)),
+         item_values(d.items))
+        for d in batch
+    ]  # fmt: skip
 
 
 def insert_history(session: Session, batch: list[EvaluationInput], rows: list[HistoryRow]) -> None:
