@@ -3,9 +3,11 @@
 costs here is the floor under benchmark 1's round trip.
 
     PYTHONPATH=. .venv/bin/python bench/intake_writer.py [--backend sqlite|postgres|both] [--batches 300]
-        [--quick] [--statements]
+        [--quick] [--statements] [--backlog 100000]
 
 Prints milliseconds per batch and scores per second; `--statements` adds each statement's time.
+`--backlog N` first stores N more agents with a case awaiting a conversation each and N messages
+waiting to go (a backlog held back by Slack's limits): what a batch costs must not grow with them.
 """
 
 from __future__ import annotations
@@ -15,18 +17,21 @@ import random
 import tempfile
 import time
 from collections import defaultdict
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk import WebClient
-from sqlalchemy import event
+from sqlalchemy import event, insert
 
 from bench.suite import PG_URL
-from bench.world import BenchDatabase, World, evaluation_payload, utcnow
+from bench.world import BenchDatabase, World, evaluation_payload, seed_open_cases, seed_people, utcnow
 from bot.app.config import Settings
 from bot.app.services import Services
 from bot.clock import SystemClock
 from bot.evaluation_input import parse_evaluation
 from handlers.intake_writer import IntakeWriter, _Pending
+from storage.db import Database
+from storage.models import OutboxMessage
 
 BATCH = 16
 WARM_UP = 20  # batches stored before timing starts (caches, the first cases of the org)
@@ -50,13 +55,29 @@ def statement_timer(bdb: BenchDatabase) -> dict[str, list[float]]:
     return seen
 
 
-def run(backend: str, batches: int, statements: bool) -> None:
+def seed_backlog(db: Database, count: int, now: datetime) -> None:
+    """`count` more agents, each with an awaiting case (as every benchmark agent has), and `count`
+    messages waiting to go."""
+    seed_people(db, count, now)
+    seed_open_cases(db, now, due_in=timedelta(days=3))
+    for start in range(0, count, 20_000):
+        with db.unit_of_work() as s:
+            s.execute(insert(OutboxMessage), [
+                dict(dedupe_key=f"backlog:{n}", kind="leader_case", status="pending", attempts=0,
+                     due_at=now + timedelta(hours=1), created_at=now, payload={})
+                for n in range(start, min(start + 20_000, count))
+            ])  # fmt: skip
+
+
+def run(backend: str, batches: int, statements: bool, backlog: int) -> None:
     world = World()
     with tempfile.TemporaryDirectory(prefix="coachloop-writer-") as tmp:
         bdb = BenchDatabase(backend, tmp, PG_URL)
         try:
             now = utcnow()
             world.import_org(bdb.db, now)
+            if backlog:
+                seed_backlog(bdb.db, backlog, now)
             settings = Settings(database_url=bdb.url, slack_bot_token="xoxb-unused", slack_signing_secret="-",
                                 qa_webhook_secret="-")  # fmt: skip
             # The writer makes no Slack call: the client only completes the services.
@@ -77,7 +98,8 @@ def run(backend: str, batches: int, statements: bool) -> None:
                 writer._write(batch)
             elapsed = time.perf_counter() - started
             failed = sum(p.future.exception() is not None for batch in work for p in batch)
-            print(f"{backend}: {elapsed / batches * 1000:.1f} ms per batch of {BATCH} new scores, "
+            print(f"{backend}{f' ({backlog:,} awaiting cases and pending messages)' if backlog else ''}: "
+                  f"{elapsed / batches * 1000:.1f} ms per batch of {BATCH} new scores, "
                   f"{batches * BATCH / elapsed:,.0f} scores/s ({batches} batches, {failed} scores failed)")
             for name, (calls, seconds, rows) in sorted(seen.items(), key=lambda kv: -kv[1][1]):
                 print(f"  {seconds / batches * 1000:6.2f} ms, {calls / batches:4.1f} calls, "
@@ -94,11 +116,12 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=300)
     parser.add_argument("--quick", action="store_true", help="100 batches")
     parser.add_argument("--statements", action="store_true", help="time each statement too")
+    parser.add_argument("--backlog", type=int, default=0, help="awaiting cases and pending messages first")
     # `make bench` passes on the suite's options (BENCH=...): --backend and --quick apply here too.
     args, _suite_only = parser.parse_known_args()
     batches = 100 if args.quick else args.batches
     for backend in ["sqlite", "postgres"] if args.backend == "both" else [args.backend]:
-        run(backend, batches, args.statements)
+        run(backend, batches, args.statements, args.backlog)
 
 
 if __name__ == "__main__":

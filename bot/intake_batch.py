@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, literal_column, select, update
 from sqlalchemy import case as case_when
 from sqlalchemy.orm import Session, lazyload
 
@@ -36,6 +36,7 @@ from storage.models import (
     TeamAgent,
 )
 from storage.outbox import audit_all, enqueue_all, home_rows, outbox_row, refresh_rows, schedule_timers
+from storage.planner import filter_only
 
 CASES = Base.metadata.tables[Case.__tablename__]
 EVALUATIONS = Base.metadata.tables[Evaluation.__tablename__]
@@ -165,7 +166,9 @@ def _shortfall(d: EvaluationInput) -> bool:
 _TEAMS = select(Team).where(Team.id.in_(bindparam("ids", expanding=True))).options(lazyload(Team.leader))
 _C = CASES.c
 _AWAITING = select(_C.id, _C.agent_id, _C.team_id, _C.leader_id, _C.leader_dm_version, _C.due_at).where(
-    _C.state == queries.AWAITING, _C.agent_id.in_(bindparam("agents", expanding=True))
+    # written out, so that it is the partial index's own condition: the batch's agents are looked up there
+    filter_only(_C.state == literal_column(f"'{queries.AWAITING}'")),
+    _C.agent_id.in_(bindparam("agents", expanding=True)),
 )
 
 

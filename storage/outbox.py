@@ -21,6 +21,7 @@ from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from storage.logcontext import REQUEST_ID
 from storage.models import AuditEntry, Base, OutboxMessage, Person, TeamEscalation, TeamQALead, Timer
+from storage.planner import filter_only
 from storage.unique import token
 
 LEASE = timedelta(seconds=30)  # > one Slack call (10 s timeout, no retries inside a call)
@@ -157,7 +158,7 @@ _SHOWS_CHANGES = (
     .where(
         or_(  # each branch names `status` itself, so that SQLite reads each through its own index
             and_(OutboxMessage.updates_key.in_(_KEYS), OutboxMessage.status == "pending"),
-            and_(OutboxMessage.dedupe_key.in_(_KEYS), OutboxMessage.status == "pending",
+            and_(OutboxMessage.dedupe_key.in_(_KEYS), filter_only(OutboxMessage.status == "pending"),
                  OutboxMessage.attempts == 0),
         )
     )

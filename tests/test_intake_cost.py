@@ -174,32 +174,44 @@ def test_a_batch_queues_its_messages_in_one_insert_and_updates_joined_cases_in_o
 GROWING = ("cases", "outbox", "evaluations", "evaluation_items", "audit_log", "timers")
 
 
-def test_a_batch_reads_the_growing_tables_only_through_indexes_on_its_own_rows(tmp_path: Path) -> None:
+def team_of(agents: int) -> str:
+    """An org file: one team of `agents` agents, everyone in Slack."""
+    people = ", ".join(f"{{email: agent{i}@example.com, slack_id: U0AGENT{i}}}" for i in range(agents))
+    return (
+        "defaults: {timezone: Europe/London, holidays: {country: GB}}\nteams:\n"
+        f"  - name: Billing\n    team_leader: {{email: {PRIYA}, slack_id: U0PRIYA}}\n    agents: [{people}]\n"
+    )
+
+
+@pytest.mark.parametrize("joined", [1, 12])
+def test_a_batch_reads_the_growing_tables_only_through_indexes_on_its_own_rows(
+    tmp_path: Path, joined: int
+) -> None:
     """Open cases by the hundred thousand and a backlog of messages queued behind Slack's rate limits
     must not slow an intake down: every lookup of a batch (its scores already stored? its agents' awaiting
     cases? this DM's update, this person's Home re-publish, already queued?) is, in SQLite's plan, an
     index search on the batch's own keys, never a scan, nor a search of every awaiting case or every
-    pending message."""
+    pending message: for a batch joining one case, and one joining many."""
     db = Database(f"sqlite:///{tmp_path / 'plans.db'}")
     try:
         db.create_schema()
-        import_org(db, NOW)
-        with db.unit_of_work() as session:
-            person(session, PRIYA).slack_id = "U0PRIYA"  # the leader, whose Home the batch re-publishes
-        batch_cost(db, [evaluation(id="i-1")])  # Ana's case, which the next batch joins
+        import_org(db, NOW, team_of(joined + 1))
+        agents = [f"agent{i}@example.com" for i in range(joined + 1)]
+        # The cases the next batch joins (their DMs, each waiting to go, are what it looks up)
+        batch_cost(db, [evaluation(id=f"i-{n}", agent={"email": e}) for n, e in enumerate(agents[:-1])])
         seen: list[tuple[str, Any]] = []
 
         def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
             seen.append((statement, parameters))
 
-        payloads = [evaluation(id="i-2"), evaluation(id="i-3", agent={"email": TOM})]
+        payloads = [evaluation(id=f"j-{n}", agent={"email": email}) for n, email in enumerate(agents)]
         with db.unit_of_work() as session:
             event.listen(db.engine, "before_cursor_execute", keep)
             try:
                 results = intake_many(session, [Incoming(parse_evaluation(p), "test") for p in payloads], NOW)
             finally:
                 event.remove(db.engine, "before_cursor_execute", keep)
-            assert [r.status if r else None for r in results] == ["joined_case", "case_opened"]
+            assert [r.status if r else None for r in results] == ["joined_case"] * joined + ["case_opened"]
             conn = session.connection()
             plans = {
                 sql: [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
