@@ -156,7 +156,7 @@ _KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
 _SHOWS_CHANGES = (
     select(func.coalesce(OutboxMessage.updates_key, OutboxMessage.dedupe_key))
     .where(
-        or_(  # each branch names `status` itself, so that SQLite reads each through its own index
+        or_(  # each branch names `status` itself (the second only to filter by): each reads its keys' index
             and_(OutboxMessage.updates_key.in_(_KEYS), OutboxMessage.status == "pending"),
             and_(OutboxMessage.dedupe_key.in_(_KEYS), filter_only(OutboxMessage.status == "pending"),
                  OutboxMessage.attempts == 0),
