@@ -140,10 +140,10 @@ class BackgroundHandler(logging.Handler):
                     batch.append(self._lines.get_nowait())
             # A stream that fails: these lines have nowhere to go, and the thread lives on for the next
             # ones (were it to end, the queue would grow unread).
+            lines = [item for item in batch if isinstance(item, str)]
             with suppress(Exception):
-                for item in batch:
-                    if isinstance(item, str):
-                        self.stream.write(item + "\n")
+                if lines:
+                    self.stream.write("\n".join(lines) + "\n")  # one write for the batch, not one a line
                 self.stream.flush()
             for item in batch:
                 if isinstance(item, threading.Event):
