@@ -50,8 +50,11 @@ class WorkCalendar:
     start: time = time(9, 0)
     end: time = time(17, 30)
     holidays: HolidayCalendar = field(default_factory=HolidayCalendar)
-    # (effective landing day, window) -> deadline: every score of a burst lands on one of a few days
-    _deadlines: dict[tuple[date, int], datetime] = field(default_factory=dict, compare=False, repr=False)
+    # (effective landing day, window) -> deadline: every score of a burst lands on one of a few days.
+    # Not an init field, so that a copy made with other settings (`dataclasses.replace`) has its own.
+    _deadlines: dict[tuple[date, int], datetime] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     @property
     def tz(self) -> ZoneInfo:

@@ -166,7 +166,7 @@ def _shortfall(d: EvaluationInput) -> bool:
 _TEAMS = select(Team).where(Team.id.in_(bindparam("ids", expanding=True))).options(lazyload(Team.leader))
 _C = CASES.c
 _AWAITING = select(_C.id, _C.agent_id, _C.team_id, _C.leader_id, _C.leader_dm_version, _C.due_at).where(
-    # written out, so that it is the partial index's own condition: the batch's agents are looked up there
+    # written out, not bound, so that a generic plan on PostgreSQL can use the partial index too
     filter_only(_C.state == literal_column(f"'{queries.AWAITING}'")),
     _C.agent_id.in_(bindparam("agents", expanding=True)),
 )

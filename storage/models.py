@@ -48,7 +48,8 @@ _SORTED_JSON = json.JSONEncoder(sort_keys=True, check_circular=False).encode
 
 class PayloadJSON(TypeDecorator[Any]):
     """A received payload, stored as JSON text with sorted keys: the text its content hash digests
-    (`EvaluationInput.raw_json`). That text may be given as it is (a str), and is not encoded again."""
+    (`EvaluationInput.raw_json`). That text may be given as it is (a str: taken as JSON text, not
+    encoded again); None is SQL NULL."""
 
     impl = JSON
     cache_ok = True

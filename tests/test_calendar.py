@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -122,3 +123,14 @@ def _in_dst_gap(zone: str, day: date, wall: time) -> bool:
     naive = datetime.combine(day, wall)
     aware = naive.replace(tzinfo=ZoneInfo(zone))
     return aware.astimezone(UTC).astimezone(ZoneInfo(zone)).replace(tzinfo=None) != naive
+
+
+def test_a_copy_in_another_time_zone_counts_its_own_deadlines() -> None:
+    """Deadlines are remembered per calendar: a reader's copy of a team's calendar in their own time zone
+    (`dataclasses.replace`, as `recipient_calendar` makes one) neither reads nor fills the team's."""
+    team = WorkCalendar(timezone="Europe/London")
+    reader = replace(team, timezone="America/New_York")
+    landed = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    assert reader.deadline(landed, 3).astimezone(ZoneInfo("America/New_York")).time() == time(17, 30)
+    assert team.deadline(landed, 3).astimezone(ZoneInfo("Europe/London")).time() == time(17, 30)
+    assert reader.deadline(landed, 3) != team.deadline(landed, 3)
