@@ -14,12 +14,13 @@ from sqlalchemy.exc import IntegrityError
 
 from bot import coaching
 from bot.evaluation_input import parse_evaluation
+from bot.importing.backfill import history_rows, insert_history
 from bot.intake_batch import Incoming, intake_many
 from storage.db import Database
 from storage.models import OutboxMessage, Person, Timer
 from storage.outbox import claim_outbox, claim_timers, enqueue, schedule_timer
 from tests.payloads import evaluation
-from tests.scenario import ANA, TOM, import_org
+from tests.scenario import ANA, TOM, import_org, person
 
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
@@ -112,19 +113,22 @@ def test_person_emails_are_unique(db: Database) -> None:
 
 
 def test_a_payload_is_stored_as_the_text_its_content_hash_digests(db: Database) -> None:
-    """One by one or in bulk, a score's payload is stored as the sorted-key JSON text that its
-    `content_hash` digests: the hash can be checked against the stored row itself."""
+    """One by one, in bulk or imported as history, a score's payload is stored as the sorted-key JSON
+    text that its `content_hash` digests: the hash can be checked against the stored row itself."""
     import_org(db, NOW)
     sent = {}
-    for n, email in enumerate((ANA, TOM)):
+    for n, email in enumerate((ANA, TOM, ANA)):
         payload = evaluation(id=f"ev-{n}", agent={"email": email, "name": "Zoë Ångström"})
         payload["items"][0]["comment"] = "Très bien — «merci» 👍"
         sent[payload["id"]] = payload
-    first, second = (parse_evaluation(p) for p in sent.values())
+    first, second, history = (parse_evaluation(p) for p in sent.values())
     with db.unit_of_work() as s:
         coaching.intake(s, first, NOW, "test")
     with db.unit_of_work() as s:
         assert intake_many(s, [Incoming(second, "test")], NOW)[0] is not None
+    with db.unit_of_work() as s:
+        agents = {ANA: person(s, ANA).id}
+        insert_history(s, [history], history_rows([history], agents, NOW, s.get_bind().dialect))
     with db.unit_of_work() as s:
         stored = s.execute(text("SELECT external_id, CAST(raw AS TEXT), content_hash FROM evaluations")).all()
     assert sorted(ext for ext, _, _ in stored) == sorted(sent)
