@@ -230,13 +230,38 @@ def test_stopping_serve_and_its_sweeper_together_starts_no_other_sweeper(
 
 
 def test_what_startup_built_is_left_out_of_the_collectors_walks() -> None:
-    from bot.app.server import freeze_startup_objects
+    from bot.app.server import tune_collector_for_serving
 
     built = [[n] for n in range(1000)]  # containers the collector would walk
+    threshold = gc.get_threshold()
     try:
-        freeze_startup_objects()
+        tune_collector_for_serving()
         assert gc.get_freeze_count() >= len(built)
         walked = {id(obj) for generation in range(3) for obj in gc.get_objects(generation=generation)}
         assert not any(id(b) in walked for b in built)
     finally:
         gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
+def test_the_objects_of_a_batch_of_scores_do_not_start_a_collection() -> None:
+    """A batch allocates thousands of containers; the collector waits for more than that."""
+    from bot.app.server import tune_collector_for_serving
+
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    threshold = gc.get_threshold()
+    try:
+        tune_collector_for_serving()
+        gc.callbacks.append(count)
+        batch = [{"score": n, "items": [n]} for n in range(4000)]  # 8,000 live containers
+        assert len(batch) == 4000 and collections == []
+    finally:
+        if count in gc.callbacks:
+            gc.callbacks.remove(count)
+        gc.unfreeze()
+        gc.set_threshold(*threshold)

@@ -69,7 +69,7 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     from bot.app.factory import build_services, create_bolt_app
-    from bot.app.server import exit_cleanly_on_sigterm, freeze_startup_objects
+    from bot.app.server import exit_cleanly_on_sigterm, tune_collector_for_serving
     from bot.app.sweeper import in_a_process_of_its_own, in_process
     from bot.app.zendesk_qa_settings import zendesk_qa_connection
     from handlers.http import create_web_app
@@ -96,7 +96,7 @@ def _serve(settings: Settings) -> int:
         socket_handler = SocketModeHandler(bolt_app, settings.slack_app_token)
         socket_handler.connect()
         print("Socket Mode connected; the QA webhook and ops endpoints stay on HTTP.")
-    freeze_startup_objects()
+    tune_collector_for_serving()
     print(f"coachloop listening on http://{settings.host}:{settings.port}")
     try:
         uvicorn.run(

@@ -24,12 +24,23 @@ def exit_cleanly_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
-def freeze_startup_objects() -> None:
-    """Leave what startup built (SQLAlchemy's mappers and statements, Bolt's listeners, the calendars)
-    out of the cycle collector's walks from now on. Otherwise each full collection walks all of it
-    (about 160,000 objects, 80 ms here) in the middle of whatever request is running."""
+# Collect the young generation after this many new container objects, not CPython's 700. Storing a
+# batch of sixteen scores allocates tens of thousands of objects, most freed at once by reference
+# counting; at 700 the collector walked what was still alive about twice a batch (1,420 young
+# collections in a 15 s ingest benchmark, 0.23 s), and with each of them every 10th walked the middle
+# generation. At 10,000: 13 young collections (0.05 s), each under 5 ms.
+YOUNG_COLLECTION_THRESHOLD = 10_000
+
+
+def tune_collector_for_serving() -> None:
+    """For a long-running process, once startup is done: leave what startup built (SQLAlchemy's
+    mappers and statements, Bolt's listeners, the calendars) out of the cycle collector's walks from
+    now on, since each full collection would walk all of it (about 160,000 objects, 80 ms here) in the
+    middle of whatever request is running; and collect the young generation less often."""
     gc.collect()
     gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, middle, old)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -141,7 +141,7 @@ def run_sweeper(settings: Settings, *, stdin_wakes: bool) -> int:
     """The child's side: the sweeps (and any Zendesk QA polling) until stdin closes, or until SIGTERM
     when it runs on its own (`stdin_wakes=False`)."""
     from bot.app.factory import build_services
-    from bot.app.server import freeze_startup_objects
+    from bot.app.server import tune_collector_for_serving
     from bot.app.zendesk_qa_settings import zendesk_qa_connection
 
     if stdin_wakes:  # serve's child: it ends when serve closes its stdin, not on a signal meant for serve
@@ -149,7 +149,7 @@ def run_sweeper(settings: Settings, *, stdin_wakes: bool) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     zendesk_qa = zendesk_qa_connection(settings.org_file)
     services = build_services(settings, SystemClock())
-    freeze_startup_objects()
+    tune_collector_for_serving()
     stop = in_process(services, zendesk_qa)
     try:
         if stdin_wakes:
