@@ -258,8 +258,8 @@ def test_the_objects_of_a_batch_of_scores_do_not_start_a_collection() -> None:
     try:
         tune_collector_for_serving()
         gc.callbacks.append(count)
-        batch = [{"score": n, "items": [n]} for n in range(4000)]  # 8,000 live containers
-        assert len(batch) == 4000 and collections == []
+        batch = [{"score": n, "items": [n]} for n in range(2000)]  # 4,000 live containers
+        assert len(batch) == 2000 and collections == []
     finally:
         if count in gc.callbacks:
             gc.callbacks.remove(count)
