@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 
 from bot.app.demo import post_score, sample_scores
-from bot.app.server import free_port
+from bot.app.server import free_port, tune_collector_for_serving
 from bot.standin.client import SlackUserAgent, wait_for
 from bot.standin.server import SlackStandIn
 from tests.conftest import sample_org
@@ -229,39 +230,35 @@ def test_stopping_serve_and_its_sweeper_together_starts_no_other_sweeper(
     assert not left.exists()
 
 
-def test_what_startup_built_is_left_out_of_the_collectors_walks() -> None:
-    from bot.app.server import tune_collector_for_serving
-
-    built = [[n] for n in range(1000)]  # containers the collector would walk
+@pytest.fixture
+def collector_restored() -> Iterator[None]:
+    """The test process's collector as it was, after a test that tunes it as a serving process does."""
     threshold = gc.get_threshold()
-    try:
-        tune_collector_for_serving()
-        assert gc.get_freeze_count() >= len(built)
-        walked = {id(obj) for generation in range(3) for obj in gc.get_objects(generation=generation)}
-        assert not any(id(b) in walked for b in built)
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*threshold)
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
 
 
-def test_the_objects_of_a_batch_of_scores_do_not_start_a_collection() -> None:
+def test_what_startup_built_is_left_out_of_the_collectors_walks(collector_restored: None) -> None:
+    built = [[n] for n in range(1000)]  # containers the collector would walk
+    tune_collector_for_serving()
+    assert gc.get_freeze_count() >= len(built)
+    walked = {id(obj) for generation in range(3) for obj in gc.get_objects(generation=generation)}
+    assert not any(id(b) in walked for b in built)
+
+
+def test_the_objects_of_a_batch_of_scores_do_not_start_a_collection(collector_restored: None) -> None:
     """A batch allocates thousands of containers; the collector waits for more than that."""
-    from bot.app.server import tune_collector_for_serving
-
     collections: list[int] = []
 
     def count(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             collections.append(info["generation"])
 
-    threshold = gc.get_threshold()
+    tune_collector_for_serving()
+    gc.callbacks.append(count)
     try:
-        tune_collector_for_serving()
-        gc.callbacks.append(count)
         batch = [{"score": n, "items": [n]} for n in range(2000)]  # 4,000 live containers
-        assert len(batch) == 2000 and collections == []
     finally:
-        if count in gc.callbacks:
-            gc.callbacks.remove(count)
-        gc.unfreeze()
-        gc.set_threshold(*threshold)
+        gc.callbacks.remove(count)
+    assert len(batch) == 2000 and collections == []
